@@ -1,0 +1,1 @@
+"""printmesh host agent: host metrics and configured shell commands, published over MQTT."""

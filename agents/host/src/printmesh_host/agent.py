@@ -1,0 +1,60 @@
+"""The host agent's loop: sample, publish, announce; shell commands on their own threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from printmesh_core.agent import Agent
+from printmesh_core.commands import Command
+from printmesh_core.models.host import HostState, RefreshRequest
+from printmesh_host.config import HostSettings, ShellCommand
+from printmesh_host.entities import command_entities, host_entities
+from printmesh_host.metrics import Sampler
+from printmesh_host.shell import run_command
+
+log = logging.getLogger("printmesh.host")
+
+
+class HostAgent(Agent):
+    component = "host"
+
+    def __init__(self, settings: HostSettings) -> None:
+        self.host = settings.host
+        self.sampler = Sampler(settings.host)
+        self._sample_lock = threading.Lock()
+        super().__init__(settings)
+        self.command_topics = {c.name: self.me.sub("command", c.name) for c in self.host.commands}
+
+    def commands(self) -> list[Command]:
+        return [Command("refresh", RefreshRequest, self._refresh, description="Sample now and return the state.")]
+
+    def _refresh(self, request: RefreshRequest) -> HostState:
+        return self.sample_and_publish()
+
+    def sample_and_publish(self) -> HostState:
+        with self._sample_lock:
+            state = self.sampler.sample()
+            self.publish_state(self.me.state, state)
+            entities = host_entities(state, self.topics.absolute(self.me.state), self.host)
+            entities += command_entities(self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()})
+            self.announce(entities)
+        return state
+
+    def _command_loop(self, cmd: ShellCommand) -> None:
+        topic = self.command_topics[cmd.name]
+        while not self.stopping.is_set():
+            result = run_command(cmd)
+            if result.timed_out or result.error:
+                log.warning("command %s: %s", cmd.name, result.error)
+            self.publish_state(topic, result)
+            self.stopping.wait(cmd.interval)
+
+    def loop(self) -> None:
+        for cmd in self.host.commands:
+            threading.Thread(target=self._command_loop, args=(cmd,), name=f"cmd-{cmd.name}", daemon=True).start()
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            self.sample_and_publish()
+            self.stopping.wait(max(0.0, self.host.interval - (time.monotonic() - started)))

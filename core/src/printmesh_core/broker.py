@@ -1,0 +1,115 @@
+"""Starting a local broker: mosquitto when installed, else the iotcore broker from PyPI.
+
+Used by ``printmesh up`` (the embedded default) and by the test suite's fixture, so the
+two start brokers the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def mosquitto_path() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    )
+
+
+class LocalBroker:
+    """A broker child process on a loopback port; restartable on the same port."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", kind: str | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.kind = kind or ("mosquitto" if mosquitto_path() else "iotcore")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix="printmesh-broker-"))
+        self.log_path = self._dir / "broker.log"
+
+    def _command(self) -> list[str]:
+        if self.kind == "mosquitto":
+            exe = mosquitto_path()
+            if exe is None:
+                raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+            conf = self._dir / "mosquitto.conf"
+            lines = [f"listener {self.port} {self.host}", "allow_anonymous true", "persistence false"]
+            if os.geteuid() == 0:
+                lines.append("user root")
+            conf.write_text("\n".join(lines) + "\n")
+            return [exe, "-c", str(conf)]
+        try:
+            import iotcore  # noqa: F401
+        except ImportError:
+            raise BrokerError("no broker: install mosquitto, or pip install 'printmesh-core[embedded-broker]'") from None
+        return [sys.executable, "-m", "iotcore", "--port", str(self.port), "--listen", self.host, "--log-level", "WARNING"]
+
+    def start(self, timeout: float = 10.0) -> LocalBroker:
+        with self.log_path.open("ab") as logf:
+            self._proc = subprocess.Popen(
+                self._command(), stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"{self.kind} exited with {self._proc.returncode}: {self.log_tail()}")
+            if port_open(self.host, self.port):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"{self.kind} did not listen on {self.host}:{self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        # wait until the port is really free, so a restart can bind it again
+        deadline = time.monotonic() + 5
+        while port_open(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 10) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,188 @@
+"""Serving commands: one dispatch table per component, the envelope, and de-duplication.
+
+A request arrives on ``<node>/<component>/cmd/<name>`` and its answer goes to
+``<node>/<component>/res/<name>``, or to the MQTT 5 response topic with the correlation
+data echoed. Whatever arrives, the process answers (or logs) and carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from printmesh_core.models.envelope import ID_MAX, CommandRequest, CommandResponse, ErrorInfo
+from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.topics import ComponentTopics, Topics, TopicError
+
+log = logging.getLogger("printmesh.commands")
+
+HandlerResult = Mapping[str, Any] | BaseModel | None
+
+
+class CommandFailed(Exception):
+    """Raised by a handler to answer with a specific error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    request: type[CommandRequest]
+    handler: Callable[[Any], HandlerResult]
+    inline: bool = False  # cheap handlers answer from the network thread, skipping a thread hop
+    description: str = ""
+
+
+class Dedupe:
+    """Remembers request keys for ``window`` seconds (bounded), so a repeat is not run twice."""
+
+    def __init__(self, window: float, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.max_entries = max_entries
+        self._clock = clock
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, key: tuple[str, str]) -> bool:
+        """True, and remember ``key``, unless it was seen within the window."""
+        if self.window <= 0:
+            return True
+        now = self._clock()
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) <= now - self.window:
+                self._seen.popitem(last=False)
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            if len(self._seen) > self.max_entries:
+                self._seen.popitem(last=False)
+            return True
+
+
+def error(request_id: str | None, code: str, message: str, details: list[dict[str, Any]] | None = None) -> CommandResponse:
+    return CommandResponse(id=request_id, ok=False, error=ErrorInfo(code=code, message=message, details=details))
+
+
+def _sniff_id(doc: Any) -> str | None:
+    rid = doc.get("id") if isinstance(doc, dict) else None
+    if isinstance(rid, int | float) and not isinstance(rid, bool):
+        rid = str(rid)
+    return rid if isinstance(rid, str) and 0 < len(rid) <= ID_MAX else None
+
+
+def _validation_details(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errs = exc.errors(include_url=False, include_context=False, include_input=False)
+    details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errs]
+    summary = "; ".join(f"{d['field'] or '(body)'}: {d['message']}" for d in details)
+    return summary, details
+
+
+def parse(command: Command | None, name: str, raw: bytes) -> tuple[str | None, CommandRequest | CommandResponse]:
+    """Turn raw bytes into a validated request, or into the error response to send."""
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, error(None, "invalid_json", f"payload is not valid JSON: {exc}")
+    rid = _sniff_id(doc)
+    if not isinstance(doc, dict):
+        return None, error(None, "invalid_request", "payload must be a JSON object")
+    if command is None:
+        return rid, error(rid, "unknown_command", f"unknown command {name!r}")
+    if isinstance(doc.get("id"), int | float) and not isinstance(doc.get("id"), bool):
+        doc["id"] = str(doc["id"])  # Node-RED users often send numeric ids
+    try:
+        return rid, command.request.model_validate(doc)
+    except ValidationError as exc:
+        summary, details = _validation_details(exc)
+        return rid, error(rid, "invalid_request", summary, details)
+
+
+def execute(command: Command, request: CommandRequest) -> CommandResponse:
+    try:
+        result = command.handler(request)
+    except CommandFailed as exc:
+        return error(request.id, exc.code, exc.message)
+    except Exception as exc:
+        log.exception("command %s (id %s) failed", command.name, request.id)
+        return error(request.id, "failed", f"{type(exc).__name__}: {exc}")
+    if isinstance(result, BaseModel):
+        data: dict[str, Any] = result.model_dump(mode="json")
+    else:
+        data = dict(result or {})
+    return CommandResponse(id=request.id, ok=True, data=data)
+
+
+class CommandServer:
+    """Subscribes to a component's command topics and answers through one dispatch table."""
+
+    def __init__(
+        self,
+        runtime: MqttRuntime,
+        topics: Topics,
+        component: ComponentTopics,
+        commands: Iterable[Command],
+        dedupe_window: float = 60.0,
+        workers: int = 4,
+    ) -> None:
+        self.runtime = runtime
+        self.topics = topics
+        self.component = component
+        self.table: dict[str, Command] = {c.name: c for c in commands}
+        self.dedupe = Dedupe(dedupe_window)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"cmd-{component.component}")
+
+    def attach(self) -> None:
+        self.runtime.subscribe_relative(self.component.cmd_filter, self.on_message, qos=1)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def on_message(self, message: Message) -> None:
+        relative = self.topics.relative(message.topic) or ""
+        name = self.component.command_name_from(relative) or ""
+        if message.retain:
+            log.warning("ignoring retained command on %s: commands must never be retained", message.topic)
+            return
+        command = self.table.get(name)
+        rid, parsed = parse(command, name, message.payload)
+        if isinstance(parsed, CommandResponse):
+            log.warning("bad request on %s: %s", message.topic, parsed.error.message if parsed.error else "")
+            self._reply(message, name, parsed)
+            return
+        assert command is not None
+        if not self.dedupe.first_time((name, parsed.id)):
+            log.info("duplicate request id %r for %s ignored (already answered)", parsed.id, name)
+            return
+        if command.inline:
+            self._reply(message, name, execute(command, parsed))
+        else:
+            self._pool.submit(self._run, message, command, parsed)
+
+    def _run(self, message: Message, command: Command, request: CommandRequest) -> None:
+        self._reply(message, command.name, execute(command, request))
+
+    def _reply(self, message: Message, name: str, response: CommandResponse) -> None:
+        try:
+            if message.response_topic:
+                self.runtime.publish_absolute(
+                    message.response_topic, response, qos=1, correlation_data=message.correlation_data
+                )
+            elif response.id is not None:
+                self.runtime.publish(self.component.res(name), response, qos=1)
+            else:
+                log.warning("no id and no response topic on %s: error logged only", message.topic)
+        except TopicError as exc:
+            log.warning("cannot answer request on %s: %s", message.topic, exc)

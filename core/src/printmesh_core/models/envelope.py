@@ -1,0 +1,36 @@
+"""The request/response envelope shared by every command family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from printmesh_core.models.base import Payload
+
+ID_MAX = 128
+
+
+class CommandRequest(BaseModel):
+    """Base of every command request. ``id`` is chosen by the requester and echoed back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=ID_MAX, description="Requester-chosen id, echoed in the response.")
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="Machine-readable: invalid_json, invalid_request, unknown_command, failed, ...")
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class CommandResponse(Payload):
+    """``{id, ok, data, error}``: exactly one of ``data`` (when ok) or ``error`` is meaningful."""
+
+    id: str | None
+    ok: bool
+    data: dict[str, Any] | None = None
+    error: ErrorInfo | None = None

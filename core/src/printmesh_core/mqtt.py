@@ -1,0 +1,319 @@
+"""The one module that imports paho-mqtt.
+
+It owns the connection's whole life: presence (retained status plus last will),
+reconnecting with backoff, restoring subscriptions *inside* the connect callback so they
+survive a broker restart, a bounded offline queue, and a publish API that adds the topic
+root and refuses wildcards. Everything else in printmesh talks to ``MqttRuntime``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from printmesh_core.config import MqttConfig
+from printmesh_core.models.base import Payload
+from printmesh_core.models.status import Status
+from printmesh_core.topics import check_publish_topic, join
+
+log = logging.getLogger("printmesh.mqtt")
+
+PayloadLike = Payload | bytes | str
+
+
+@dataclass(frozen=True)
+class Message:
+    """An incoming message, free of paho types."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+Handler = Callable[[Message], None]
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Which retained status topic this process owns, and how to describe itself."""
+
+    topic: str  # relative to the root
+    component: str
+    version: str
+
+
+@dataclass
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    return bool(paho.topic_matches_sub(topic_filter, topic))
+
+
+def _encode(payload: PayloadLike) -> bytes:
+    if isinstance(payload, Payload):
+        return payload.to_json()
+    return payload.encode() if isinstance(payload, str) else payload
+
+
+class MqttRuntime:
+    def __init__(self, config: MqttConfig, root: str, client_id: str, presence: Presence | None = None) -> None:
+        self.config = config
+        self.root = root
+        self.presence = presence
+        self._lock = threading.RLock()
+        self._connected = False
+        self._connected_event = threading.Event()
+        self._subs: dict[str, tuple[int, list[Handler]]] = {}
+        self._retained_q: OrderedDict[str, _Outgoing] = OrderedDict()
+        self._queue: deque[_Outgoing] = deque()
+        self._dropped_since_connect: Counter[str] = Counter()
+        self.dropped_total = 0
+        self.connect_count = 0
+        self._connect_hooks: list[Callable[[], None]] = []
+        self._suback_waiters: dict[int, threading.Event] = {}
+        self._stopping = False
+        self._v5 = config.protocol == "5"
+        self._client = self._make_client(client_id)
+
+    # ------------------------------------------------------------------ setup
+    def _make_client(self, client_id: str) -> paho.Client:
+        cfg = self.config
+        if self._v5:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        else:
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
+            )
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
+        if cfg.tls.enabled:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(cfg.tls.insecure)
+        client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect.min_delay)), max_delay=round(cfg.reconnect.max_delay))
+        if self.presence is not None:
+            will = self._status("offline", "lost")
+            client.will_set(self._abs(self.presence.topic), will.to_json(), qos=1, retain=True)
+        client.on_socket_open = self._on_socket_open
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _status(self, state: str, reason: str | None = None) -> Status:
+        assert self.presence is not None
+        return Status(
+            state=state,  # type: ignore[arg-type]
+            component=self.presence.component,
+            version=self.presence.version,
+            reason=reason,
+            dropped=self.dropped_total,
+        )
+
+    def _abs(self, relative: str) -> str:
+        return check_publish_topic(join(self.root, relative))
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Connect in the background; paho's loop thread reconnects with backoff."""
+        kwargs: dict[str, Any] = {"clean_start": True} if self._v5 else {}
+        self._client.connect_async(self.config.host, self.config.port, self.config.keepalive, **kwargs)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected_event.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Publish a clean ``offline`` (so the will is not needed) and disconnect."""
+        self._stopping = True
+        if self._connected and self.presence is not None:
+            info = self._client.publish(
+                self._abs(self.presence.topic), self._status("offline", "shutdown").to_json(), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish offline status: %s", exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def on_connected(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` inside every connect callback (after status and subscriptions)."""
+        self._connect_hooks.append(hook)
+
+    # -------------------------------------------------------------- callbacks
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # e.g. a unix socket
+            log.debug("TCP_NODELAY not set: %s", exc)
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker %s:%s refused the connection: %s", self.config.host, self.config.port, reason)
+            return
+        with self._lock:
+            self._connected = True
+            self.connect_count += 1
+            if self.presence is not None:
+                client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
+            if self._subs:
+                client.subscribe([(f, qos) for f, (qos, _) in self._subs.items()])
+            self._flush_queue()
+        log.info("connected to %s:%s (connection #%d)", self.config.host, self.config.port, self.connect_count)
+        for hook in list(self._connect_hooks):
+            try:
+                hook()
+            except Exception:
+                log.exception("connect hook failed")
+        self._connected_event.set()
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with self._lock:
+            was = self._connected
+            self._connected = False
+            self._connected_event.clear()
+        if was and not self._stopping:
+            log.warning("disconnected from broker (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        message = Message(
+            topic=msg.topic,
+            payload=msg.payload,
+            qos=msg.qos,
+            retain=bool(msg.retain),
+            response_topic=getattr(props, "ResponseTopic", None) if props else None,
+            correlation_data=getattr(props, "CorrelationData", None) if props else None,
+        )
+        with self._lock:
+            handlers = [h for f, (_, hs) in self._subs.items() if matches(f, msg.topic) for h in hs]
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:
+                log.exception("handler for %s failed", msg.topic)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        with self._lock:
+            waiter = self._suback_waiters.pop(mid, None)
+        if waiter is not None:
+            waiter.set()
+
+    # ---------------------------------------------------------------- publish
+    def publish(self, topic: str, payload: PayloadLike, *, qos: int = 0, retain: bool = False) -> None:
+        """Publish to ``topic`` under the root; refuses wildcards and empty levels."""
+        self.publish_absolute(self._abs(topic), payload, qos=qos, retain=retain)
+
+    def publish_absolute(
+        self,
+        topic: str,
+        payload: PayloadLike,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        correlation_data: bytes | None = None,
+        response_topic: str | None = None,
+    ) -> None:
+        """Publish outside the root: discovery configs and MQTT 5 response topics."""
+        out = _Outgoing(check_publish_topic(topic), _encode(payload), qos, retain)
+        properties = self._properties(correlation_data, response_topic)
+        with self._lock:
+            if not self._connected:
+                self._enqueue(out)
+                return
+            info = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain, properties=properties)
+            if info.rc == paho.MQTT_ERR_NO_CONN and qos == 0:
+                self._enqueue(out)
+
+    def _properties(self, correlation_data: bytes | None, response_topic: str | None) -> Properties | None:
+        if not self._v5 or (correlation_data is None and response_topic is None):
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        if correlation_data is not None:
+            props.CorrelationData = correlation_data
+        if response_topic is not None:
+            props.ResponseTopic = check_publish_topic(response_topic)
+        return props
+
+    def _enqueue(self, out: _Outgoing) -> None:
+        if out.retain:  # only the newest retained value of a topic matters
+            self._retained_q.pop(out.topic, None)
+            self._retained_q[out.topic] = out
+            return
+        limit = self.config.queue_size
+        if limit == 0:
+            self._drop(out)
+            return
+        if len(self._queue) >= limit:
+            self._drop(self._queue.popleft())
+        self._queue.append(out)
+
+    def _drop(self, out: _Outgoing) -> None:
+        self._dropped_since_connect[out.topic] += 1
+        self.dropped_total += 1
+
+    def _flush_queue(self) -> None:
+        if self._dropped_since_connect:
+            total = sum(self._dropped_since_connect.values())
+            worst = ", ".join(f"{t} x{n}" for t, n in self._dropped_since_connect.most_common(5))
+            log.warning("offline queue dropped %d message(s) while disconnected: %s", total, worst)
+            self._dropped_since_connect.clear()
+        pending = list(self._retained_q.values()) + list(self._queue)
+        self._retained_q.clear()
+        self._queue.clear()
+        for out in pending:
+            self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+
+    @property
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._queue) + len(self._retained_q)
+
+    # -------------------------------------------------------------- subscribe
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None) -> bool:
+        """Subscribe to an absolute filter (wildcards allowed); restored on every connect.
+
+        With ``wait``, block until the broker acknowledged it; returns False on time-out.
+        """
+        waiter = threading.Event()
+        with self._lock:
+            old_qos, handlers = self._subs.get(topic_filter, (qos, []))
+            handlers.append(handler)
+            self._subs[topic_filter] = (max(qos, old_qos), handlers)
+            if not self._connected:
+                return wait is None
+            _, mid = self._client.subscribe(topic_filter, max(qos, old_qos))
+            self._suback_waiters[mid] = waiter
+        return True if wait is None else waiter.wait(wait)
+
+    def subscribe_relative(self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None) -> bool:
+        return self.subscribe(join(self.root, topic_filter), handler, qos=qos, wait=wait)

@@ -1,0 +1,157 @@
+"""Every MQTT topic name printmesh uses is built here, and nowhere else.
+
+Topics are relative to a configurable root (``printmesh`` by default); the MQTT runtime
+adds the root when it publishes. Keeping names in one module means the docs, the agents,
+the bridge and the coordinator cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+WILDCARDS = ("+", "#")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# HA discovery's node_id and object_id must match this.
+_HA_ID = re.compile(r"[^A-Za-z0-9_\-]")
+
+COMPONENTS = ("host", "sensors", "camera", "coordinator", "printer")
+
+
+class TopicError(ValueError):
+    """A topic or topic segment that must not be used."""
+
+
+def check_segment(value: str, what: str = "topic segment") -> str:
+    """Reject empty segments, slashes and wildcards in a single topic level."""
+    if not value or not _SEGMENT.match(value):
+        raise TopicError(f"invalid {what} {value!r}: use letters, digits, '_', '-' or '.'")
+    return value
+
+
+def check_publish_topic(topic: str) -> str:
+    """A topic that may be published to: no wildcards, no empty levels, no NUL."""
+    if not topic or "\x00" in topic:
+        raise TopicError(f"invalid publish topic {topic!r}")
+    if any(w in topic for w in WILDCARDS):
+        raise TopicError(f"wildcards are not allowed in a publish topic: {topic!r}")
+    if "" in topic.split("/"):
+        raise TopicError(f"empty level in publish topic {topic!r}")
+    return topic
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p)
+
+
+def ha_id(value: str) -> str:
+    """Make a string safe as a Home Assistant discovery node_id/object_id."""
+    return _HA_ID.sub("_", value)
+
+
+@dataclass(frozen=True)
+class ComponentTopics:
+    """Topics of one component (one process) on one node, relative to the root."""
+
+    node_id: str
+    component: str
+
+    @property
+    def base(self) -> str:
+        return join(self.node_id, self.component)
+
+    @property
+    def status(self) -> str:
+        return join(self.base, "status")
+
+    @property
+    def state(self) -> str:
+        return join(self.base, "state")
+
+    @property
+    def event(self) -> str:
+        return join(self.base, "event")
+
+    def cmd(self, command: str) -> str:
+        return join(self.base, "cmd", check_segment(command, "command name"))
+
+    def res(self, command: str) -> str:
+        return join(self.base, "res", check_segment(command, "command name"))
+
+    @property
+    def cmd_filter(self) -> str:
+        """Subscription filter matching every command of this component."""
+        return join(self.base, "cmd", "+")
+
+    def sub(self, *levels: str) -> str:
+        """A component-specific topic such as ``host/command/<name>``."""
+        return join(self.base, *(check_segment(level) for level in levels))
+
+    def command_name_from(self, relative_topic: str) -> str | None:
+        """The command name if ``relative_topic`` is one of this component's command topics."""
+        prefix = join(self.base, "cmd") + "/"
+        if relative_topic.startswith(prefix):
+            name = relative_topic[len(prefix) :]
+            return name if name and "/" not in name else None
+        return None
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic factory for a node; components get their own subtree and status."""
+
+    root: str
+    node_id: str
+
+    def __post_init__(self) -> None:
+        for level in self.root.split("/"):
+            check_segment(level, "topic root level")
+        check_segment(self.node_id, "node id")
+
+    def component(self, name: str, node_id: str | None = None) -> ComponentTopics:
+        return ComponentTopics(check_segment(node_id or self.node_id, "node id"), check_segment(name))
+
+    def absolute(self, relative: str) -> str:
+        return join(self.root, relative)
+
+    def relative(self, absolute: str) -> str | None:
+        prefix = self.root + "/"
+        return absolute[len(prefix) :] if absolute.startswith(prefix) else None
+
+    @property
+    def everything(self) -> str:
+        """Subscription filter for the whole printmesh tree (what the live view shows)."""
+        return join(self.root, "#")
+
+
+@dataclass(frozen=True)
+class DiscoveryTopics:
+    """Home Assistant MQTT discovery topics for one component of a node."""
+
+    prefix: str
+    node_id: str
+    component: str
+
+    @property
+    def ha_node(self) -> str:
+        return ha_id(f"printmesh_{self.node_id}_{self.component}")
+
+    def config(self, platform: str, object_id: str) -> str:
+        return join(self.prefix, check_segment(platform, "HA platform"), self.ha_node, ha_id(object_id), "config")
+
+    @property
+    def own_configs_filter(self) -> str:
+        """Matches every discovery config this component may have published before."""
+        return join(self.prefix, "+", self.ha_node, "+", "config")
+
+    @property
+    def birth(self) -> str:
+        return join(self.prefix, "status")
+
+    def parse_config_topic(self, topic: str) -> tuple[str, str] | None:
+        """(platform, object_id) of one of our own discovery config topics."""
+        parts = topic.split("/")
+        prefix_len = len(self.prefix.split("/"))
+        if len(parts) != prefix_len + 4 or parts[-1] != "config" or parts[prefix_len + 1] != self.ha_node:
+            return None
+        return parts[prefix_len], parts[prefix_len + 2]
