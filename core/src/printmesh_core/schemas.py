@@ -1,0 +1,32 @@
+"""JSON Schemas for every payload, generated from the models into ``docs/schemas/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from printmesh_core.models import CommandResponse, Status
+from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
+
+# name -> model; later components add their payloads here.
+PAYLOADS: dict[str, type[BaseModel]] = {
+    "status": Status,
+    "command-response": CommandResponse,
+    "host-state": HostState,
+    "host-command-result": ShellResult,
+    "host-refresh-request": RefreshRequest,
+}
+
+
+def write_schemas(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in PAYLOADS.items():
+        path = out / f"{name}.schema.json"
+        schema = model.model_json_schema(mode="serialization")
+        schema["$id"] = f"{name}.schema.json"
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
