@@ -1,0 +1,136 @@
+"""The MQTT runtime on its own, against a real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import Observer, make_runtime
+
+from printmesh_core.commands import Command, CommandServer
+from printmesh_core.config import MqttConfig
+from printmesh_core.models import CommandRequest
+from printmesh_core.mqtt import MqttRuntime, Presence
+from printmesh_core.rpc import Requester, RequestTimeout
+from printmesh_core.topics import TopicError, Topics
+
+
+class EchoRequest(CommandRequest):
+    text: str
+
+
+def echo_server(rt: MqttRuntime, node: str = "n1", inline: bool = False) -> CommandServer:
+    topics = Topics("printmesh", node)
+    server = CommandServer(rt, topics, topics.component("echo"), [Command("echo", EchoRequest, lambda r: {"text": r.text}, inline=inline)])
+    server.attach()
+    return server
+
+
+def test_publish_refuses_wildcards_and_adds_root(broker, observer):
+    rt = make_runtime(broker, "pub")
+    rt.start()
+    assert rt.wait_connected(5)
+    with pytest.raises(TopicError):
+        rt.publish("n/+/x", b"1")
+    with pytest.raises(TopicError):
+        rt.publish("n/#", b"1")
+    with pytest.raises(TopicError):
+        rt.publish_absolute("a//b", b"1")
+    rt.publish("n/x/y", b"hello", qos=1)
+    assert observer.wait_for(lambda m: m.topic == "printmesh/n/x/y").payload == b"hello"
+    rt.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+@pytest.mark.parametrize("inline", [False, True])
+def test_request_response_round_trip(broker, protocol, inline):
+    server_rt = make_runtime(broker, "server", protocol)
+    server = echo_server(server_rt, inline=inline)
+    client_rt = make_runtime(broker, "client", protocol)
+    requester = Requester(client_rt)
+    server_rt.start()
+    client_rt.start()
+    assert server_rt.wait_connected(5) and client_rt.wait_connected(5)
+    target = Topics("printmesh", "n1").component("echo")
+    time.sleep(0.2)
+    for i in range(20):
+        resp = requester.call(target, "echo", {"text": f"hi {i}"}, timeout=5)
+        assert resp.ok and resp.data == {"text": f"hi {i}"}
+    bad = requester.call(target, "echo", {"nope": 1}, timeout=5)
+    assert not bad.ok and bad.error and bad.error.code == "invalid_request"
+    with pytest.raises(RequestTimeout):
+        requester.call(Topics("printmesh", "nobody").component("echo"), "echo", {"text": "x"}, timeout=0.5)
+    server.close()
+    server_rt.stop()
+    client_rt.stop()
+
+
+def test_offline_queue_is_bounded_reports_drops_and_keeps_latest_retained(broker, observer):
+    cfg = MqttConfig(host=broker.host, port=broker.port, queue_size=5)
+    rt = MqttRuntime(cfg, "printmesh", "queued", Presence("q/agent/status", "agent", "test"))
+    broker.stop()
+    rt.start()
+    for i in range(10):
+        rt.publish("q/agent/event", json.dumps({"n": i}), qos=1)
+    for i in range(3):
+        rt.publish("q/agent/state", json.dumps({"v": i}), qos=1, retain=True)
+    assert rt.queued == 6 and rt.dropped_total == 5
+    broker.start()
+    obs = Observer(make_runtime(broker, "obs2"))
+    obs.runtime.subscribe("#", obs._record)
+    obs.runtime.start()
+    assert rt.wait_connected(10)
+    status = obs.topic("printmesh/q/agent/status", where=lambda d: d["state"] == "online")
+    assert status["dropped"] == 5
+    obs.topic("printmesh/q/agent/event", where=lambda d: d["n"] == 9)
+    time.sleep(0.3)
+    events = [json.loads(m.payload)["n"] for m in obs.on("printmesh/q/agent/event")]
+    assert events == [5, 6, 7, 8, 9], "oldest dropped, order kept"
+    states = [json.loads(m.payload)["v"] for m in obs.on("printmesh/q/agent/state")]
+    assert states == [2], "only the newest retained state is sent"
+    rt.stop()
+    obs.runtime.stop()
+
+
+def test_subscription_survives_broker_restart(broker):
+    got: list = []
+    rt = make_runtime(broker, "resub")
+    rt.subscribe("printmesh/x/#", got.append)
+    rt.start()
+    assert rt.wait_connected(5)
+    broker.stop()
+    broker.start()
+    deadline = time.monotonic() + 8
+    pub = make_runtime(broker, "pub2")
+    pub.start()
+    assert pub.wait_connected(5)
+    while not got and time.monotonic() < deadline:
+        if rt.connected:
+            pub.publish("x/y", b"again", qos=1)
+        time.sleep(0.2)
+    assert got and got[0].payload == b"again"
+    assert rt.connect_count == 2
+    rt.stop()
+    pub.stop()
+
+
+def test_handler_exception_does_not_kill_the_network_thread(broker):
+    got: list = []
+
+    def boom(message):
+        raise ValueError("handler bug")
+
+    rt = make_runtime(broker, "robust")
+    rt.subscribe("printmesh/b/#", boom)
+    rt.subscribe("printmesh/b/#", got.append)
+    rt.start()
+    assert rt.wait_connected(5)
+    time.sleep(0.2)
+    rt.publish("b/1", b"x", qos=1)
+    rt.publish("b/2", b"y", qos=1)
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m.payload for m in got] == [b"x", b"y"]
+    rt.stop()
