@@ -60,7 +60,9 @@ class Observer:
                     raise AssertionError(f"no matching message within {timeout}s; topics seen: {seen}")
                 self.cond.wait(remaining)
 
-    def topic(self, topic: str, timeout: float = 10.0, after: int = 0, where: Callable[[Any], bool] | None = None) -> Any:
+    def topic(
+        self, topic: str, timeout: float = 10.0, after: int = 0, where: Callable[[Any], bool] | None = None
+    ) -> Any:
         """The JSON payload of the next message on ``topic`` (optionally matching ``where``)."""
 
         def match(m: Message) -> bool:
@@ -123,7 +125,11 @@ def run_agent(broker: LocalBroker, tmp_path: Path) -> Iterator[Callable[..., Age
         log_path = tmp_path / f"{component}-{len(started)}.log"
         with log_path.open("w") as logf:
             proc = subprocess.Popen(
-                [*PRINTMESH, component, "--config", str(cfg_path)], env=full_env, stdout=logf, stderr=subprocess.STDOUT, text=True
+                [*PRINTMESH, component, "--config", str(cfg_path)],
+                env=full_env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         agent = AgentProcess(proc, log_path)
         started.append(agent)

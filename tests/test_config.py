@@ -47,7 +47,7 @@ def test_unknown_key_in_yaml_is_named(tmp_path):
 
 def test_unknown_env_var_is_named(monkeypatch):
     monkeypatch.setenv("PRINTMESH_MQTT__PROT", "5")
-    with pytest.raises(ConfigError, match="PRINTMESH_MQTT__PROT: unknown setting 'mqtt.prot'"):
+    with pytest.raises(ConfigError, match=r"PRINTMESH_MQTT__PROT: unknown setting 'mqtt\.prot'"):
         load_settings(HostSettings, None)
 
 
@@ -87,8 +87,12 @@ def test_shell_command_rules(tmp_path):
     with pytest.raises(ConfigError, match=r"host\.commands\.0: .*needs shell: true"):
         load_settings(HostSettings, write(tmp_path, "host:\n  commands:\n  - name: x\n    command: uptime\n"))
     with pytest.raises(ConfigError, match="duplicate command name"):
-        load_settings(HostSettings, write(tmp_path, "host:\n  commands:\n  - {name: x, argv: [a]}\n  - {name: x, argv: [b]}\n"))
-    s = load_settings(HostSettings, write(tmp_path, "host:\n  commands:\n  - {name: x, command: 'uptime | wc', shell: true}\n"))
+        load_settings(
+            HostSettings, write(tmp_path, "host:\n  commands:\n  - {name: x, argv: [a]}\n  - {name: x, argv: [b]}\n")
+        )
+    s = load_settings(
+        HostSettings, write(tmp_path, "host:\n  commands:\n  - {name: x, command: 'uptime | wc', shell: true}\n")
+    )
     assert s.host.commands[0].shell
 
 

@@ -41,7 +41,7 @@ def test_invalid_json_has_no_id():
 
 
 def test_non_object_payload():
-    rid, resp = parse(MOVE, "move", b"[1, 2]")
+    _, resp = parse(MOVE, "move", b"[1, 2]")
     assert isinstance(resp, CommandResponse) and resp.error.code == "invalid_request"
 
 

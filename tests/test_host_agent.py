@@ -48,7 +48,20 @@ def discovery_configs(obs: Observer) -> dict[str, dict]:
 def retained(broker, topic: str, timeout: float = 3.0) -> bytes | None:
     """What a brand-new subscriber receives as the retained message on ``topic``."""
     r = subprocess.run(
-        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-t", topic, "-C", "1", "-W", str(int(timeout)), "--retained-only"],
+        [
+            "mosquitto_sub",
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            str(int(timeout)),
+            "--retained-only",
+        ],
         capture_output=True,
     )
     return r.stdout.rstrip(b"\n") if r.returncode == 0 else None

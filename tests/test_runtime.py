@@ -22,7 +22,9 @@ class EchoRequest(CommandRequest):
 
 def echo_server(rt: MqttRuntime, node: str = "n1", inline: bool = False) -> CommandServer:
     topics = Topics("printmesh", node)
-    server = CommandServer(rt, topics, topics.component("echo"), [Command("echo", EchoRequest, lambda r: {"text": r.text}, inline=inline)])
+    server = CommandServer(
+        rt, topics, topics.component("echo"), [Command("echo", EchoRequest, lambda r: {"text": r.text}, inline=inline)]
+    )
     server.attach()
     return server
 

@@ -51,7 +51,10 @@ def test_discovery_topics():
     assert d.ha_node == "printmesh_octo_pi_host"
     assert d.config("sensor", "cpu_usage") == "homeassistant/sensor/printmesh_octo_pi_host/cpu_usage/config"
     assert d.own_configs_filter == "homeassistant/+/printmesh_octo_pi_host/+/config"
-    assert d.parse_config_topic("homeassistant/sensor/printmesh_octo_pi_host/cpu_usage/config") == ("sensor", "cpu_usage")
+    assert d.parse_config_topic("homeassistant/sensor/printmesh_octo_pi_host/cpu_usage/config") == (
+        "sensor",
+        "cpu_usage",
+    )
     assert d.parse_config_topic("homeassistant/sensor/other/cpu_usage/config") is None
     assert d.birth == "homeassistant/status"
     assert ha_id("a.b/c d") == "a_b_c_d"

@@ -83,7 +83,14 @@ class Agent:
         self.discovery.attach()
         self.discovery.on_birth(self._republish_state)
         mq = self.settings.mqtt
-        log.info("%s agent for node %s, broker %s:%s (MQTT %s)", self.component, self.settings.node_id, mq.host, mq.port, mq.protocol)
+        log.info(
+            "%s agent for node %s, broker %s:%s (MQTT %s)",
+            self.component,
+            self.settings.node_id,
+            mq.host,
+            mq.port,
+            mq.protocol,
+        )
         self.runtime.start()
         try:
             self.loop()

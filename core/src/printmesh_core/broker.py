@@ -65,14 +65,24 @@ class LocalBroker:
         try:
             import iotcore  # noqa: F401
         except ImportError:
-            raise BrokerError("no broker: install mosquitto, or pip install 'printmesh-core[embedded-broker]'") from None
-        return [sys.executable, "-m", "iotcore", "--port", str(self.port), "--listen", self.host, "--log-level", "WARNING"]
+            raise BrokerError(
+                "no broker: install mosquitto, or pip install 'printmesh-core[embedded-broker]'"
+            ) from None
+        return [
+            sys.executable,
+            "-m",
+            "iotcore",
+            "--port",
+            str(self.port),
+            "--listen",
+            self.host,
+            "--log-level",
+            "WARNING",
+        ]
 
     def start(self, timeout: float = 10.0) -> LocalBroker:
         with self.log_path.open("ab") as logf:
-            self._proc = subprocess.Popen(
-                self._command(), stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT
-            )
+            self._proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

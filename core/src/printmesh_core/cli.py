@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config passed to every agent.")
     up.add_argument("--no-view", action="store_true", help="Do not print the live message view.")
+    up.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "iotcore"],
+        default="auto",
+        help="Broker to start when none is configured (auto: mosquitto if installed, else iotcore).",
+    )
+    up.add_argument("--broker-port", type=int, default=1883, help="Port of the started broker (default 1883).")
     up.add_argument("--duration", type=float, default=0, help="Stop after this many seconds (0 = run until Ctrl-C).")
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every payload model")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), help="output folder")
@@ -107,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from printmesh_core.up import run_up
 
-    return run_up(args.config, view=not args.no_view, duration=args.duration)
+    return run_up(args.config, view=not args.no_view, duration=args.duration, broker=args.broker, port=args.broker_port)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from printmesh_core.models.envelope import ID_MAX, CommandRequest, CommandResponse, ErrorInfo
 from printmesh_core.mqtt import Message, MqttRuntime
-from printmesh_core.topics import ComponentTopics, Topics, TopicError
+from printmesh_core.topics import ComponentTopics, TopicError, Topics
 
 log = logging.getLogger("printmesh.commands")
 
@@ -72,7 +72,9 @@ class Dedupe:
             return True
 
 
-def error(request_id: str | None, code: str, message: str, details: list[dict[str, Any]] | None = None) -> CommandResponse:
+def error(
+    request_id: str | None, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> CommandResponse:
     return CommandResponse(id=request_id, ok=False, error=ErrorInfo(code=code, message=message, details=details))
 
 
@@ -157,7 +159,7 @@ class CommandServer:
             log.warning("ignoring retained command on %s: commands must never be retained", message.topic)
             return
         command = self.table.get(name)
-        rid, parsed = parse(command, name, message.payload)
+        _, parsed = parse(command, name, message.payload)
         if isinstance(parsed, CommandResponse):
             log.warning("bad request on %s: %s", message.topic, parsed.error.message if parsed.error else "")
             self._reply(message, name, parsed)

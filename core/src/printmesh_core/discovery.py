@@ -53,7 +53,9 @@ def device_block(node_id: str) -> dict[str, Any]:
 
 
 def entity_config(entity: Entity, node_id: str, component: str, status_topic: str) -> dict[str, Any]:
-    availability = [{"topic": t, "value_template": "{{ value_json.state }}"} for t in (status_topic, *entity.extra_availability)]
+    availability = [
+        {"topic": t, "value_template": "{{ value_json.state }}"} for t in (status_topic, *entity.extra_availability)
+    ]
     config: dict[str, Any] = {
         "name": entity.name,
         "unique_id": f"printmesh_{ha_id(node_id)}_{component}_{ha_id(entity.object_id)}",

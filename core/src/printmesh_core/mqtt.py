@@ -15,7 +15,7 @@ import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -113,7 +113,9 @@ class MqttRuntime:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
             client.tls_insecure_set(cfg.tls.insecure)
-        client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect.min_delay)), max_delay=round(cfg.reconnect.max_delay))
+        client.reconnect_delay_set(
+            min_delay=max(1, round(cfg.reconnect.min_delay)), max_delay=round(cfg.reconnect.max_delay)
+        )
         if self.presence is not None:
             will = self._status("offline", "lost")
             client.will_set(self._abs(self.presence.topic), will.to_json(), qos=1, retain=True)
@@ -124,10 +126,10 @@ class MqttRuntime:
         client.on_subscribe = self._on_subscribe
         return client
 
-    def _status(self, state: str, reason: str | None = None) -> Status:
+    def _status(self, state: Literal["online", "offline"], reason: str | None = None) -> Status:
         assert self.presence is not None
         return Status(
-            state=state,  # type: ignore[arg-type]
+            state=state,
             component=self.presence.component,
             version=self.presence.version,
             reason=reason,
@@ -208,7 +210,7 @@ class MqttRuntime:
         props = getattr(msg, "properties", None)
         message = Message(
             topic=msg.topic,
-            payload=msg.payload,
+            payload=bytes(msg.payload),
             qos=msg.qos,
             retain=bool(msg.retain),
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
@@ -257,7 +259,7 @@ class MqttRuntime:
     def _properties(self, correlation_data: bytes | None, response_topic: str | None) -> Properties | None:
         if not self._v5 or (correlation_data is None and response_topic is None):
             return None
-        props = Properties(PacketTypes.PUBLISH)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         if correlation_data is not None:
             props.CorrelationData = correlation_data
         if response_topic is not None:
@@ -312,8 +314,11 @@ class MqttRuntime:
             if not self._connected:
                 return wait is None
             _, mid = self._client.subscribe(topic_filter, max(qos, old_qos))
-            self._suback_waiters[mid] = waiter
+            if mid is not None:
+                self._suback_waiters[mid] = waiter
         return True if wait is None else waiter.wait(wait)
 
-    def subscribe_relative(self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None) -> bool:
+    def subscribe_relative(
+        self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None
+    ) -> bool:
         return self.subscribe(join(self.root, topic_filter), handler, qos=qos, wait=wait)

@@ -38,7 +38,9 @@ class HostAgent(Agent):
             state = self.sampler.sample()
             self.publish_state(self.me.state, state)
             entities = host_entities(state, self.topics.absolute(self.me.state), self.host)
-            entities += command_entities(self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()})
+            entities += command_entities(
+                self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()}
+            )
             self.announce(entities)
         return state
 

@@ -33,7 +33,9 @@ class ShellCommand(Strict):
     """A command from the local config only; MQTT can never add or change one."""
 
     name: str = Field(description="Topic segment: host/command/<name>.")
-    argv: list[str] | None = Field(default=None, min_length=1, description="Program and arguments, run without a shell.")
+    argv: list[str] | None = Field(
+        default=None, min_length=1, description="Program and arguments, run without a shell."
+    )
     command: str | None = Field(default=None, description="A shell command line; needs shell: true.")
     shell: bool = Field(default=False, description="Run `command` through /bin/sh. Off unless set explicitly.")
     interval: float = Field(default=60.0, ge=1, le=86400, description="Seconds between runs.")

@@ -158,9 +158,7 @@ class Sampler:
         freq = psutil.cpu_freq()
         if freq is None or not freq.current:
             raise Unavailable("CPU frequency not exposed by this kernel")
-        return Frequency(
-            current_mhz=round(freq.current, 1), min_mhz=freq.min or None, max_mhz=freq.max or None
-        )
+        return Frequency(current_mhz=round(freq.current, 1), min_mhz=freq.min or None, max_mhz=freq.max or None)
 
     def _memory(self) -> Memory:
         vm = psutil.virtual_memory()

@@ -6,6 +6,7 @@ children included), not only the direct child.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,10 +22,8 @@ def _cut(data: bytes, limit: int) -> tuple[str, bool]:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_command(cmd: ShellCommand) -> ShellResult:

@@ -1,0 +1,29 @@
+# Shared by scripts/demo and scripts/test: find Python 3.11+ and build .venv.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${PRINTMESH_VENV_DIR:-$ROOT/.venv}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+apt_install() {  # apt_install PKG...: best effort, only where apt exists
+  command -v apt-get >/dev/null || return 1
+  if [ -z "${_APT_UPDATED:-}" ]; then as_root apt-get update -qq || true; _APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+find_python() {
+  for py in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+    [ -n "$py" ] && command -v "$py" >/dev/null || continue
+    if "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then echo "$py"; return; fi
+  done
+  echo "printmesh needs Python 3.11 or newer" >&2; exit 1
+}
+
+make_venv() {  # make_venv PIP_ARGS...
+  local py; py="$(find_python)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$py" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && "$py" -m venv "$VENV"; }
+  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  (cd "$ROOT" && "$VENV/bin/python" -m pip install -q "$@")
+}
