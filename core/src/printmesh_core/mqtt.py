@@ -12,7 +12,6 @@ import logging
 import socket
 import ssl
 import threading
-from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from paho.mqtt.properties import Properties
 from printmesh_core.config import MqttConfig
 from printmesh_core.models.base import Payload
 from printmesh_core.models.status import Status
+from printmesh_core.outbox import Outbox, Outgoing
 from printmesh_core.topics import check_publish_topic, join
 
 log = logging.getLogger("printmesh.mqtt")
@@ -56,14 +56,6 @@ class Presence:
     version: str
 
 
-@dataclass
-class _Outgoing:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-
-
 def matches(topic_filter: str, topic: str) -> bool:
     return bool(paho.topic_matches_sub(topic_filter, topic))
 
@@ -83,10 +75,7 @@ class MqttRuntime:
         self._connected = False
         self._connected_event = threading.Event()
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
-        self._retained_q: OrderedDict[str, _Outgoing] = OrderedDict()
-        self._queue: deque[_Outgoing] = deque()
-        self._dropped_since_connect: Counter[str] = Counter()
-        self.dropped_total = 0
+        self._outbox = Outbox(config.queue_size)
         self.connect_count = 0
         self._connect_hooks: list[Callable[[], None]] = []
         self._suback_waiters: dict[int, threading.Event] = {}
@@ -133,7 +122,7 @@ class MqttRuntime:
             component=self.presence.component,
             version=self.presence.version,
             reason=reason,
-            dropped=self.dropped_total,
+            dropped=self._outbox.dropped_total,
         )
 
     def _abs(self, relative: str) -> str:
@@ -246,15 +235,15 @@ class MqttRuntime:
         response_topic: str | None = None,
     ) -> None:
         """Publish outside the root: discovery configs and MQTT 5 response topics."""
-        out = _Outgoing(check_publish_topic(topic), _encode(payload), qos, retain)
+        out = Outgoing(check_publish_topic(topic), _encode(payload), qos, retain)
         properties = self._properties(correlation_data, response_topic)
         with self._lock:
             if not self._connected:
-                self._enqueue(out)
+                self._outbox.put(out)
                 return
             info = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain, properties=properties)
             if info.rc == paho.MQTT_ERR_NO_CONN and qos == 0:
-                self._enqueue(out)
+                self._outbox.put(out)
 
     def _properties(self, correlation_data: bytes | None, response_topic: str | None) -> Properties | None:
         if not self._v5 or (correlation_data is None and response_topic is None):
@@ -266,39 +255,21 @@ class MqttRuntime:
             props.ResponseTopic = check_publish_topic(response_topic)
         return props
 
-    def _enqueue(self, out: _Outgoing) -> None:
-        if out.retain:  # only the newest retained value of a topic matters
-            self._retained_q.pop(out.topic, None)
-            self._retained_q[out.topic] = out
-            return
-        limit = self.config.queue_size
-        if limit == 0:
-            self._drop(out)
-            return
-        if len(self._queue) >= limit:
-            self._drop(self._queue.popleft())
-        self._queue.append(out)
-
-    def _drop(self, out: _Outgoing) -> None:
-        self._dropped_since_connect[out.topic] += 1
-        self.dropped_total += 1
-
     def _flush_queue(self) -> None:
-        if self._dropped_since_connect:
-            total = sum(self._dropped_since_connect.values())
-            worst = ", ".join(f"{t} x{n}" for t, n in self._dropped_since_connect.most_common(5))
-            log.warning("offline queue dropped %d message(s) while disconnected: %s", total, worst)
-            self._dropped_since_connect.clear()
-        pending = list(self._retained_q.values()) + list(self._queue)
-        self._retained_q.clear()
-        self._queue.clear()
+        pending, report = self._outbox.drain()
+        if report:
+            log.warning(report)
         for out in pending:
             self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
 
     @property
     def queued(self) -> int:
         with self._lock:
-            return len(self._queue) + len(self._retained_q)
+            return len(self._outbox)
+
+    @property
+    def dropped_total(self) -> int:
+        return self._outbox.dropped_total
 
     # -------------------------------------------------------------- subscribe
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None) -> bool:

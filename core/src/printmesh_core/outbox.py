@@ -1,0 +1,60 @@
+"""The bounded offline queue: what is published while the broker is unreachable.
+
+Retained messages are state, so only the newest per topic is kept (never counted as a
+drop). Other messages keep their order up to the bound; beyond it the oldest are dropped
+and counted per topic, so the loss is reported rather than silent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class Outbox:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._retained: OrderedDict[str, Outgoing] = OrderedDict()
+        self._queue: deque[Outgoing] = deque()
+        self._dropped: Counter[str] = Counter()
+        self.dropped_total = 0
+
+    def __len__(self) -> int:
+        return len(self._queue) + len(self._retained)
+
+    def put(self, out: Outgoing) -> None:
+        if out.retain:
+            self._retained.pop(out.topic, None)
+            self._retained[out.topic] = out
+            return
+        if self.limit == 0:
+            self._drop(out)
+            return
+        if len(self._queue) >= self.limit:
+            self._drop(self._queue.popleft())
+        self._queue.append(out)
+
+    def _drop(self, out: Outgoing) -> None:
+        self._dropped[out.topic] += 1
+        self.dropped_total += 1
+
+    def drain(self) -> tuple[list[Outgoing], str | None]:
+        """Everything queued, oldest state first, and a report of the drops since the last drain."""
+        report = None
+        if self._dropped:
+            total = sum(self._dropped.values())
+            worst = ", ".join(f"{t} x{n}" for t, n in self._dropped.most_common(5))
+            report = f"offline queue dropped {total} message(s) while disconnected: {worst}"
+            self._dropped.clear()
+        pending = [*self._retained.values(), *self._queue]
+        self._retained.clear()
+        self._queue.clear()
+        return pending, report
