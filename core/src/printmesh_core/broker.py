@@ -121,5 +121,10 @@ class LocalBroker:
     def __enter__(self) -> LocalBroker:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Stop and remove the temporary config and log folder."""
         self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

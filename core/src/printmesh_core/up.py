@@ -129,5 +129,5 @@ def run_up(config: Path | None, view: bool = True, duration: float = 0, broker: 
         time.sleep(0.3)  # let the agents' clean "offline" reach the view
         viewer.stop()
     if up.broker:
-        up.broker.stop()
+        up.broker.close()
     return 0
