@@ -273,3 +273,37 @@ def test_reannounces_on_home_assistant_birth(broker, observer, run_agent, tmp_pa
     observer.publish("homeassistant/status", "online")
     observer.wait_for(lambda m: m.topic.endswith("/memory_usage/config") and bool(m.payload), after=mark)
     observer.topic(f"{BASE}/state", after=mark, timeout=3)  # state republished too, long before the next sample
+
+
+def test_removed_shell_command_has_its_retained_result_cleared(broker, observer, run_agent, tmp_path):
+    cmd = {"name": "gone", "argv": ["echo", "bye"], "interval": 60}
+    first = run_agent("host", host_config(tmp_path, commands=[cmd]))
+    observer.topic(f"{BASE}/command/gone")
+    assert first.stop() == 0
+    assert retained(broker, f"{BASE}/command/gone")
+    run_agent("host", host_config(tmp_path))
+    observer.wait_for(lambda m: m.topic == f"{BASE}/command/gone" and m.payload == b"")
+    assert retained(broker, f"{BASE}/command/gone", timeout=1) is None
+
+
+def test_retained_command_published_while_running_is_not_executed(broker, observer, run_agent, tmp_path):
+    agent = run_agent("host", host_config(tmp_path, interval=60))
+    observer.topic(f"{BASE}/status", where=lambda d: d["state"] == "online")
+    time.sleep(0.3)
+    observer.publish(f"{BASE}/cmd/refresh", '{"id": "live-retained"}', retain=True)
+    observer.publish(f"{BASE}/cmd/refresh", b"", retain=True)  # clearing it is not an error either
+    observer.publish(f"{BASE}/cmd/refresh", '{"id": "plain"}')
+    observer.topic(f"{BASE}/res/refresh", where=lambda d: d["id"] == "plain")
+    assert not [m for m in observer.on(f"{BASE}/res/refresh") if b"live-retained" in m.payload]
+    assert "ignoring retained command" in agent.log() and "not valid JSON" not in agent.log()
+
+
+def test_unreachable_broker_is_logged_not_silent(run_agent, tmp_path):
+    from printmesh_core.broker import free_port
+
+    agent = run_agent("host", host_config(tmp_path), env={"PRINTMESH_MQTT__PORT": str(free_port())})
+    deadline = time.monotonic() + 8
+    while "cannot reach broker" not in agent.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "cannot reach broker" in agent.log()
+    assert agent.stop() == 0, "SIGTERM while never connected still exits 0"

@@ -52,6 +52,9 @@ class Agent:
     def commands(self) -> list[Command]:
         return []
 
+    def attach(self) -> None:
+        """Add subscriptions before connecting (they are restored on every connect)."""
+
     def loop(self) -> None:
         """Run until ``self.stopping`` is set; wait on it rather than sleeping."""
         self.stopping.wait()
@@ -82,6 +85,7 @@ class Agent:
         self.server.attach()
         self.discovery.attach()
         self.discovery.on_birth(self._republish_state)
+        self.attach()
         mq = self.settings.mqtt
         log.info(
             "%s agent for node %s, broker %s:%s (MQTT %s)",

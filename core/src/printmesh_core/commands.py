@@ -155,6 +155,8 @@ class CommandServer:
     def on_message(self, message: Message) -> None:
         relative = self.topics.relative(message.topic) or ""
         name = self.component.command_name_from(relative) or ""
+        if not message.payload:
+            return  # someone clearing a retained message: nothing to answer
         if message.retain:
             log.warning("ignoring retained command on %s: commands must never be retained", message.topic)
             return

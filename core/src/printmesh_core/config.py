@@ -54,8 +54,8 @@ class TlsConfig(Strict):
 
 
 class ReconnectConfig(Strict):
-    min_delay: float = Field(default=1.0, gt=0, le=300, description="First reconnect delay, seconds.")
-    max_delay: float = Field(default=30.0, gt=0, le=3600, description="Backoff ceiling, seconds.")
+    min_delay: int = Field(default=1, ge=1, le=300, description="First reconnect delay, whole seconds.")
+    max_delay: int = Field(default=30, ge=1, le=3600, description="Backoff ceiling, whole seconds.")
 
     @model_validator(mode="after")
     def _ordered(self) -> ReconnectConfig:

@@ -20,6 +20,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from printmesh_core.config import MqttConfig
 from printmesh_core.models.base import Payload
@@ -80,6 +81,7 @@ class MqttRuntime:
         self._connect_hooks: list[Callable[[], None]] = []
         self._suback_waiters: dict[int, threading.Event] = {}
         self._stopping = False
+        self._failures = 0
         self._v5 = config.protocol == "5"
         self._client = self._make_client(client_id)
 
@@ -110,6 +112,7 @@ class MqttRuntime:
             client.will_set(self._abs(self.presence.topic), will.to_json(), qos=1, retain=True)
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -173,11 +176,12 @@ class MqttRuntime:
             return
         with self._lock:
             self._connected = True
+            self._failures = 0
             self.connect_count += 1
             if self.presence is not None:
                 client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
             if self._subs:
-                client.subscribe([(f, qos) for f, (qos, _) in self._subs.items()])
+                client.subscribe([(f, self._options(qos)) for f, (qos, _) in self._subs.items()])
             self._flush_queue()
         log.info("connected to %s:%s (connection #%d)", self.config.host, self.config.port, self.connect_count)
         for hook in list(self._connect_hooks):
@@ -186,6 +190,15 @@ class MqttRuntime:
             except Exception:
                 log.exception("connect hook failed")
         self._connected_event.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        """Say so when the broker cannot be reached, instead of looking like a hang."""
+        self._failures += 1
+        if self._failures == 1 or self._failures % 20 == 0:
+            log.warning(
+                "cannot reach broker %s:%s (attempt %d); retrying with backoff up to %ss",
+                self.config.host, self.config.port, self._failures, self.config.reconnect.max_delay,
+            )  # fmt: skip
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self._lock:
@@ -235,15 +248,18 @@ class MqttRuntime:
         response_topic: str | None = None,
     ) -> None:
         """Publish outside the root: discovery configs and MQTT 5 response topics."""
-        out = Outgoing(check_publish_topic(topic), _encode(payload), qos, retain)
-        properties = self._properties(correlation_data, response_topic)
+        out = Outgoing(check_publish_topic(topic), _encode(payload), qos, retain, correlation_data, response_topic)
         with self._lock:
             if not self._connected:
                 self._outbox.put(out)
                 return
-            info = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain, properties=properties)
+            info = self._send(out)
             if info.rc == paho.MQTT_ERR_NO_CONN and qos == 0:
                 self._outbox.put(out)
+
+    def _send(self, out: Outgoing) -> paho.MQTTMessageInfo:
+        properties = self._properties(out.correlation_data, out.response_topic)
+        return self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain, properties=properties)
 
     def _properties(self, correlation_data: bytes | None, response_topic: str | None) -> Properties | None:
         if not self._v5 or (correlation_data is None and response_topic is None):
@@ -260,7 +276,7 @@ class MqttRuntime:
         if report:
             log.warning(report)
         for out in pending:
-            self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+            self._send(out)
 
     @property
     def queued(self) -> int:
@@ -284,10 +300,14 @@ class MqttRuntime:
             self._subs[topic_filter] = (max(qos, old_qos), handlers)
             if not self._connected:
                 return wait is None
-            _, mid = self._client.subscribe(topic_filter, max(qos, old_qos))
+            _, mid = self._client.subscribe((topic_filter, self._options(max(qos, old_qos))))
             if mid is not None:
                 self._suback_waiters[mid] = waiter
         return True if wait is None else waiter.wait(wait)
+
+    def _options(self, qos: int) -> Any:
+        """MQTT 5: keep the publisher's retain flag, so a retained command can be recognised."""
+        return SubscribeOptions(qos=qos, retainAsPublished=True) if self._v5 else qos
 
     def subscribe_relative(
         self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None

@@ -17,6 +17,8 @@ class Outgoing:
     payload: bytes
     qos: int
     retain: bool
+    correlation_data: bytes | None = None
+    response_topic: str | None = None
 
 
 class Outbox:

@@ -15,8 +15,6 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # HA discovery's node_id and object_id must match this.
 _HA_ID = re.compile(r"[^A-Za-z0-9_\-]")
 
-COMPONENTS = ("host", "sensors", "camera", "coordinator", "printer")
-
 
 class TopicError(ValueError):
     """A topic or topic segment that must not be used."""

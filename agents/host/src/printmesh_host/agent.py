@@ -9,6 +9,7 @@ import time
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command
 from printmesh_core.models.host import HostState, RefreshRequest
+from printmesh_core.mqtt import Message
 from printmesh_host.config import HostSettings, ShellCommand
 from printmesh_host.entities import command_entities, host_entities
 from printmesh_host.metrics import Sampler
@@ -26,6 +27,17 @@ class HostAgent(Agent):
         self._sample_lock = threading.Lock()
         super().__init__(settings)
         self.command_topics = {c.name: self.me.sub("command", c.name) for c in self.host.commands}
+
+    def attach(self) -> None:
+        """Clear retained results of shell commands that are no longer configured."""
+        self.runtime.subscribe_relative(self.me.sub("command") + "/+", self._on_command_result)
+
+    def _on_command_result(self, message: Message) -> None:
+        relative = self.topics.relative(message.topic) or ""
+        name = relative.rsplit("/", 1)[-1]
+        if message.payload and name not in self.command_topics:
+            log.info("clearing the retained result of removed command %r", name)
+            self.runtime.publish_absolute(message.topic, b"", qos=1, retain=True)
 
     def commands(self) -> list[Command]:
         return [Command("refresh", RefreshRequest, self._refresh, description="Sample now and return the state.")]

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,12 +96,55 @@ def parse_throttled(text: str) -> Throttling:
     )  # fmt: skip
 
 
+def _busy_total(times: Any) -> tuple[float, float]:
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    total = sum(times)
+    return total - idle, total
+
+
+class CpuMeter:
+    """CPU use between two readings of /proc/stat, safe to call from any thread.
+
+    psutil.cpu_percent(interval=None) keeps its previous reading per calling thread, so
+    an on-demand refresh from a command thread would report 0% or a stale average.
+    """
+
+    MIN_SPAN = 0.5  # seconds: a shorter span is mostly rounding noise
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = psutil.cpu_times(percpu=True)
+        self._at = time.monotonic()
+        self._result: Cpu | None = None
+
+    def read(self) -> Cpu:
+        with self._lock:
+            wait = self.MIN_SPAN - (time.monotonic() - self._at)
+            if wait > 0 and self._result is not None:
+                return self._result
+            if wait > 0:
+                time.sleep(wait)  # only the very first sample after start
+            now = psutil.cpu_times(percpu=True)
+            per_core = [self._percent(a, b) for a, b in zip(self._last, now, strict=False)]
+            busy = sum(_busy_total(b)[0] - _busy_total(a)[0] for a, b in zip(self._last, now, strict=False))
+            total = sum(_busy_total(b)[1] - _busy_total(a)[1] for a, b in zip(self._last, now, strict=False))
+            self._last, self._at = now, time.monotonic()
+            percent = round(min(100.0, max(0.0, 100.0 * busy / total)), 1) if total > 0 else 0.0
+            self._result = Cpu(percent=percent, per_core=per_core, count=len(per_core))
+            return self._result
+
+    @staticmethod
+    def _percent(before: Any, after: Any) -> float:
+        busy = _busy_total(after)[0] - _busy_total(before)[0]
+        total = _busy_total(after)[1] - _busy_total(before)[1]
+        return round(min(100.0, max(0.0, 100.0 * busy / total)), 1) if total > 0 else 0.0
+
+
 class Sampler:
     def __init__(self, config: HostConfig) -> None:
         self.config = config
         self._reported: dict[str, str] = {}
-        psutil.cpu_percent(percpu=True)  # prime: the first call has no previous sample to diff against
-        psutil.cpu_percent()
+        self._cpu_meter = CpuMeter()
         self._readers: dict[str, Callable[[], Any]] = {
             "cpu": self._cpu, "load": self._load, "temperature": self._temperature,
             "frequency": self._frequency, "memory": self._memory, "swap": self._swap,
@@ -135,8 +179,7 @@ class Sampler:
 
     # ----------------------------------------------------------------- readers
     def _cpu(self) -> Cpu:
-        per_core = psutil.cpu_percent(percpu=True)
-        return Cpu(percent=psutil.cpu_percent(), per_core=per_core, count=len(per_core))
+        return self._cpu_meter.read()
 
     def _load(self) -> Load:
         one, five, fifteen = os.getloadavg()

@@ -12,8 +12,9 @@ from printmesh_core.models.base import Payload
 class Status(Payload):
     """Retained on ``<node>/<component>/status``; the last will carries ``offline``.
 
-    For the last will, ``ts`` is the time the connection was made, since the broker sends
-    it later on our behalf.
+    The last will is registered once, when the process starts, and the broker sends it
+    later on our behalf: in the will, ``ts`` is the process start time and ``dropped`` is 0.
+    Read the time the node was lost from when the message arrived.
     """
 
     state: Literal["online", "offline"]
