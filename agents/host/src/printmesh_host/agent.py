@@ -48,12 +48,12 @@ class HostAgent(Agent):
     def sample_and_publish(self) -> HostState:
         with self._sample_lock:
             state = self.sampler.sample()
-            self.publish_state(self.me.state, state)
             entities = host_entities(state, self.topics.absolute(self.me.state), self.host)
             entities += command_entities(
                 self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()}
             )
-            self.announce(entities)
+            self.announce(entities)  # first, so HA drops a vanished metric's entity before its state goes null
+            self.publish_state(self.me.state, state)
         return state
 
     def _command_loop(self, cmd: ShellCommand) -> None:
