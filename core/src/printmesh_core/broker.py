@@ -43,8 +43,11 @@ def mosquitto_path() -> str | None:
 class LocalBroker:
     """A broker child process on a loopback port; restartable on the same port."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", kind: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", kind: str | None = None, extra: list[str] | None = None
+    ) -> None:
         self.host = host
+        self.extra = extra or []  # more mosquitto.conf lines for the listener: TLS, password_file
         self.port = port or free_port(host)
         self.kind = kind or ("mosquitto" if mosquitto_path() else "iotcore")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -57,7 +60,9 @@ class LocalBroker:
             if exe is None:
                 raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
             conf = self._dir / "mosquitto.conf"
-            lines = [f"listener {self.port} {self.host}", "allow_anonymous true", "persistence false"]
+            lines = [f"listener {self.port} {self.host}", "persistence false", *self.extra]
+            if not any(line.startswith("allow_anonymous") for line in self.extra):
+                lines.append("allow_anonymous true")
             if os.geteuid() == 0:
                 lines.append("user root")
             conf.write_text("\n".join(lines) + "\n")
