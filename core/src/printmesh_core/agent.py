@@ -15,6 +15,7 @@ from printmesh_core.commands import Command, CommandServer
 from printmesh_core.config import AgentSettings
 from printmesh_core.discovery import DiscoveryPublisher, Entity
 from printmesh_core.models.base import Payload
+from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.topics import Topics
 
@@ -64,6 +65,15 @@ class Agent:
         with self._cache_lock:
             self._retained_cache[topic] = payload
         self.runtime.publish(topic, payload, qos=qos, retain=True)
+
+    def publish_availability(self, topic: str, online: bool, reason: str | None = None) -> None:
+        """Retained availability of one item (a sensor, a camera); published only on change."""
+        payload = Availability(state="online" if online else "offline", reason=None if online else reason)
+        with self._cache_lock:
+            previous = self._retained_cache.get(topic)
+        if isinstance(previous, Availability) and previous.state == payload.state and previous.reason == payload.reason:
+            return
+        self.publish_state(topic, payload)
 
     def announce(self, entities: list[Entity]) -> None:
         self.discovery.set_entities(entities)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from printmesh_core.models import CommandResponse, Status
+from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 
 # name -> model; later components add their payloads here.
 PAYLOADS: dict[str, type[BaseModel]] = {
     "status": Status,
+    "availability": Availability,
     "command-response": CommandResponse,
     "host-state": HostState,
     "host-command-result": ShellResult,

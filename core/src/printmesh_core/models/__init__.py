@@ -2,6 +2,6 @@
 
 from printmesh_core.models.base import Payload, now
 from printmesh_core.models.envelope import CommandRequest, CommandResponse, ErrorInfo
-from printmesh_core.models.status import Status
+from printmesh_core.models.status import Availability, Status
 
-__all__ = ["CommandRequest", "CommandResponse", "ErrorInfo", "Payload", "Status", "now"]
+__all__ = ["Availability", "CommandRequest", "CommandResponse", "ErrorInfo", "Payload", "Status", "now"]

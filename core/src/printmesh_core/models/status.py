@@ -22,3 +22,14 @@ class Status(Payload):
     version: str
     reason: str | None = Field(default=None, description="Why offline: 'shutdown' or 'lost' (last will).")
     dropped: int = Field(default=0, description="Messages dropped from the offline queue since start.")
+
+
+class Availability(Payload):
+    """Retained availability of one item inside a component (a sensor, a camera).
+
+    Home Assistant entities of that item require both this and the component's status
+    (``availability_mode: all``), so a broken sensor goes unavailable while the agent runs.
+    """
+
+    state: Literal["online", "offline"]
+    reason: str | None = Field(default=None, description="Why offline, e.g. 'no good read for 120 s'.")
