@@ -8,6 +8,7 @@ import time
 import pytest
 from conftest import Observer, make_runtime
 
+from printmesh_core.broker import LocalBroker
 from printmesh_core.commands import Command, CommandServer
 from printmesh_core.config import MqttConfig
 from printmesh_core.models import CommandRequest
@@ -136,3 +137,21 @@ def test_handler_exception_does_not_kill_the_network_thread(broker):
         time.sleep(0.05)
     assert [m.payload for m in got] == [b"x", b"y"]
     rt.stop()
+
+
+def test_subscriptions_are_restored_before_online_is_announced():
+    """Whoever reacts to `online` must find the command topics live: the broker sees SUBSCRIBE first."""
+    with LocalBroker(kind="mosquitto", extra=["log_type all", "log_dest stderr"]) as b:
+        rt = MqttRuntime(
+            MqttConfig(host=b.host, port=b.port), "printmesh", "ordered", Presence("o/echo/status", "echo", "t")
+        )
+        echo_server(rt, node="o", inline=True)
+        rt.start()
+        assert rt.wait_connected(5)
+        time.sleep(0.3)
+        rt.stop()
+        log = b.log_path.read_text()
+    subscribe_at = log.index("Received SUBSCRIBE from ordered")
+    online_at = log.index("Received PUBLISH from ordered (d0, q1, r1, m")
+    assert "printmesh/o/echo/status" in log[online_at : online_at + 200]
+    assert subscribe_at < online_at

@@ -178,10 +178,12 @@ class MqttRuntime:
             self._connected = True
             self._failures = 0
             self.connect_count += 1
-            if self.presence is not None:
-                client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
+            # Subscribe before announcing "online": the broker handles one connection's packets
+            # in order, so whoever reacts to "online" finds the command topics already live.
             if self._subs:
                 client.subscribe([(f, self._options(qos)) for f, (qos, _) in self._subs.items()])
+            if self.presence is not None:
+                client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
             self._flush_queue()
         log.info("connected to %s:%s (connection #%d)", self.config.host, self.config.port, self.connect_count)
         for hook in list(self._connect_hooks):
