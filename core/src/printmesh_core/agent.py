@@ -95,6 +95,8 @@ class Agent:
         self.server.attach()
         self.discovery.attach()
         self.discovery.on_birth(self._republish_state)
+        # A broker restarted without persistence has lost our retained state: resend it.
+        self.runtime.on_connected(self._republish_state)
         self.attach()
         mq = self.settings.mqtt
         log.info(

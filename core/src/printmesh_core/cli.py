@@ -22,9 +22,14 @@ EXIT_CONFIG = 2
 
 
 def installed_components() -> dict[str, ComponentSpec]:
+    """Installed components; a broken one is reported and skipped, never fatal for the others."""
     found: dict[str, ComponentSpec] = {}
     for ep in entry_points(group="printmesh.components"):
-        spec = ep.load()
+        try:
+            spec = ep.load()
+        except Exception as exc:
+            print(f"printmesh: component '{ep.name}' failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         if isinstance(spec, ComponentSpec):
             found[spec.name] = spec
     return found

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
+from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 
 # name -> model; later components add their payloads here.
 PAYLOADS: dict[str, type[BaseModel]] = {
@@ -18,6 +19,9 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "host-state": HostState,
     "host-command-result": ShellResult,
     "host-refresh-request": RefreshRequest,
+    "sensor-state": SensorReading,
+    "sensor-health": SensorHealth,
+    "sensor-read-request": ReadRequest,
 }
 
 
