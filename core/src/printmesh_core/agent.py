@@ -85,6 +85,15 @@ class Agent:
         for topic, payload in cached:
             self.runtime.publish(topic, payload, qos=1, retain=True)
 
+    def _republish_after_connect(self) -> None:
+        """Resend retained state, except what the offline queue has just sent."""
+        flushed = self.runtime.flushed_on_connect
+        with self._cache_lock:
+            cached = list(self._retained_cache.items())
+        for topic, payload in cached:
+            if self.topics.absolute(topic) not in flushed:
+                self.runtime.publish(topic, payload, qos=1, retain=True)
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("received %s: shutting down", signal.Signals(signum).name)
         self.stopping.set()
@@ -96,7 +105,7 @@ class Agent:
         self.discovery.attach()
         self.discovery.on_birth(self._republish_state)
         # A broker restarted without persistence has lost our retained state: resend it.
-        self.runtime.on_connected(self._republish_state)
+        self.runtime.on_connected(self._republish_after_connect)
         self.attach()
         mq = self.settings.mqtt
         log.info(

@@ -82,6 +82,7 @@ class MqttRuntime:
         self._suback_waiters: dict[int, threading.Event] = {}
         self._stopping = False
         self._failures = 0
+        self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
         self._v5 = config.protocol == "5"
         self._client = self._make_client(client_id)
 
@@ -279,6 +280,7 @@ class MqttRuntime:
             log.warning(report)
         for out in pending:
             self._send(out)
+        self.flushed_on_connect = frozenset(out.topic for out in pending)
 
     @property
     def queued(self) -> int:
