@@ -28,6 +28,7 @@ def host_config(tmp_path: Path, **host: object) -> dict:
         "temperature_chips": [],
         "thermal_path": str(empty),
         "vcgencmd": "printmesh-test-no-vcgencmd",
+        "throttled_path": str(tmp_path / "no-throttled"),
         **host,
     }
     return {"node_id": NODE, "host": section}

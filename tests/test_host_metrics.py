@@ -9,7 +9,8 @@ import pytest
 
 from printmesh_host import metrics
 from printmesh_host.config import HostConfig, Metrics
-from printmesh_host.metrics import Sampler, parse_throttled, read_psutil_temperature, read_sysfs_temperature
+from printmesh_host.metrics import Sampler
+from printmesh_host.probes import parse_throttled, read_psutil_temperature, read_sysfs_temperature
 
 FAKE_VCGENCMD = str(Path(__file__).parent / "fakes" / "vcgencmd")
 Shwtemp = namedtuple("Shwtemp", "label current high critical")
@@ -48,6 +49,7 @@ def test_sysfs_prefers_cpu_zones(tmp_path):
 
 
 def _sampler(tmp_path, **kw) -> Sampler:
+    kw.setdefault("throttled_path", tmp_path / "no-throttled")
     cfg = HostConfig(temperature_chips=[], thermal_path=tmp_path, vcgencmd="printmesh-test-none", **kw)
     return Sampler(cfg)
 
@@ -56,7 +58,9 @@ def test_vcgencmd_gives_temperature_and_throttling_on_a_pi(tmp_path, monkeypatch
     monkeypatch.setenv("FAKE_THROTTLED", "0x1")
     s = _sampler(tmp_path).sample()
     assert s.temperature is None and s.throttling is None and set(s.unavailable) >= {"temperature", "throttling"}
-    pi = Sampler(HostConfig(temperature_chips=[], thermal_path=tmp_path, vcgencmd=FAKE_VCGENCMD)).sample()
+    pi = Sampler(
+        HostConfig(temperature_chips=[], thermal_path=tmp_path, vcgencmd=FAKE_VCGENCMD, throttled_path=tmp_path / "x")
+    ).sample()
     assert pi.temperature and pi.temperature.celsius == 51.5 and pi.temperature.source == "vcgencmd"
     assert pi.throttling and pi.throttling.under_voltage_now and not pi.throttling.under_voltage_occurred
     assert "temperature" not in pi.unavailable and "throttling" not in pi.unavailable
@@ -88,9 +92,49 @@ def test_a_crashing_reader_is_reported_not_raised(tmp_path, monkeypatch):
 def test_entities_follow_the_sample(tmp_path, interval):
     from printmesh_host.entities import host_entities
 
-    cfg = HostConfig(temperature_chips=[], thermal_path=tmp_path, vcgencmd=FAKE_VCGENCMD, interval=interval)
+    cfg = HostConfig(
+        temperature_chips=[],
+        thermal_path=tmp_path,
+        vcgencmd=FAKE_VCGENCMD,
+        interval=interval,
+        throttled_path=tmp_path / "x",
+    )
     state = Sampler(cfg).sample()
     ents = {e.object_id: e for e in host_entities(state, "printmesh/n/host/state", cfg)}
     assert {"cpu_temperature", "under_voltage", "throttled", "disk_root_usage"} <= set(ents)
     assert ents["under_voltage"].platform == "binary_sensor"
     assert all(e.options["expire_after"] > interval * 2 for e in ents.values())
+
+
+def test_throttling_from_the_firmware_sysfs_file_before_vcgencmd(tmp_path):
+    flags = tmp_path / "get_throttled"
+    flags.write_text("50000\n")
+    s = _sampler(tmp_path, throttled_path=flags).sample()
+    assert s.throttling and s.throttling.under_voltage_occurred and not s.throttling.under_voltage_now
+
+
+def test_temperature_source_is_remembered_and_a_missing_one_searched_rarely(tmp_path, monkeypatch):
+    from printmesh_host import probes
+
+    zone = tmp_path / "thermal_zone0"
+    zone.mkdir()
+    (zone / "type").write_text("cpu-thermal")
+    (zone / "temp").write_text("40000")
+    calls = {"glob": 0}
+    real = probes.read_sysfs_temperature
+
+    def counting(base):
+        calls["glob"] += 1
+        return real(base)
+
+    monkeypatch.setattr(probes, "read_sysfs_temperature", counting)
+    sampler = _sampler(tmp_path)
+    for _ in range(5):
+        assert sampler.sample().temperature.celsius == 40.0
+    (zone / "temp").write_text("41000")
+    assert sampler.sample().temperature.celsius == 41.0, "the remembered source is read afresh"
+    assert calls["glob"] == 6
+    empty = _sampler(tmp_path / "none")
+    for _ in range(5):
+        assert empty.sample().temperature is None
+    assert calls["glob"] == 7, "no source: searched once, then only every RECHECK seconds"

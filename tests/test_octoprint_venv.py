@@ -34,8 +34,6 @@ OURS = {
     "printmesh-core": "0.1.0",
     "printmesh-octoprint": "0.1.0",
     "paho-mqtt": "2.2.0",
-    "pydantic-settings": "2.16.3",
-    "python-dotenv": "1.2.4",
 }
 
 

@@ -21,18 +21,22 @@ KNOWN = {
 EXIT_CONFIG = 2
 
 
-def installed_components() -> dict[str, ComponentSpec]:
-    """Installed components; a broken one is reported and skipped, never fatal for the others."""
-    found: dict[str, ComponentSpec] = {}
-    for ep in entry_points(group="printmesh.components"):
+def installed_names() -> set[str]:
+    """Names of the installed components, without importing them."""
+    return {ep.name for ep in entry_points(group="printmesh.components")}
+
+
+def load_component(name: str) -> ComponentSpec | None:
+    """Import only the requested component, so an agent carries no other agent's modules."""
+    for ep in entry_points(group="printmesh.components", name=name):
         try:
             spec = ep.load()
         except Exception as exc:
-            print(f"printmesh: component '{ep.name}' failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
+            print(f"printmesh: component '{name}' failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return None
         if isinstance(spec, ComponentSpec):
-            found[spec.name] = spec
-    return found
+            return spec
+    return None
 
 
 def _component_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> None:  # type: ignore[type-arg]
@@ -90,9 +94,10 @@ def setup_logging(level: str) -> None:
 
 
 def run_component(name: str, args: argparse.Namespace) -> int:
-    spec = installed_components().get(name)
+    spec = load_component(name)
     if spec is None:
-        print(f"printmesh: component '{name}' is not installed (pip install {KNOWN[name][1]})", file=sys.stderr)
+        if name not in installed_names():
+            print(f"printmesh: component '{name}' is not installed (pip install {KNOWN[name][1]})", file=sys.stderr)
         return EXIT_CONFIG
     try:
         settings = load_settings(spec.settings, args.config)

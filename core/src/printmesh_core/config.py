@@ -1,5 +1,9 @@
 """Configuration: YAML file plus ``PRINTMESH_`` environment variables, validated strictly.
 
+The environment is merged over the YAML here rather than through pydantic-settings: it
+is a few lines, it lets a mistyped variable be an error, and it saves every agent (and
+OctoPrint's venv) a dependency worth 6 MB of resident memory.
+
 One YAML file may hold the sections of every component on a device (``host:``,
 ``sensors:``...); each component validates its own section and skips the others, while
 any other unknown key, in the file or in the environment, is an error naming the key.
@@ -7,6 +11,7 @@ any other unknown key, in the file or in the environment, is an error naming the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -15,7 +20,6 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from printmesh_core.topics import TopicError, check_segment
 
@@ -110,12 +114,8 @@ def default_node_id() -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname()) or "printmesh"
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(Strict):
     """Settings every component shares; components subclass it and add their section."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", case_sensitive=False
-    )
 
     node_id: str = Field(default_factory=default_node_id, description="This device's id in topics.")
     topic_root: str = Field(default="printmesh", description="First topic level(s).")
@@ -149,18 +149,6 @@ class AgentSettings(BaseSettings):
             return {k: v for k, v in data.items() if k in own or k not in COMPONENT_SECTIONS}
         return data
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the YAML file (passed in as init kwargs).
-        return (env_settings, init_settings)
-
 
 S = TypeVar("S", bound=AgentSettings)
 
@@ -183,24 +171,61 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def check_env_keys(cls: type[AgentSettings], environ: dict[str, str]) -> None:
-    """A mistyped ``PRINTMESH_*`` variable is an error, not silently ignored."""
-    for name in environ:
+def _field_model(annotation: Any) -> Any:
+    """The pydantic model inside ``X | None`` and similar, else the annotation itself."""
+    return next((a for a in getattr(annotation, "__args__", ()) if hasattr(a, "model_fields")), annotation)
+
+
+def _env_value(raw: str, annotation: Any) -> Any:
+    """Lists, dicts and models come as JSON; scalars stay text for pydantic to coerce."""
+    simple = annotation in (str, int, float, bool) or getattr(annotation, "__origin__", None) is Literal
+    if not simple and raw.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def env_overrides(cls: type[AgentSettings], environ: dict[str, str]) -> dict[str, Any]:
+    """``PRINTMESH_MQTT__PORT=1884`` → ``{"mqtt": {"port": "1884"}}``; unknown names are errors."""
+    tree: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
         if not name.upper().startswith(ENV_PREFIX):
             continue
         path = name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER)
         if path[0] in COMPONENT_SECTIONS and path[0] not in cls.model_fields:
-            continue
+            continue  # another component's setting
         model: Any = cls
+        node = tree
         for i, part in enumerate(path):
             fields = getattr(model, "model_fields", None)
-            if fields is None:
-                break  # a dict or list value: its content is validated by the model
+            if fields is None:  # inside a dict-valued setting: the rest of the path are its keys
+                for key in path[i:-1]:
+                    node = node.setdefault(key, {})
+                node[path[-1]] = raw
+                break
             if part not in fields:
-                key = ".".join(path[: i + 1])
-                raise ConfigError(f"{name}: unknown setting '{key}'")
-            model = fields[part].annotation
-            model = next((a for a in getattr(model, "__args__", ()) if hasattr(a, "model_fields")), model)
+                raise ConfigError(f"{name}: unknown setting '{'.'.join(path[: i + 1])}'")
+            annotation = fields[part].annotation
+            if i == len(path) - 1:
+                node[part] = _env_value(raw, annotation)
+            else:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise ConfigError(f"{name}: '{'.'.join(path[: i + 1])}' is set both whole and by parts")
+                node, model = child, _field_model(annotation)
+    return tree
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -217,10 +242,11 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def load_settings(cls: type[S], path: Path | None) -> S:
+    """YAML file (optional), then the environment over it, then strict validation."""
     data = read_yaml(path) if path is not None else {}
-    check_env_keys(cls, dict(os.environ))
+    data = merge(data, env_overrides(cls, dict(os.environ)))
     try:
-        return cls(**data)
+        return cls.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
 

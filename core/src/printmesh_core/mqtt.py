@@ -8,6 +8,7 @@ root and refuses wildcards. Everything else in printmesh talks to ``MqttRuntime`
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import ssl
@@ -57,6 +58,11 @@ class Presence:
     version: str
 
 
+@functools.lru_cache(maxsize=2048)
+def _absolute(root: str, relative: str) -> str:
+    return check_publish_topic(join(root, relative))
+
+
 def matches(topic_filter: str, topic: str) -> bool:
     return bool(paho.topic_matches_sub(topic_filter, topic))
 
@@ -80,6 +86,7 @@ class MqttRuntime:
         self.connect_count = 0
         self._connect_hooks: list[Callable[[], None]] = []
         self._suback_waiters: dict[int, threading.Event] = {}
+        self._routes: dict[str, list[Handler]] = {}  # topic -> handlers, cleared on subscribe
         self._stopping = False
         self._failures = 0
         self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
@@ -130,7 +137,7 @@ class MqttRuntime:
         )
 
     def _abs(self, relative: str) -> str:
-        return check_publish_topic(join(self.root, relative))
+        return _absolute(self.root, relative)
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -222,7 +229,12 @@ class MqttRuntime:
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
         )
         with self._lock:
-            handlers = [h for f, (_, hs) in self._subs.items() if matches(f, msg.topic) for h in hs]
+            handlers = self._routes.get(msg.topic)
+            if handlers is None:
+                handlers = [h for f, (_, hs) in self._subs.items() if matches(f, msg.topic) for h in hs]
+                if len(self._routes) > 4096:  # e.g. one topic per capture id: keep it bounded
+                    self._routes.clear()
+                self._routes[msg.topic] = handlers
         for handler in handlers:
             try:
                 handler(message)
@@ -302,6 +314,7 @@ class MqttRuntime:
             old_qos, handlers = self._subs.get(topic_filter, (qos, []))
             handlers.append(handler)
             self._subs[topic_filter] = (max(qos, old_qos), handlers)
+            self._routes.clear()
             if not self._connected:
                 return wait is None
             _, mid = self._client.subscribe((topic_filter, self._options(max(qos, old_qos))))

@@ -33,7 +33,7 @@ class Requester:
         """Subscribe to a response topic ahead of the first call (waits for the broker's ack)."""
         topic = target.res(command)
         with self._lock:
-            if topic in self._watched:
+            if topic in self._watched:  # the common case: one set lookup per call
                 return True
             self._watched.add(topic)
         return self.runtime.subscribe_relative(topic, self._on_response, qos=1, wait=timeout)

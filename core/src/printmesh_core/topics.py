@@ -7,6 +7,7 @@ the bridge and the coordinator cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -47,6 +48,11 @@ def ha_id(value: str) -> str:
     return _HA_ID.sub("_", value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _command_topic(base: str, kind: str, command: str) -> str:
+    return join(base, kind, check_segment(command, "command name"))
+
+
 @dataclass(frozen=True)
 class ComponentTopics:
     """Topics of one component (one process) on one node, relative to the root."""
@@ -54,29 +60,29 @@ class ComponentTopics:
     node_id: str
     component: str
 
-    @property
+    @functools.cached_property
     def base(self) -> str:
         return join(self.node_id, self.component)
 
-    @property
+    @functools.cached_property
     def status(self) -> str:
         return join(self.base, "status")
 
-    @property
+    @functools.cached_property
     def state(self) -> str:
         return join(self.base, "state")
 
-    @property
+    @functools.cached_property
     def event(self) -> str:
         return join(self.base, "event")
 
     def cmd(self, command: str) -> str:
-        return join(self.base, "cmd", check_segment(command, "command name"))
+        return _command_topic(self.base, "cmd", command)
 
     def res(self, command: str) -> str:
-        return join(self.base, "res", check_segment(command, "command name"))
+        return _command_topic(self.base, "res", command)
 
-    @property
+    @functools.cached_property
     def cmd_filter(self) -> str:
         """Subscription filter matching every command of this component."""
         return join(self.base, "cmd", "+")

@@ -94,7 +94,7 @@ class Up:
 
 
 def run_up(config: Path | None, view: bool = True, duration: float = 0, broker: str = "auto", port: int = 1883) -> int:
-    from printmesh_core.cli import installed_components
+    from printmesh_core.cli import installed_names
 
     try:
         settings = load_settings(AgentSettings, config)
@@ -113,7 +113,7 @@ def run_up(config: Path | None, view: bool = True, duration: float = 0, broker: 
     except BrokerError as exc:
         print(f"printmesh up: {exc}", file=sys.stderr)
         return 1
-    installed = installed_components()
+    installed = installed_names()
     up.start_agents([n for n in UP_COMPONENTS if n in installed])
     viewer = up.view(settings) if view else None
     deadline = time.monotonic() + duration if duration > 0 else None

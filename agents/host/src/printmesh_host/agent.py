@@ -25,6 +25,7 @@ class HostAgent(Agent):
         self.host = settings.host
         self.sampler = Sampler(settings.host)
         self._sample_lock = threading.Lock()
+        self._shape: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         super().__init__(settings)
         self.command_topics = {c.name: self.me.sub("command", c.name) for c in self.host.commands}
 
@@ -48,11 +49,17 @@ class HostAgent(Agent):
     def sample_and_publish(self) -> HostState:
         with self._sample_lock:
             state = self.sampler.sample()
-            entities = host_entities(state, self.topics.absolute(self.me.state), self.host)
-            entities += command_entities(
-                self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()}
+            shape = (
+                tuple(k for k, v in state if v is not None and k not in ("ts", "unavailable")),
+                tuple(state.storage or ()),
             )
-            self.announce(entities)  # first, so HA drops a vanished metric's entity before its state goes null
+            if shape != self._shape:  # entities change only when the set of metrics does
+                self._shape = shape
+                entities = host_entities(state, self.topics.absolute(self.me.state), self.host)
+                entities += command_entities(
+                    self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()}
+                )
+                self.announce(entities)  # first, so HA drops a vanished metric's entity before its state goes null
             self.publish_state(self.me.state, state)
         return state
 

@@ -68,6 +68,10 @@ class HostConfig(Strict):
     )
     thermal_path: Path = Field(default=Path("/sys/class/thermal"), description="sysfs thermal zones (fallback).")
     vcgencmd: str = Field(default="vcgencmd", description="Raspberry Pi firmware tool, for temperature and throttling.")
+    throttled_path: Path = Field(
+        default=Path("/sys/devices/platform/soc/soc:firmware/get_throttled"),
+        description="Pi firmware sysfs file with the throttling flags; read before falling back to vcgencmd.",
+    )
     commands: list[ShellCommand] = Field(default_factory=list)
 
     @field_validator("mounts")

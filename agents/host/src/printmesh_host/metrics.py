@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -31,69 +28,9 @@ from printmesh_core.models.host import (
     Uptime,
 )
 from printmesh_host.config import HostConfig
+from printmesh_host.probes import Probes, Unavailable
 
 log = logging.getLogger("printmesh.host.metrics")
-
-
-class Unavailable(Exception):
-    """This host cannot provide the metric; the message says why."""
-
-
-def read_psutil_temperature(chips: list[str]) -> Temperature | None:
-    sensors_temperatures = getattr(psutil, "sensors_temperatures", None)
-    if sensors_temperatures is None:
-        return None
-    found = sensors_temperatures()
-    for chip in chips:
-        entries = [e for e in found.get(chip, []) if e.current is not None and e.current > -40]
-        if not entries:
-            continue
-        package = [e for e in entries if e.label.lower().startswith(("package", "tctl", "tdie"))]
-        chosen = package or entries
-        return Temperature(celsius=round(sum(e.current for e in chosen) / len(chosen), 1), source=f"psutil:{chip}")
-    return None
-
-
-def read_sysfs_temperature(base: Path) -> Temperature | None:
-    """``/sys/class/thermal/thermal_zone*/temp`` in millidegrees; CPU-like zones first."""
-    zones = sorted(base.glob("thermal_zone*"))
-    readings: list[tuple[int, Temperature]] = []
-    for zone in zones:
-        try:
-            kind = (zone / "type").read_text().strip()
-            milli = int((zone / "temp").read_text().strip())
-        except (OSError, ValueError):
-            continue
-        rank = 0 if any(k in kind.lower() for k in ("cpu", "soc", "x86_pkg", "package")) else 1
-        readings.append((rank, Temperature(celsius=round(milli / 1000, 1), source=f"sysfs:{zone.name} ({kind})")))
-    return min(readings, key=lambda r: r[0])[1] if readings else None
-
-
-def read_vcgencmd(tool: str, *args: str) -> str | None:
-    path = shutil.which(tool)
-    if path is None:
-        return None
-    try:
-        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=2, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def parse_throttled(text: str) -> Throttling:
-    """``throttled=0x50005``: bits 0-3 are 'now', bits 16-19 'since boot'."""
-    raw = text.split("=", 1)[-1].strip()
-    bits = int(raw, 16)
-
-    def bit(n: int) -> bool:
-        return bool(bits & (1 << n))
-
-    return Throttling(
-        raw=raw,
-        under_voltage_now=bit(0), freq_capped_now=bit(1), throttled_now=bit(2), soft_temp_limit_now=bit(3),
-        under_voltage_occurred=bit(16), freq_capped_occurred=bit(17),
-        throttled_occurred=bit(18), soft_temp_limit_occurred=bit(19),
-    )  # fmt: skip
 
 
 def _busy_total(times: Any) -> tuple[float, float]:
@@ -145,6 +82,7 @@ class Sampler:
         self.config = config
         self._reported: dict[str, str] = {}
         self._cpu_meter = CpuMeter()
+        self._probes = Probes(config)
         self._readers: dict[str, Callable[[], Any]] = {
             "cpu": self._cpu, "load": self._load, "temperature": self._temperature,
             "frequency": self._frequency, "memory": self._memory, "swap": self._swap,
@@ -186,16 +124,7 @@ class Sampler:
         return Load(load1=round(one, 2), load5=round(five, 2), load15=round(fifteen, 2))
 
     def _temperature(self) -> Temperature:
-        reading = read_psutil_temperature(self.config.temperature_chips) or read_sysfs_temperature(
-            self.config.thermal_path
-        )
-        if reading is None:
-            text = read_vcgencmd(self.config.vcgencmd, "measure_temp")  # "temp=48.3'C"
-            if text and text.startswith("temp="):
-                reading = Temperature(celsius=float(text[5:].split("'")[0]), source="vcgencmd")
-        if reading is None:
-            raise Unavailable("no CPU temperature sensor found (psutil, sysfs thermal zones, vcgencmd)")
-        return reading
+        return self._probes.temperature()
 
     def _frequency(self) -> Frequency:
         freq = psutil.cpu_freq()
@@ -232,7 +161,4 @@ class Sampler:
         return Uptime(seconds=round(time.time() - boot, 1), boot_time=boot)
 
     def _throttling(self) -> Throttling:
-        text = read_vcgencmd(self.config.vcgencmd, "get_throttled")
-        if not text or "=" not in text:
-            raise Unavailable("vcgencmd get_throttled not available (not a Raspberry Pi)")
-        return parse_throttled(text)
+        return self._probes.throttling()
