@@ -13,7 +13,19 @@ import cv2
 import numpy as np
 import yaml
 from conftest import make_runtime
-from fakes.camera.helpers import BASE, NODE, capture, collect, config, retained, send, synthetic, verify, wait_online
+from fakes.camera.helpers import (
+    BASE,
+    NODE,
+    Captured,
+    capture,
+    collect,
+    config,
+    retained,
+    send,
+    synthetic,
+    verify,
+    wait_online,
+)
 
 from printmesh_camera.framecode import decode
 from printmesh_core.models.camera import CamerasResult, CaptureResult
@@ -126,7 +138,7 @@ def test_mqtt5_correlation_data_rides_on_the_image_and_the_response(broker, obse
     requester.stop()
     assert [m.topic for m in got] == [f"{BASE}/bed/capture/v5", "my/inbox"], "image first, then the answer"
     assert all(m.correlation_data == b"\x00corr-7" for m in got)
-    assert json.loads(got[1].payload)["data"]["size"] == len(got[0].payload)
+    verify(Captured(json.loads(got[1].payload), got[0].payload, image_index=0, response_index=1))
 
 
 def test_plain_mosquitto_pub_and_sub_work_with_mqtt_3_1_1(broker, observer, run_agent, tmp_path):
@@ -143,8 +155,7 @@ def test_plain_mosquitto_pub_and_sub_work_with_mqtt_3_1_1(broker, observer, run_
     subprocess.run([*pub, "-m", request], check=True)
     assert sub.wait(15) == 0
     response = observer.topic(f"{BASE}/res/capture", where=lambda d: d["id"] == "cli-1")
-    data = out.read_bytes()
-    assert len(data) == response["data"]["size"] and data[:2] == b"\xff\xd8"
+    verify(Captured(response, out.read_bytes(), image_index=0, response_index=1))
 
 
 def test_button_press_captures_with_a_fresh_id_every_time(broker, observer, run_agent):
@@ -157,7 +168,9 @@ def test_button_press_captures_with_a_fresh_id_every_time(broker, observer, run_
     observer.publish(f"{BASE}/bed/press", '{"label": "from HA"}')
     first = observer.topic(f"{BASE}/res/capture", after=mark)
     second = observer.topic(f"{BASE}/res/capture", after=mark, where=lambda d: d["id"] != first["id"])
-    assert first["ok"] and second["ok"] and first["id"].startswith("press-") and second["id"].startswith("press-")
+    assert first["id"].startswith("press-") and second["id"].startswith("press-")
+    for answer in (first, second):
+        verify(collect(observer, answer["id"], mark))
     assert second["data"]["label"] == "from HA"
     last = observer.topic(f"{BASE}/bed/last_capture", where=lambda d: d["request_id"] == second["id"])
     assert last["topic"] == f"{BASE}/bed/capture/{second['id']}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 
-from fakes.camera.helpers import BASE, capture, config, synthetic, verify, wait_online
+from fakes.camera.helpers import BASE, capture, config, synthetic, verify, wait_online, write_video
 from fakes.camera.stamp_server import StampServer
-from test_camera_units import write_video
 
 
 def test_video_file_source_plays_in_real_time_in_a_loop(broker, observer, run_agent, tmp_path):

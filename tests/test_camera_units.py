@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from fakes.camera.fake_v4l2 import FakeV4l2Capture
+from fakes.camera.helpers import write_video
 from fakes.camera.stamp_server import StampServer
 
 from printmesh_camera.agent import capture_id_for
@@ -195,17 +196,6 @@ def test_device_errors_name_the_cause(tmp_path):
     time.sleep(0.15)
     with pytest.raises(SourceError, match="stopped delivering"):
         src.read(time.monotonic())
-
-
-def write_video(path: Path, frames: int = 40, fps: float = 10.0, size: tuple[int, int] = (320, 240)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(frames):
-        image = np.full((size[1], size[0], 3), 40, np.uint8)
-        draw(image, Stamp(i, float(i), f"file frame {i}"))
-        writer.write(image)
-    writer.release()
-    return path
 
 
 def test_file_source_follows_the_wall_clock_and_loops(tmp_path):

@@ -26,6 +26,7 @@ from printmesh_core.topics import ComponentTopics, TopicError, Topics
 log = logging.getLogger("printmesh.commands")
 
 HandlerResult = Mapping[str, Any] | BaseModel | None
+Reply = Callable[[CommandResponse], None]
 
 
 class CommandFailed(Exception):
@@ -41,9 +42,12 @@ class CommandFailed(Exception):
 class Command:
     name: str
     request: type[CommandRequest]
-    handler: Callable[[Any], HandlerResult]
+    handler: Callable[..., Any]  # (request) -> HandlerResult, or (request, message, reply) if deferred
     inline: bool = False  # cheap handlers answer from the network thread, skipping a thread hop
     description: str = ""
+    # Deferred: handler(request, message, reply) is called on the network thread, must only
+    # queue the work, and calls reply(response) later from its own thread (e.g. a camera's).
+    deferred: bool = False
 
 
 class Dedupe:
@@ -164,21 +168,34 @@ class CommandServer:
         _, parsed = parse(command, name, message.payload)
         if isinstance(parsed, CommandResponse):
             log.warning("bad request on %s: %s", message.topic, parsed.error.message if parsed.error else "")
-            self._reply(message, name, parsed)
+            self.reply(message, name, parsed)
             return
         assert command is not None
         if not self.dedupe.first_time((name, parsed.id)):
             log.info("duplicate request id %r for %s ignored (already answered)", parsed.id, name)
             return
-        if command.inline:
-            self._reply(message, name, execute(command, parsed))
+        if command.deferred:
+            self._defer(message, command, parsed)
+        elif command.inline:
+            self.reply(message, name, execute(command, parsed))
         else:
             self._pool.submit(self._run, message, command, parsed)
 
     def _run(self, message: Message, command: Command, request: CommandRequest) -> None:
-        self._reply(message, command.name, execute(command, request))
+        self.reply(message, command.name, execute(command, request))
 
-    def _reply(self, message: Message, name: str, response: CommandResponse) -> None:
+    def _defer(self, message: Message, command: Command, request: CommandRequest) -> None:
+        def reply(response: CommandResponse) -> None:
+            self.reply(message, command.name, response)
+
+        try:
+            command.handler(request, message, reply)
+        except Exception as exc:
+            log.exception("command %s (id %s) failed", command.name, request.id)
+            reply(error(request.id, "failed", f"{type(exc).__name__}: {exc}"))
+
+    def reply(self, message: Message, name: str, response: CommandResponse) -> None:
+        """Answer ``message``: on its MQTT 5 response topic if it has one, else on res/<name>."""
         try:
             if message.response_topic:
                 self.runtime.publish_absolute(

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from printmesh_core.models import Availability, CommandResponse, Status
+from printmesh_core.models.camera import CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 
@@ -22,6 +23,10 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "sensor-state": SensorReading,
     "sensor-health": SensorHealth,
     "sensor-read-request": ReadRequest,
+    "camera-capture-request": CaptureRequest,
+    "camera-capture-result": CaptureResult,
+    "camera-cameras-request": CamerasRequest,
+    "camera-cameras-result": CamerasResult,
 }
 
 

@@ -6,12 +6,13 @@ import hashlib
 import json
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from printmesh_camera.framecode import Stamp, decode
+from printmesh_camera.framecode import Stamp, decode, draw
 from printmesh_core.models.camera import CaptureResult
 
 NODE = "camnode"
@@ -101,3 +102,15 @@ def retained(broker: Any, topic: str, timeout: float = 2.0) -> bytes | None:
         capture_output=True,
     )  # fmt: skip
     return r.stdout if r.returncode == 0 else None
+
+
+def write_video(path: Path, frames: int = 40, fps: float = 10.0, size: tuple[int, int] = (320, 240)) -> Path:
+    """A MJPG AVI written by cv2.VideoWriter; frame i carries the stamp (i, i s, 'file frame i')."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), 40, np.uint8)
+        draw(image, Stamp(i, float(i), f"file frame {i}"))
+        writer.write(image)
+    writer.release()
+    return path

@@ -1,0 +1,191 @@
+"""The camera agent: routes capture requests and button presses to one worker per camera.
+
+Topics (relative to ``<root>/<node>/camera``, see docs/topics-camera.md):
+
+* ``cmd/capture`` -> ``res/capture``: JSON request/response (core envelope);
+* ``<camera>/capture/<capture_id>``: the JPEG, raw bytes, QoS 1, published before the response;
+* ``<camera>/preview``: downscaled JPEG, raw bytes, retained;
+* ``<camera>/availability``, ``<camera>/last_capture``: retained JSON;
+* ``<camera>/press``: any payload starts a capture with a fresh id (Home Assistant's button).
+
+No OpenCV import here: the workers load it when a camera opens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import re
+import time
+
+from printmesh_camera.config import CameraSettings
+from printmesh_camera.entities import camera_entities
+from printmesh_camera.jobs import CaptureJob
+from printmesh_camera.worker import CameraWorker
+from printmesh_core.agent import Agent
+from printmesh_core.commands import Command, Reply, error
+from printmesh_core.models.camera import CameraInfo, CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
+from printmesh_core.models.envelope import CommandRequest
+from printmesh_core.mqtt import Message
+from printmesh_core.topics import TopicError, join
+
+log = logging.getLogger("printmesh.camera")
+
+CAPTURE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+LEAVES = ("availability", "last_capture", "preview")  # retained per-camera topics
+
+
+def capture_id_for(request_id: str) -> str:
+    """The request id itself when it is a usable topic level, so requesters know the image topic
+    in advance; otherwise a stable digest of it (``id-`` + 20 hex digits)."""
+    if CAPTURE_ID.match(request_id):
+        return request_id
+    return "id-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+
+
+class CameraAgent(Agent):
+    component = "camera"
+
+    def __init__(self, settings: CameraSettings) -> None:
+        self.cameras = {c.name: c for c in settings.camera.cameras}
+        super().__init__(settings)
+        self.workers = {name: CameraWorker(cfg, self) for name, cfg in self.cameras.items()}
+        self._press_ids = itertools.count(1)
+
+    # ------------------------------------------------------------ topics
+    def topic_of(self, camera: str, *levels: str) -> str:
+        """``<node>/camera/<camera>/<levels>``, relative to the root."""
+        return self.me.sub(camera, *levels)
+
+    def absolute_of(self, camera: str, *levels: str) -> str:
+        return self.topics.absolute(self.topic_of(camera, *levels))
+
+    # ------------------------------------------------------ Sink (workers)
+    def image(self, camera: str, capture_id: str, jpeg: bytes, correlation_data: bytes | None) -> str:
+        topic = self.absolute_of(camera, "capture", capture_id)
+        self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=correlation_data)
+        return topic
+
+    def preview(self, camera: str, jpeg: bytes) -> None:
+        self.runtime.publish(self.topic_of(camera, "preview"), jpeg, qos=0, retain=True)
+
+    def availability(self, camera: str, online: bool, reason: str | None) -> None:
+        self.publish_availability(self.topic_of(camera, "availability"), online, reason)
+
+    def captured(self, result: CaptureResult) -> None:
+        self.publish_state(self.topic_of(result.camera, "last_capture"), result)
+
+    # ----------------------------------------------------------- commands
+    def commands(self) -> list[Command]:
+        return [
+            # deferred: the camera's own thread answers, so a slow camera never holds a pool thread
+            Command("capture", CaptureRequest, self._dispatch_message, deferred=True,
+                    description="Capture a fresh JPEG; it goes to <camera>/capture/<capture_id>, then the answer."),
+            Command("cameras", CamerasRequest, self._cameras, inline=True,
+                    description="List the cameras, their state and topics."),
+        ]  # fmt: skip
+
+    def _dispatch_message(self, request: CommandRequest, message: Message | None, reply: Reply) -> None:
+        assert isinstance(request, CaptureRequest)
+        self.dispatch(request, message, reply)
+
+    def dispatch(self, request: CaptureRequest, message: Message | None, reply: Reply) -> None:
+        """Queue a capture on its camera's thread; anything that cannot be queued is answered now."""
+        received = time.monotonic()
+        name = request.camera
+        if name is None:
+            if len(self.workers) != 1:
+                reply(error(request.id, "invalid_request",
+                            f"camera: required with {len(self.workers)} cameras ({self._names()})"))  # fmt: skip
+                return
+            name = next(iter(self.workers))
+        worker = self.workers.get(name)
+        if worker is None:
+            reply(error(request.id, "unknown_camera", f"no camera {name!r} here; cameras: {self._names()}"))
+            return
+        job = CaptureJob(request, capture_id_for(request.id), received, reply,
+                         message.correlation_data if message else None)  # fmt: skip
+        refused = worker.submit(job)
+        if refused is not None:
+            reply(refused)
+
+    def _names(self) -> str:
+        return ", ".join(self.workers) or "none configured"
+
+    def _cameras(self, request: CamerasRequest) -> CamerasResult:
+        infos = []
+        for name, worker in self.workers.items():
+            cfg = worker.config
+            size = worker.frame_size
+            infos.append(CameraInfo(
+                name=name, title=cfg.display, source=worker.description,
+                state="online" if worker.online else "offline", reason=worker.reason,
+                width=size[0] if size else None, height=size[1] if size else None,
+                preview_interval=cfg.preview.interval, captures=worker.captures, failures=worker.failures,
+                pending=worker.pending, preview_topic=self.absolute_of(name, "preview"),
+                capture_topic=self.absolute_of(name, "capture") + "/+", press_topic=self.absolute_of(name, "press"),
+            ))  # fmt: skip
+        return CamerasResult(cameras=infos)
+
+    # ------------------------------------------------------------ presses
+    def attach(self) -> None:
+        self.runtime.subscribe_relative(join(self.me.base, "+", "press"), self._on_press, qos=1)
+        self.runtime.subscribe_relative(join(self.me.base, "+", "availability"), self._on_availability, qos=1)
+
+    def _camera_of(self, message: Message) -> str:
+        relative = self.topics.relative(message.topic) or ""
+        return relative.split("/")[-2] if relative.count("/") >= 3 else ""
+
+    def _on_press(self, message: Message) -> None:
+        """A button press (any payload) is a capture with a fresh id; a JSON object may add a label."""
+        name = self._camera_of(message)
+        if message.retain:
+            log.warning("ignoring retained press on %s: presses must never be retained", message.topic)
+            return
+        if name not in self.workers:
+            log.warning("press for unknown camera %r on %s ignored", name, message.topic)
+            return
+        label = None
+        try:
+            doc = json.loads(message.payload)
+            if isinstance(doc, dict) and isinstance(doc.get("label"), str):
+                label = doc["label"][:200]
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass
+        request_id = f"press-{time.time_ns() // 1_000_000}-{next(self._press_ids)}"
+        request = CaptureRequest(id=request_id, camera=name, label=label)
+        self.dispatch(request, None, lambda response: self.runtime.publish(self.me.res("capture"), response, qos=1))
+
+    def _on_availability(self, message: Message) -> None:
+        """Clear the retained topics of a camera that is no longer configured."""
+        name = self._camera_of(message)
+        if not message.retain or not message.payload or name in self.cameras:
+            return
+        log.info("clearing the retained topics of removed camera %r", name)
+        for leaf in LEAVES:
+            try:
+                self.runtime.publish(self.topic_of(name, leaf), b"", qos=1, retain=True)
+            except TopicError as exc:
+                log.warning("cannot clear %s of %r: %s", leaf, name, exc)
+                return
+
+    # ------------------------------------------------------------ running
+    def loop(self) -> None:
+        if not self.workers:
+            log.warning("no cameras configured (camera.cameras is empty): nothing to do")
+        entities = []
+        for name, cfg in self.cameras.items():
+            topics = {leaf: self.absolute_of(name, leaf) for leaf in (*LEAVES, "press")}
+            entities += camera_entities(cfg, topics)
+        self.announce(entities)
+        for worker in self.workers.values():
+            worker.start()
+        self.stopping.wait()
+        for worker in self.workers.values():
+            worker.request_stop()
+        for worker in self.workers.values():
+            worker.join()
+        for name in self.workers:
+            self.availability(name, False, "agent stopped")
