@@ -24,6 +24,7 @@ make_venv() {  # make_venv PIP_ARGS...
   if [ ! -x "$VENV/bin/python" ]; then
     "$py" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && "$py" -m venv "$VENV"; }
   fi
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  (cd "$ROOT" && "$VENV/bin/python" -m pip install -q "$@")
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  # this machine's pip.conf names local mirrors that may be absent: keep that noise out
+  (cd "$ROOT" && "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2))
 }
