@@ -1,6 +1,6 @@
 """The camera agent: routes capture requests and button presses to one worker per camera.
 
-Topics (relative to ``<root>/<node>/camera``, see docs/topics-camera.md):
+Topics (relative to ``<root>/<node>/camera``, see docs/topics.md, "Camera agent"):
 
 * ``cmd/capture`` -> ``res/capture``: JSON request/response (core envelope);
 * ``<camera>/capture/<capture_id>``: the JPEG, raw bytes, QoS 1, published before the response;
