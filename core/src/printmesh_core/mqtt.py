@@ -85,6 +85,7 @@ class MqttRuntime:
         self._outbox = Outbox(config.queue_size)
         self.connect_count = 0
         self._connect_hooks: list[Callable[[], None]] = []
+        self._disconnect_hooks: list[Callable[[], None]] = []
         self._suback_waiters: dict[int, threading.Event] = {}
         self._routes: dict[str, list[Handler]] = {}  # topic -> handlers, cleared on subscribe
         self._stopping = False
@@ -167,6 +168,10 @@ class MqttRuntime:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def on_disconnected(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` when an established connection is lost (not on a failed attempt)."""
+        self._disconnect_hooks.append(hook)
+
     def on_connected(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` inside every connect callback (after status and subscriptions)."""
         self._connect_hooks.append(hook)
@@ -217,6 +222,12 @@ class MqttRuntime:
             self._connected_event.clear()
         if was and not self._stopping:
             log.warning("disconnected from broker (%s); reconnecting with backoff", reason)
+        if was:
+            for hook in list(self._disconnect_hooks):
+                try:
+                    hook()
+                except Exception:
+                    log.exception("disconnect hook failed")
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)

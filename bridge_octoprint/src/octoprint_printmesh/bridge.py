@@ -1,0 +1,91 @@
+"""The MQTT side of the plugin, kept off OctoPrint's threads.
+
+OctoPrint's comm and event threads only call the ``record_*`` methods, which put an item
+on a bounded queue and return; one worker thread turns items into messages. paho's own
+thread does the network I/O, and the runtime queues while the broker is away, so a down
+or misconfigured broker never slows OctoPrint or the print.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from octoprint_printmesh.settings import BridgeSettings
+from printmesh_core import __version__
+from printmesh_core.models.base import Payload
+from printmesh_core.mqtt import MqttRuntime, Presence
+from printmesh_core.topics import Topics
+
+log = logging.getLogger("octoprint.plugins.printmesh.bridge")
+
+COMPONENT = "printer"
+QUEUE_LIMIT = 10_000
+
+
+class PrinterEvent(Payload):
+    """One OctoPrint event on ``<node>/printer/event``: its name and its payload as JSON."""
+
+    event: str
+    payload: dict[str, Any] | None = None
+
+
+Notify = Callable[[dict[str, Any]], None]
+
+
+class Bridge:
+    def __init__(self, settings: BridgeSettings, notify: Notify) -> None:
+        self.settings = settings
+        self.notify = notify
+        self.topics = Topics(settings.topic_root, settings.node_id)
+        self.me = self.topics.component(COMPONENT)
+        client_id = settings.mqtt.client_id or f"printmesh-{settings.node_id}-{COMPONENT}"
+        self.runtime = MqttRuntime(
+            settings.mqtt, settings.topic_root, client_id, Presence(self.me.status, COMPONENT, __version__)
+        )
+        self.runtime.on_connected(lambda: self.notify({"broker": "connected"}))
+        self.runtime.on_disconnected(lambda: self.notify({"broker": "disconnected"}))
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_LIMIT)
+        self._worker = threading.Thread(target=self._run, name="printmesh-bridge", daemon=True)
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._worker.start()
+        self.runtime.start()  # connects in paho's thread; never blocks the caller
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._worker.join(5)
+        self.runtime.stop()
+
+    # ------------------------------------------ called from OctoPrint's threads
+    def record_event(self, name: str, payload: dict[str, Any] | None) -> None:
+        if not self.settings.events_enabled or name in self.settings.events_exclude:
+            return
+        self._put(("event", (name, payload)))
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    # ------------------------------------------------------------ worker thread
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, data = item
+            try:
+                if kind == "event":
+                    name, payload = data
+                    # OctoPrint payloads may hold non-JSON values: keep them, as text
+                    clean = json.loads(json.dumps(payload, default=str)) if isinstance(payload, dict) else None
+                    self.runtime.publish(self.me.event, PrinterEvent(event=name, payload=clean), qos=1)
+            except Exception:
+                log.exception("could not publish %s", kind)

@@ -1,0 +1,73 @@
+"""The plugin inside a real `octoprint serve` (virtual printer) against a real mosquitto."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from octoprint_harness import OctoPrint, start_octoprint
+
+from printmesh_core.broker import LocalBroker, free_port
+
+NODE = "octo1"
+BASE = f"printmesh/{NODE}/printer"
+
+
+def plugin_settings(port: int, **extra: object) -> dict:
+    return {"node_id": NODE, "mqtt": {"host": "127.0.0.1", "port": port}, **extra}
+
+
+@pytest.fixture
+def octoprint(broker: LocalBroker, tmp_path: Path) -> Iterator[OctoPrint]:
+    server = start_octoprint(tmp_path / "octoprint", plugin_settings(broker.port))
+    try:
+        server.wait_operational()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_plugin_announces_presence_and_streams_events(observer, octoprint):
+    status = observer.topic(f"{BASE}/status", where=lambda d: d["state"] == "online", timeout=20)
+    assert status["component"] == "printer"
+    mark = observer.mark()
+    octoprint.api("POST", "/api/printer/command", {"commands": ["G28"]})
+    home = observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "Home", timeout=10)
+    assert home["ts"] > 0
+    assert "printmesh plugin" in octoprint.log() and "connecting to MQTT broker 127.0.0.1" in octoprint.log()
+    mark = observer.mark()
+    assert octoprint.stop() == 0
+    offline = observer.topic(f"{BASE}/status", after=mark, where=lambda d: d["state"] == "offline", timeout=10)
+    assert offline["reason"] == "shutdown"
+
+
+def test_octoprint_carries_on_without_a_broker_and_the_plugin_connects_later(tmp_path):
+    port = free_port()
+    server = start_octoprint(tmp_path / "octoprint", plugin_settings(port))
+    try:
+        server.wait_operational()  # no broker at all: OctoPrint is unaffected
+        assert server.api("GET", "/api/job")["state"] == "Operational"
+        with LocalBroker(port=port, kind="mosquitto") as broker:
+            import subprocess
+
+            got = subprocess.run(
+                ["mosquitto_sub", "-p", str(broker.port), "-t", f"{BASE}/status", "-C", "1", "-W", "40"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert '"state":"online"' in got.stdout, "the plugin reconnects by itself"
+    finally:
+        assert server.stop() == 0
+
+
+def test_invalid_settings_are_reported_and_octoprint_keeps_running(tmp_path):
+    server = start_octoprint(tmp_path / "octoprint", plugin_settings(1883, mqtt={"port": "not-a-port"}))
+    try:
+        server.wait_operational()
+        deadline = time.monotonic() + 10
+        while "invalid settings" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "printmesh is not connecting: invalid settings: mqtt.port" in server.log()
+    finally:
+        assert server.stop() == 0
