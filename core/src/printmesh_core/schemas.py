@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.camera import CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
+from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 
 # name -> model; later components add their payloads here.
@@ -27,6 +28,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "camera-capture-result": CaptureResult,
     "camera-cameras-request": CamerasRequest,
     "camera-cameras-result": CamerasResult,
+    "layer-table": LayerTable,
+    "layer-event": LayerEvent,
 }
 
 

@@ -1,0 +1,127 @@
+"""Recognising the layer comments slicers write.
+
+Each slicer family has its own style; a file may carry several (PrusaSlicer users often add
+Cura's ``;LAYER:[layer_num]`` to their layer-change G-code for other plugins), so the scanner
+collects every style separately and then picks one (``PRIORITY``) instead of adding them up.
+
+Start markers open a layer; attribute lines that follow add its Z or thickness:
+
+=====================  ===========================================  ==========================
+style                  start marker                                 attributes
+=====================  ===========================================  ==========================
+prusa                  ``;LAYER_CHANGE`` (PrusaSlicer, SuperSlicer,  ``;Z:z``, ``;HEIGHT:h``
+                       OrcaSlicer)
+layer_number           ``;LAYER:n`` (Cura, ideaMaker)               ``;Z:z``, ``;HEIGHT:h``
+                                                                    (ideaMaker)
+simplify3d             ``; layer n, Z = z``                         in the marker
+kisslicer              ``; BEGIN_LAYER_OBJECT z=z``                 in the marker
+before_layer_change    ``;BEFORE_LAYER_CHANGE`` (Slic3r family's     a bare ``;z`` line
+                       layer G-code setting, e.g. Prusa profiles)   (``;[layer_z]``)
+after_layer_change     ``;AFTER_LAYER_CHANGE``                      a bare ``;z`` line
+slic3r_comments        ``G1 Z.. ; move to next layer (n)`` (Slic3r   the move's own Z
+                       with "verbose G-code")
+=====================  ===========================================  ==========================
+
+Slic3r 1.3 (Debian's ``slic3r``) writes *no* layer comment by default: its files go to the
+fallback detector unless "verbose G-code" or a layer G-code template is set.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from printmesh_core.models.layers import MarkerStyle
+
+# First style found wins: slicer-native, Z-carrying styles before user-added templates.
+PRIORITY: tuple[MarkerStyle, ...] = (
+    "prusa",
+    "layer_number",
+    "simplify3d",
+    "kisslicer",
+    "before_layer_change",
+    "after_layer_change",
+    "slic3r_comments",
+)
+TAKES_Z: frozenset[str] = frozenset(("prusa", "layer_number"))  # from a following ;Z: line
+TAKES_VALUE: frozenset[str] = frozenset(("before_layer_change", "after_layer_change"))  # from ;[layer_z]
+
+_NUM = rb"([-+]?(?:\d+\.?\d*|\.\d+))"
+_COMMENT = re.compile(
+    rb";[ \t]*(?:"
+    rb"(LAYER_CHANGE)\s*$"  # 1
+    rb"|LAYER:[ \t]*(-?\d+)"  # 2
+    rb"|Z:[ \t]*"
+    + _NUM  # 3
+    + rb"|HEIGHT:[ \t]*"
+    + _NUM  # 4
+    + rb"|(?i:layer)[ \t]+(-?\d+)[ \t]*,[ \t]*Z[ \t]*=[ \t]*"
+    + _NUM  # 5, 6
+    + rb"|BEGIN_LAYER_OBJECT\b[^\r\n]*?\bz[ \t]*=[ \t]*"
+    + _NUM  # 7
+    + rb"|(BEFORE|AFTER)_LAYER_CHANGE\b(?:[^\d\r\n+-]*"
+    + _NUM
+    + rb")?"  # 8, 9
+    + rb"|"
+    + _NUM
+    + rb"\s*$"  # 10
+    + rb")"
+)
+_SLIC3R = re.compile(rb";\s*move to next layer \((\d+)\)")
+_GENERATOR = re.compile(
+    rb";\s*(?:G-Code\s+)?(?:generated|sliced)\s+(?:by|with)\s+(.+?)(?:\s+on\s+\d{4}-\d\d-\d\d.*)?\s*$"
+    rb"|;\s*(KISSlicer\b.*?)\s*$",
+    re.IGNORECASE,
+)
+
+
+class Comment(NamedTuple):
+    """What one comment line says: a start marker (``style`` set) or an attribute."""
+
+    style: MarkerStyle | None
+    number: int | None = None
+    z: float | None = None
+    height: float | None = None
+    value: float | None = None  # a bare number: Slic3r's ;[layer_z]
+
+
+def parse_comment(comment: bytes) -> Comment | None:
+    """Classify a comment-only line (leading whitespace removed, starting with ``;``)."""
+    m = _COMMENT.match(comment)
+    if m is None:
+        return None
+    g = m.groups()
+    try:
+        if g[0] is not None:
+            return Comment("prusa")
+        if g[1] is not None:
+            return Comment("layer_number", number=int(g[1]))
+        if g[2] is not None:
+            return Comment(None, z=float(g[2]))
+        if g[3] is not None:
+            return Comment(None, height=float(g[3]))
+        if g[4] is not None:
+            return Comment("simplify3d", number=int(g[4]), z=float(g[5]))
+        if g[6] is not None:
+            return Comment("kisslicer", z=float(g[6]))
+        if g[7] is not None:
+            style: MarkerStyle = "before_layer_change" if g[7] == b"BEFORE" else "after_layer_change"
+            return Comment(style, z=float(g[8]) if g[8] is not None else None)
+        return Comment(None, value=float(g[9]))
+    except ValueError:  # e.g. "1.2.3" matched the number pattern's shape but is no float
+        return None
+
+
+def parse_trailing(line: bytes) -> int | None:
+    """Slic3r's verbose layer comment on a command line: the layer number, else None."""
+    m = _SLIC3R.search(line)
+    return int(m.group(1)) if m else None
+
+
+def parse_generator(comment: bytes) -> str | None:
+    """The slicer named in a header comment (``; generated by PrusaSlicer 2.5.0 on ...``)."""
+    m = _GENERATOR.match(comment)
+    if m is None:
+        return None
+    name = (m.group(1) or m.group(2) or b"").decode("utf-8", "replace").strip()
+    return name or None

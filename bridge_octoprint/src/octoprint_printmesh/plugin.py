@@ -1,0 +1,107 @@
+"""The plugin class: OctoPrint's mixins and hooks, wired to plain modules.
+
+The class below only wires OctoPrint's mixins and hooks to plain modules (``bridge``,
+``settings``); it never does network I/O or waits on OctoPrint's comm or event threads.
+
+Built so far: the broker connection from the plugin's settings (validated like every
+printmesh agent's), presence on ``<node>/printer/status`` with a last will, every
+OctoPrint event on ``<node>/printer/event`` with a per-event filter, plugin messages with
+the broker state, versioned settings and the software-update hook. Telemetry, layer
+events and commands are still to be wired (issue 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import octoprint.plugin
+
+from octoprint_printmesh.bridge import Bridge
+from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
+from printmesh_core import __version__ as core_version
+from printmesh_core.config import ConfigError
+
+
+class PrintmeshPlugin(
+    octoprint.plugin.StartupPlugin,  # type: ignore[misc]
+    octoprint.plugin.ShutdownPlugin,  # type: ignore[misc]
+    octoprint.plugin.SettingsPlugin,  # type: ignore[misc]
+    octoprint.plugin.EventHandlerPlugin,  # type: ignore[misc]
+):
+    """OctoPrint injects ``_logger``, ``_settings``, ``_plugin_manager`` and friends."""
+
+    _bridge: Bridge | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def initialize(self) -> None:
+        # Events fired during startup (Connected, PrinterStateChanged) reach on_event
+        # before on_after_startup, so the bridge must exist from here.
+        self._start_bridge()
+
+    def on_after_startup(self) -> None:
+        self._logger.info("printmesh plugin %s started (printmesh-core %s)", self._plugin_version, core_version)
+
+    def on_shutdown(self) -> None:
+        self._stop_bridge()
+
+    def _start_bridge(self) -> None:
+        try:
+            settings = to_bridge_settings(self._settings.get([], merged=True) or {})
+        except ConfigError as exc:
+            self._logger.error("printmesh is not connecting: invalid settings: %s", exc)
+            self._notify({"broker": "misconfigured", "error": str(exc)})
+            return
+        self._bridge = Bridge(settings, self._notify)
+        self._bridge.start()
+        self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
+
+    def _stop_bridge(self) -> None:
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            bridge.stop()
+
+    def _notify(self, message: dict[str, Any]) -> None:
+        self._plugin_manager.send_plugin_message(self._identifier, message)
+
+    # ------------------------------------------------------------- settings
+    def get_settings_defaults(self) -> dict[str, Any]:
+        return DEFAULTS
+
+    def get_settings_version(self) -> int:
+        return SETTINGS_VERSION
+
+    def on_settings_migrate(self, target: int, current: int | None) -> None:
+        migrated = migrate(self._settings.get([], merged=False) or {}, current)
+        for key, value in migrated.items():
+            self._settings.set([key], value)
+
+    def on_settings_save(self, data: dict[str, Any]) -> dict[str, Any]:
+        saved: dict[str, Any] = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
+        self._stop_bridge()  # reconnect with the new settings, off the request if slow
+        self._start_bridge()
+        return saved
+
+    # --------------------------------------------------------------- events
+    def on_event(self, event: str, payload: dict[str, Any] | None) -> None:
+        if self._bridge is not None:
+            self._bridge.record_event(event, payload)  # enqueue only
+
+    # ------------------------------------------------------- software update
+    def get_update_information(self) -> dict[str, Any]:
+        return {
+            "printmesh": {
+                "displayName": "printmesh",
+                "displayVersion": self._plugin_version,
+                "type": "github_release",
+                "user": "printmesh",
+                "repo": "printmesh",
+                "current": self._plugin_version,
+                "pip": "https://github.com/printmesh/printmesh/archive/{target_version}.zip#subdirectory=bridge_octoprint",
+            }
+        }
+
+
+
+
+__plugin_implementation__ = PrintmeshPlugin()
+__plugin_hooks__ = {"octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information}
