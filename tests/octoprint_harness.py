@@ -74,6 +74,28 @@ class OctoPrint:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
+    def upload(self, name: str, data: bytes, print_now: bool = True) -> Any:
+        """POST /api/files/local as multipart, selecting and (by default) starting the print."""
+        boundary = "printmeshboundary7f3a"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n",
+            f'--{boundary}\r\nContent-Disposition: form-data; name="select"\r\n\r\ntrue\r\n'.encode(),
+            f'--{boundary}\r\nContent-Disposition: form-data; name="print"\r\n\r\n{print_now!s}\r\n'.lower().encode(),
+            f"--{boundary}--\r\n".encode(),
+        ]
+        req = urllib.request.Request(self.url + "/api/files/local", data=b"".join(parts), method="POST")
+        req.add_header("X-Api-Key", API_KEY)
+        req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def serial_log(self) -> str:
+        path = self.basedir / "logs" / "serial.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def log(self) -> str:
         path = self.basedir / "logs" / "octoprint.log"
         return path.read_text(errors="replace") if path.exists() else ""

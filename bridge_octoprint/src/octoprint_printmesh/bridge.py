@@ -15,9 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from octoprint_printmesh.layers import scan_file
 from octoprint_printmesh.settings import BridgeSettings
 from printmesh_core import __version__
 from printmesh_core.models.base import Payload
+from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.topics import Topics
 
@@ -68,6 +70,13 @@ class Bridge:
             return
         self._put(("event", (name, payload)))
 
+    def record_layer(self, event: LayerEvent) -> None:
+        self._put(("layer", event))
+
+    def request_scan(self, path: str, disk_path: str, done: Callable[[str, LayerTable], None]) -> None:
+        """Scan a file for its layer table on the worker thread, then call ``done``."""
+        self._put(("scan", (path, disk_path, done)))
+
     def _put(self, item: tuple[str, Any]) -> None:
         try:
             self._queue.put_nowait(item)
@@ -75,6 +84,12 @@ class Bridge:
             self.dropped += 1
 
     # ------------------------------------------------------------ worker thread
+    def _scan(self, path: str, disk_path: str, done: Callable[[str, LayerTable], None]) -> None:
+        table = scan_file(disk_path).table.model_copy(update={"path": path})
+        log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
+        self.runtime.publish(self.me.sub("layers"), table, qos=1, retain=True)
+        done(path, table)
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -82,7 +97,11 @@ class Bridge:
                 return
             kind, data = item
             try:
-                if kind == "event":
+                if kind == "layer":
+                    self.runtime.publish(self.me.sub("layer"), data, qos=1)
+                elif kind == "scan":
+                    self._scan(*data)
+                elif kind == "event":
                     name, payload = data
                     # OctoPrint payloads may hold non-JSON values: keep them, as text
                     clean = json.loads(json.dumps(payload, default=str)) if isinstance(payload, dict) else None

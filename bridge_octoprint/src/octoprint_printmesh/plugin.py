@@ -17,6 +17,7 @@ from typing import Any
 import octoprint.plugin
 
 from octoprint_printmesh.bridge import Bridge
+from octoprint_printmesh.follow import LayerFollower
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
 from printmesh_core import __version__ as core_version
 from printmesh_core.config import ConfigError
@@ -31,6 +32,7 @@ class PrintmeshPlugin(
     """OctoPrint injects ``_logger``, ``_settings``, ``_plugin_manager`` and friends."""
 
     _bridge: Bridge | None = None
+    _follower: LayerFollower | None = None
 
     # ------------------------------------------------------------ lifecycle
     def initialize(self) -> None:
@@ -52,6 +54,7 @@ class PrintmeshPlugin(
             self._notify({"broker": "misconfigured", "error": str(exc)})
             return
         self._bridge = Bridge(settings, self._notify)
+        self._follower = LayerFollower(self._bridge.record_layer)
         self._bridge.start()
         self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
 
@@ -83,8 +86,27 @@ class PrintmeshPlugin(
 
     # --------------------------------------------------------------- events
     def on_event(self, event: str, payload: dict[str, Any] | None) -> None:
-        if self._bridge is not None:
-            self._bridge.record_event(event, payload)  # enqueue only
+        bridge, follower = self._bridge, self._follower
+        if bridge is None or follower is None:
+            return
+        bridge.record_event(event, payload)  # enqueue only
+        if event == "PrintStarted" and payload and payload.get("origin") == "local":
+            path = str(payload.get("path"))
+            follower.begin(path, None)  # live fallback until the scan is in
+            disk_path = self._file_manager.path_on_disk("local", path)
+            bridge.request_scan(path, disk_path, follower.install)
+        elif event in ("PrintDone", "PrintFailed", "PrintCancelled"):
+            follower.end()
+
+    # ---------------------------------------------------------------- hooks
+    def on_gcode_queuing(
+        self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        """Comm thread: feed the layer follower and return at once (no I/O, no waiting)."""
+        follower = self._follower
+        if follower is not None:
+            tags = kwargs.get("tags", args[1] if len(args) > 1 else None)
+            follower.on_line(tags, cmd)
 
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:
@@ -101,7 +123,8 @@ class PrintmeshPlugin(
         }
 
 
-
-
 __plugin_implementation__ = PrintmeshPlugin()
-__plugin_hooks__ = {"octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information}
+__plugin_hooks__ = {
+    "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
+    "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.on_gcode_queuing,
+}

@@ -1,0 +1,61 @@
+"""Following a print's layers from OctoPrint's gcode hook, at a few microseconds per line.
+
+The hook runs on OctoPrint's comm thread, so everything here is constant-time and does no
+I/O: scanning a file for its layer table happens on the bridge's worker thread. Until the
+table is ready (a print started before its file was scanned), the live fallback detector
+follows the print; when the table arrives it takes over without repeating a layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from octoprint_printmesh.layers import FallbackTracker, LayerTracker, Tracker
+from printmesh_core.models.layers import LayerEvent, LayerTable
+
+
+def file_position(tags: Iterable[str] | None) -> int | None:
+    """The ``filepos:N`` tag of a line that comes from the printed file, else None."""
+    if not tags or "source:file" not in tags:
+        return None
+    for tag in tags:
+        if tag.startswith("filepos:"):
+            try:
+                return int(tag[8:])
+            except ValueError:
+                return None
+    return None
+
+
+class LayerFollower:
+    def __init__(self, emit: Callable[[LayerEvent], None]) -> None:
+        self.emit = emit  # must only enqueue: it runs on the comm thread
+        self._tracker: Tracker | None = None
+        self._last_layer = 0
+        self.path: str | None = None
+
+    def begin(self, path: str | None, table: LayerTable | None) -> None:
+        """A print started: follow it with the table if known, else with the live fallback."""
+        self.path = path
+        self._last_layer = 0
+        self._tracker = LayerTracker(table) if table is not None else FallbackTracker(path=path)
+
+    def install(self, path: str | None, table: LayerTable) -> None:
+        """The scanned table for the running print arrived (from the worker thread)."""
+        if path == self.path and self._tracker is not None and not isinstance(self._tracker, LayerTracker):
+            self._tracker = LayerTracker(table)
+
+    def end(self) -> None:
+        self._tracker = None
+
+    def on_line(self, tags: Iterable[str] | None, line: str) -> None:
+        tracker = self._tracker
+        if tracker is None:
+            return
+        pos = file_position(tags)
+        if pos is None:
+            return
+        event = tracker.feed(pos, line)
+        if event is not None and event.layer != self._last_layer:
+            self._last_layer = event.layer
+            self.emit(event)

@@ -1,0 +1,114 @@
+"""Exact layer events from a real print of real slicer output, inside a real OctoPrint.
+
+The expected tables were written from the slicers' settings (tests/fixtures/gcode), not by
+the code under test. "Before any extrusion of layer N" is checked against OctoPrint's own
+serial log: the layer event's timestamp must not be later than the moment the first
+extruding line of layer N was sent to the printer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from octoprint_harness import OctoPrint, start_octoprint
+
+from printmesh_core.broker import LocalBroker
+from printmesh_core.models.layers import LayerEvent, LayerTable
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gcode"
+NODE = "octo2"
+BASE = f"printmesh/{NODE}/printer"
+SEND = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - Send: (?:N\d+ )?([^*]*)")
+
+
+@pytest.fixture
+def octoprint(broker: LocalBroker, tmp_path: Path) -> Iterator[OctoPrint]:
+    server = start_octoprint(
+        tmp_path / "octoprint", {"node_id": NODE, "mqtt": {"host": "127.0.0.1", "port": broker.port}}
+    )
+    try:
+        server.wait_operational()
+        yield server
+    finally:
+        server.stop()
+
+
+def printable(name: str) -> bytes:
+    """The fixture with its waits for heat-up disabled at the same length, so offsets hold."""
+    data = (FIXTURES / f"{name}.gcode").read_bytes()
+    return re.sub(rb"(?m)^M1(09|90)\b", b"M117", data)
+
+
+def command_lines(data: bytes) -> list[tuple[int, str]]:
+    """(offset, command) of every line OctoPrint sends from the file, comments stripped."""
+    out, offset = [], 0
+    for raw in data.splitlines(keepends=True):
+        text = raw.decode("latin-1").split(";", 1)[0].strip()
+        if text:
+            out.append((offset, text))
+        offset += len(raw)
+    return out
+
+
+def sent_times(serial_log: str, commands: list[str]) -> list[float]:
+    """The send time of each file command, aligning the log's Send lines with the file in order
+    (OctoPrint adds its own lines, such as M105 polls, between them)."""
+    times: list[float] = []
+    for line in serial_log.splitlines():
+        m = SEND.match(line)
+        if not m or len(times) == len(commands):
+            continue
+        if m.group(2).strip() == commands[len(times)]:
+            times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    return times
+
+
+def is_extrusion(cmd: str) -> bool:
+    return cmd.split()[0] in ("G1", "G2", "G3") and " E" in f" {cmd}" and ("X" in cmd or "Y" in cmd)
+
+
+@pytest.mark.parametrize("name", ["prusa_zhop_purge", "cura_zhop_purge", "prusa_variable"])
+def test_layer_events_match_the_sliced_file_and_precede_its_extrusion(observer, octoprint, name):
+    expected = json.loads((FIXTURES / f"{name}.json").read_text())
+    data = printable(name)
+    octoprint.api("POST", "/api/printer/command", {"commands": ["M220 S1000", "M221 S1000"]})
+    mark = observer.mark()
+    octoprint.upload(f"{name}.gcode", data)
+    observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintDone", timeout=180)
+    events = [LayerEvent.model_validate_json(m.payload) for m in observer.messages[mark:] if m.topic == f"{BASE}/layer"]
+    table = LayerTable.model_validate(observer.topic(f"{BASE}/layers", after=mark))
+    assert table.total_layers == expected["total_layers"] and table.style == expected["style"]
+    assert [round(row.z, 3) for row in table.layers] == [round(row["z"], 3) for row in expected["layers"]]
+    # the events: one per layer, in order, with the table's heights (the first may come from
+    # the live fallback if the print outran the scan, and then carries the same layer)
+    assert [e.layer for e in events] == list(range(1, expected["total_layers"] + 1)), [e.layer for e in events]
+    assert [round(e.z, 3) for e in events[1:]] == [round(row["z"], 3) for row in expected["layers"][1:]]
+    # before any extrusion of layer N reached the printer
+    commands = command_lines(data)
+    sends = sent_times(octoprint.serial_log(), [c for _, c in commands])
+    assert len(sends) == len(commands), "every file line was found in the serial log"
+    starts = [row["offset"] for row in expected["layers"]] + [len(data)]
+    for event, (begin, end) in zip(events, itertools.pairwise(starts), strict=False):
+        first = next(i for i, (off, cmd) in enumerate(commands) if begin <= off < end and is_extrusion(cmd))
+        # ts is rounded to the ms, the log truncates to the ms: 1.5 ms is the resolution of the comparison
+        assert event.ts <= sends[first] + 0.0015, f"layer {event.layer} announced after its first extrusion was sent"
+
+
+def test_events_need_no_markers_fallback_on_a_file_without_comments(observer, octoprint):
+    expected = json.loads((FIXTURES / "prusa_zhop_purge.json").read_text())
+    stripped = b"\n".join(line.split(b";", 1)[0].rstrip() for line in printable("prusa_zhop_purge").splitlines())
+    octoprint.api("POST", "/api/printer/command", {"commands": ["M220 S1000", "M221 S1000"]})
+    mark = observer.mark()
+    octoprint.upload("nomarkers.gcode", stripped)
+    observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintDone", timeout=180)
+    time.sleep(0.3)
+    events = [LayerEvent.model_validate_json(m.payload) for m in observer.messages[mark:] if m.topic == f"{BASE}/layer"]
+    assert len(events) == expected["total_layers"]
+    assert [round(e.z, 3) for e in events] == [round(row["z"], 3) for row in expected["layers"]]
