@@ -8,7 +8,6 @@ or misconfigured broker never slows OctoPrint or the print.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -16,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from octoprint_printmesh.layers import scan_file
+from octoprint_printmesh.logic.telemetry import event_payload
 from octoprint_printmesh.settings import BridgeSettings
 from printmesh_core import __version__
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import now
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.topics import Topics
@@ -27,13 +27,6 @@ log = logging.getLogger("octoprint.plugins.printmesh.bridge")
 
 COMPONENT = "printer"
 QUEUE_LIMIT = 10_000
-
-
-class PrinterEvent(Payload):
-    """One OctoPrint event on ``<node>/printer/event``: its name and its payload as JSON."""
-
-    event: str
-    payload: dict[str, Any] | None = None
 
 
 Notify = Callable[[dict[str, Any]], None]
@@ -68,7 +61,7 @@ class Bridge:
     def record_event(self, name: str, payload: dict[str, Any] | None) -> None:
         if not self.settings.events_enabled or name in self.settings.events_exclude:
             return
-        self._put(("event", (name, payload)))
+        self._put(("event", (name, payload, now())))
 
     def record_layer(self, event: LayerEvent) -> None:
         self._put(("layer", event))
@@ -102,9 +95,7 @@ class Bridge:
                 elif kind == "scan":
                     self._scan(*data)
                 elif kind == "event":
-                    name, payload = data
-                    # OctoPrint payloads may hold non-JSON values: keep them, as text
-                    clean = json.loads(json.dumps(payload, default=str)) if isinstance(payload, dict) else None
-                    self.runtime.publish(self.me.event, PrinterEvent(event=name, payload=clean), qos=1)
+                    name, payload, at = data
+                    self.runtime.publish(self.me.event, event_payload(name, payload, at), qos=1)
             except Exception:
                 log.exception("could not publish %s", kind)

@@ -11,6 +11,25 @@ from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.camera import CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
+from printmesh_core.models.printer import (
+    CancelRequest,
+    GcodeRequest,
+    HoldRequest,
+    LayerProgress,
+    MoveRequest,
+    PauseRequest,
+    PrinterConnection,
+    PrinterEvent,
+    PrinterFans,
+    PrinterHeatingEta,
+    PrinterHold,
+    PrinterJob,
+    PrinterProfile,
+    PrinterState,
+    PrinterTemperatures,
+    ReleaseRequest,
+    ResumeRequest,
+)
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 
 # name -> model; later components add their payloads here.
@@ -30,6 +49,23 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "camera-cameras-result": CamerasResult,
     "layer-table": LayerTable,
     "layer-event": LayerEvent,
+    "printer-connection": PrinterConnection,
+    "printer-state": PrinterState,
+    "printer-profile": PrinterProfile,
+    "printer-temperature": PrinterTemperatures,
+    "printer-fans": PrinterFans,
+    "printer-heating": PrinterHeatingEta,
+    "printer-job": PrinterJob,
+    "printer-layer-progress": LayerProgress,
+    "printer-hold": PrinterHold,
+    "printer-event": PrinterEvent,
+    "printer-hold-request": HoldRequest,
+    "printer-release-request": ReleaseRequest,
+    "printer-pause-request": PauseRequest,
+    "printer-resume-request": ResumeRequest,
+    "printer-cancel-request": CancelRequest,
+    "printer-move-request": MoveRequest,
+    "printer-gcode-request": GcodeRequest,
 }
 
 

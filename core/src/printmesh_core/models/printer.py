@@ -1,0 +1,311 @@
+"""OctoPrint bridge payloads (``<node>/printer/...``) and the printer's command requests.
+
+Every value is what OctoPrint (or the G-code actually sent) says, never a guess dressed up
+as a measurement: fan speeds are labelled as inferred from M106/M107, a time left keeps
+its origin, and a value OctoPrint does not have is null rather than 0 or -1. Field names
+are snake_case like every other printmesh payload; OctoPrint's camelCase names appear
+only in descriptions, to help readers who know OctoPrint.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from printmesh_core.models.base import Payload
+from printmesh_core.models.envelope import CommandRequest
+
+HeaterState = Literal["heating", "cooling", "at_target", "idle"]
+EtaMethod = Literal["exponential", "linear", "none"]
+HoldPhase = Literal["idle", "draining", "held", "busy", "returning"]
+LAYER_MAX = 1_000_000
+COORD_MAX = 10_000.0  # mm; far beyond any printer, only to keep junk out of the plan code
+GCODE_LINES_MAX = 50
+GCODE_LINE_MAX = 256
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ connection, state, profile
+class PrinterConnection(Payload):
+    """Retained on ``<node>/printer/connection``: the serial link to the printer."""
+
+    state: str = Field(description="OctoPrint's connection state text, e.g. 'Operational', 'Offline', 'Printing'.")
+    port: str | None = Field(default=None, description="Serial port, e.g. '/dev/ttyUSB0' or 'VIRTUAL'.")
+    baudrate: int | None = Field(default=None, description="Baud rate; null when auto or unknown.")
+    firmware: str | None = Field(default=None, description="Firmware name from M115 (FirmwareData event).")
+
+
+class StateFlags(_Part):
+    """OctoPrint's state flags (``state.flags`` in ``get_current_data()``)."""
+
+    operational: bool = Field(default=False, description="Connected and accepting commands.")
+    printing: bool = Field(default=False, description="A job is running (not paused).")
+    paused: bool = Field(default=False, description="The job is paused.")
+    pausing: bool = Field(default=False, description="A pause was requested and is draining the buffer.")
+    resuming: bool = Field(default=False, description="A resume is in progress.")
+    cancelling: bool = Field(default=False, description="A cancel is in progress.")
+    finishing: bool = Field(default=False, description="The last line was sent; waiting for the printer.")
+    error: bool = Field(default=False, description="The connection is in an error state.")
+    ready: bool = Field(default=False, description="Operational and idle: a job could start.")
+    closed_or_error: bool = Field(default=False, description="Disconnected or in error (closedOrError).")
+    sd_ready: bool = Field(default=False, description="The printer's SD card is initialised (sdReady).")
+
+
+class PrinterState(Payload):
+    """Retained on ``<node>/printer/state``."""
+
+    text: str = Field(description="OctoPrint's state text, e.g. 'Printing', 'Paused', 'Offline'.")
+    flags: StateFlags = Field(default_factory=StateFlags, description="OctoPrint's state flags.")
+    error: str | None = Field(default=None, description="OctoPrint's error text, when in error.")
+    current_z: float | None = Field(default=None, description="Last Z OctoPrint saw sent (currentZ), mm.")
+    on_hold: bool = Field(default=False, description="printmesh holds the job (set_job_on_hold), not a pause.")
+
+
+class CustomBox(_Part):
+    """The profile's custom bounding box: where the head may go, in printer coordinates (mm)."""
+
+    x_min: float = Field(description="mm.")
+    x_max: float = Field(description="mm.")
+    y_min: float = Field(description="mm.")
+    y_max: float = Field(description="mm.")
+    z_min: float = Field(description="mm.")
+    z_max: float = Field(description="mm.")
+
+
+class BuildVolume(_Part):
+    width: float = Field(gt=0, description="X size, mm; the diameter of a circular bed.")
+    depth: float = Field(gt=0, description="Y size, mm; equals width on a circular bed.")
+    height: float = Field(gt=0, description="Z size, mm.")
+    origin: Literal["lowerleft", "center"] = Field(
+        default="lowerleft", description="Where X=0,Y=0 is: the front left corner, or the bed centre."
+    )
+    form_factor: Literal["rectangular", "circular"] = Field(default="rectangular", description="Bed shape.")
+    custom_box: CustomBox | None = Field(default=None, description="Custom bounding box, if the profile sets one.")
+
+
+class AxisSpeeds(_Part):
+    """The profile's per-axis speeds (OctoPrint uses them for jogging), mm/min."""
+
+    x: float = Field(default=6000, gt=0, description="mm/min.")
+    y: float = Field(default=6000, gt=0, description="mm/min.")
+    z: float = Field(default=200, gt=0, description="mm/min.")
+    e: float = Field(default=300, gt=0, description="mm/min.")
+
+
+class PrinterProfile(Payload):
+    """Retained on ``<node>/printer/profile``: OctoPrint's selected printer profile."""
+
+    id: str | None = Field(default=None, description="Profile identifier, e.g. '_default'.")
+    name: str = Field(description="Profile name.")
+    model: str | None = Field(default=None, description="Printer model text from the profile.")
+    volume: BuildVolume = Field(description="Build volume used for every bounds check.")
+    heated_bed: bool = Field(default=True, description="The printer has a heated bed.")
+    heated_chamber: bool = Field(default=False, description="The printer has a heated chamber.")
+    extruder_count: int = Field(default=1, ge=1, description="Number of extruders (tool0..toolN-1).")
+    nozzle_diameter: float | None = Field(default=None, description="mm.")
+    speeds: AxisSpeeds = Field(default_factory=AxisSpeeds, description="Per-axis speeds, mm/min.")
+
+
+# ------------------------------------------------------------------ temperatures, fans, ETA
+class HeaterTemperature(_Part):
+    actual: float | None = Field(default=None, description="Measured, °C; null when the printer did not report it.")
+    target: float | None = Field(default=None, description="Set point, °C; 0 means off; null when unknown.")
+    offset: float | None = Field(default=None, description="OctoPrint's temperature offset, °C, if any.")
+
+
+class PrinterTemperatures(Payload):
+    """Retained on ``<node>/printer/temperature``: published on change or every N seconds."""
+
+    tools: dict[str, HeaterTemperature] = Field(default_factory=dict, description="Keyed 'tool0', 'tool1', ...")
+    bed: HeaterTemperature | None = Field(default=None, description="Null when the printer reports no bed.")
+    chamber: HeaterTemperature | None = Field(default=None, description="Null when the printer reports no chamber.")
+
+
+class FanSpeed(_Part):
+    speed: float = Field(ge=0, le=100, description="Commanded speed, %, from the last M106/M107 sent.")
+    raw: int = Field(ge=0, le=255, description="The same on the firmware's 0-255 scale.")
+    command: str = Field(description="The line it came from, e.g. 'M106 P1 S128'.")
+    at: float = Field(description="When that line was sent, Unix seconds.")
+
+
+class PrinterFans(Payload):
+    """Retained on ``<node>/printer/fans``: the speed each fan was last *told*, never measured.
+
+    Tracked from the M106/M107 lines OctoPrint actually sent. A change made on the
+    printer's own display, or by the firmware itself, is not seen.
+    """
+
+    fans: dict[str, FanSpeed] = Field(default_factory=dict, description="Keyed by fan index ('0', '1', ...).")
+
+
+class HeaterEta(_Part):
+    state: HeaterState = Field(description="heating, cooling, at_target (within tolerance) or idle (off and cool).")
+    actual: float = Field(description="°C.")
+    target: float = Field(description="°C; 0 = off.")
+    goal: float | None = Field(default=None, description="Temperature the ETA is for, °C (target, or cool when off).")
+    rate: float | None = Field(default=None, description="°C/s over the linear window; negative when cooling.")
+    eta_linear: float | None = Field(default=None, description="Seconds, from the ends of the linear window.")
+    eta_exponential: float | None = Field(default=None, description="Seconds, from a first-order fit.")
+    eta: float | None = Field(default=None, description="The chosen estimate, seconds; 0 when at target.")
+    method: EtaMethod = Field(default="none", description="Which estimate ``eta`` is.")
+
+
+class PrinterHeatingEta(Payload):
+    """Retained on ``<node>/printer/heating``: heat-up and cool-down estimates per heater."""
+
+    heaters: dict[str, HeaterEta] = Field(default_factory=dict, description="Keyed 'tool0', 'bed', 'chamber', ...")
+
+
+# ------------------------------------------------------------------ job and layers
+class PrinterJob(Payload):
+    """Retained on ``<node>/printer/job``. Times are seconds; a value OctoPrint lacks is null."""
+
+    file_name: str | None = Field(default=None, description="Display name of the selected file.")
+    file_path: str | None = Field(default=None, description="Path in its storage.")
+    file_size: int | None = Field(default=None, description="Bytes.")
+    file_origin: str | None = Field(default=None, description="'local' or 'sdcard'.")
+    progress: float | None = Field(default=None, ge=0, le=100, description="Completion, % of the file's bytes.")
+    file_position: int | None = Field(default=None, description="Bytes of the file sent so far.")
+    print_time: float | None = Field(default=None, description="Seconds printed, pauses excluded (OctoPrint).")
+    print_time_left: float | None = Field(default=None, description="Seconds left, OctoPrint's estimate.")
+    print_time_left_origin: str | None = Field(
+        default=None, description="Where the time left comes from: 'linear', 'analysis', 'estimate', 'average', ..."
+    )
+    estimated_total: float | None = Field(default=None, description="print_time + print_time_left, else analysis.")
+    eta: str | None = Field(default=None, description="Expected end, ISO 8601 UTC.")
+    eta_unix: float | None = Field(default=None, description="Expected end, Unix seconds.")
+    started_at: float | None = Field(default=None, description="When the print started, Unix seconds.")
+    time_since_start: float | None = Field(default=None, description="Wall-clock seconds since start, pauses included.")
+
+
+class LayerProgress(Payload):
+    """Retained on ``<node>/printer/layer_progress``: where the print is, layer-wise, and how fast.
+
+    Layers count from 1, as in ``LayerEvent`` (``<node>/printer/layer``); pauses and holds
+    are not counted in the durations.
+    """
+
+    current: int | None = Field(default=None, description="Layer being printed, from 1.")
+    total: int | None = Field(default=None, description="Layers in the file, when known.")
+    current_height: float | None = Field(default=None, description="Z of the current layer, mm.")
+    total_height: float | None = Field(default=None, description="Z of the last layer, mm, when known.")
+    last_duration: float | None = Field(default=None, description="Seconds the previous layer took.")
+    average_duration: float | None = Field(default=None, description="Mean seconds per finished layer.")
+    durations: list[float] = Field(default_factory=list, description="Seconds per finished layer (most recent last).")
+
+
+class PrinterEvent(Payload):
+    """One message on ``<node>/printer/event`` (not retained): OctoPrint's or printmesh's own."""
+
+    event: str = Field(description="Event name, e.g. 'PrintStarted', 'ZChange', or printmesh's 'held'.")
+    payload: dict[str, Any] | None = Field(default=None, description="The event's payload made JSON-safe; may be null.")
+    source: Literal["octoprint", "printmesh"] = Field(
+        default="octoprint", description="Who fired it: OctoPrint, or printmesh's hold machine."
+    )
+
+
+class Point(_Part):
+    x: float = Field(description="mm.")
+    y: float = Field(description="mm.")
+    z: float = Field(description="mm.")
+
+
+class PrinterHold(Payload):
+    """Retained on ``<node>/printer/hold``: what the hold machine is doing right now."""
+
+    phase: HoldPhase = Field(description="idle, draining (waiting for the buffer), held, busy (moving), returning.")
+    hold_id: int | None = Field(default=None, description="Counts holds since the plugin started.")
+    layer: int | None = Field(default=None, description="Layer the hold happened at.")
+    since: float | None = Field(default=None, description="When the hold was requested, Unix seconds.")
+    deadline: float | None = Field(default=None, description="When the watchdog starts the release, Unix seconds.")
+    holder: str | None = Field(default=None, description="Component whose status the hold is tied to.")
+    origin: Point | None = Field(default=None, description="Where the head was when held; it returns there.")
+    armed: HoldPlan | None = Field(default=None, description="The plan armed for this or the next print.")
+
+
+# ------------------------------------------------------------------ commands
+class HoldPlan(_Part):
+    """Which layers to hold at. A layer matches if any rule matches."""
+
+    layers: list[int] = Field(default_factory=list, max_length=10_000, description="Explicit layer numbers, from 1.")
+    every: int | None = Field(default=None, ge=1, le=LAYER_MAX, description="Every N-th layer: N, 2N, 3N, ...")
+    first: bool = Field(default=False, description="The first layer seen in the print.")
+    last: bool = Field(default=False, description="The last layer, when the layer count is known.")
+
+    @model_validator(mode="after")
+    def _check(self) -> HoldPlan:
+        if any(not 1 <= layer <= LAYER_MAX for layer in self.layers):
+            raise ValueError(f"layers count from 1 and are at most {LAYER_MAX}")
+        if not (self.layers or self.every or self.first or self.last):
+            raise ValueError("an empty plan holds nothing: give layers, every, first or last")
+        return self
+
+
+class HoldRequest(CommandRequest):
+    """``<node>/printer/cmd/hold``: hold now, at one layer, or arm a plan (replaces the armed one)."""
+
+    now: bool = Field(default=False, description="Hold the running print as soon as possible.")
+    layer: int | None = Field(default=None, ge=1, le=LAYER_MAX, description="Hold once at this layer.")
+    plan: HoldPlan | None = Field(default=None, description="Hold at every layer the plan matches.")
+    holder: str | None = Field(
+        default=None,
+        max_length=200,
+        description="'<node_id>/<component>' of the requester; the hold is released when its status goes offline.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HoldRequest:
+        if sum((self.now, self.layer is not None, self.plan is not None)) != 1:
+            raise ValueError("give exactly one of now, layer or plan")
+        return self
+
+
+class ReleaseRequest(CommandRequest):
+    """``<node>/printer/cmd/release``: return the head and let the print continue."""
+
+    disarm: bool = Field(default=False, description="Also drop the armed plan.")
+
+
+class PauseRequest(CommandRequest):
+    """``<node>/printer/cmd/pause``: OctoPrint's pause (runs the pause scripts)."""
+
+
+class ResumeRequest(CommandRequest):
+    """``<node>/printer/cmd/resume``: OctoPrint's resume."""
+
+
+class CancelRequest(CommandRequest):
+    """``<node>/printer/cmd/cancel``: cancel the print; a hold is released first."""
+
+
+class MoveRequest(CommandRequest):
+    """``<node>/printer/cmd/move``: move the held head, absolute mm; an omitted axis stays put.
+
+    Answered once the printer has finished the move (M400 + echo token), or refused with
+    the offending axis and value.
+    """
+
+    x: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target X, mm.")
+    y: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target Y, mm.")
+    z: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target Z, mm.")
+    feedrate: float | None = Field(default=None, gt=0, le=100_000, description="XY travel speed, mm/min.")
+
+
+class GcodeRequest(CommandRequest):
+    """``<node>/printer/cmd/gcode``: send these lines; motion is refused while held (use move)."""
+
+    lines: list[str] = Field(min_length=1, max_length=GCODE_LINES_MAX, description="One command per line.")
+
+    @model_validator(mode="after")
+    def _check(self) -> GcodeRequest:
+        for line in self.lines:
+            if not line.strip() or len(line) > GCODE_LINE_MAX or any(c in line for c in "\r\n\x00"):
+                raise ValueError(f"each line must be one non-empty command of at most {GCODE_LINE_MAX} characters")
+        return self
+
+
+PrinterHold.model_rebuild()
