@@ -71,3 +71,49 @@ def test_invalid_settings_are_reported_and_octoprint_keeps_running(tmp_path):
         assert "printmesh is not connecting: invalid settings: mqtt.port" in server.log()
     finally:
         assert server.stop() == 0
+
+
+def test_telemetry_is_retained_and_validates_and_follows_a_print(observer, octoprint):
+    from printmesh_core.models.printer import (
+        LayerProgress,
+        PrinterConnection,
+        PrinterJob,
+        PrinterProfile,
+        PrinterState,
+        PrinterTemperatures,
+    )
+
+    observer.topic(f"{BASE}/status", where=lambda d: d["state"] == "online", timeout=20)
+    conn = PrinterConnection.model_validate(
+        observer.topic(f"{BASE}/connection", where=lambda d: d["port"] == "VIRTUAL", timeout=10)
+    )
+    assert conn.port == "VIRTUAL" and conn.baudrate == 115200
+    state = PrinterState.model_validate(observer.topic(f"{BASE}/state", where=lambda d: d["flags"]["operational"]))
+    assert state.flags.ready
+    profile = PrinterProfile.model_validate(observer.topic(f"{BASE}/profile"))
+    assert profile.volume.width > 0 and profile.extruder_count >= 1
+    octoprint.api("POST", "/api/printer/command", {"commands": ["M104 S60", "M220 S1000", "M221 S1000"]})
+    temps = PrinterTemperatures.model_validate(
+        observer.topic(f"{BASE}/temperature", where=lambda d: (d["tools"].get("tool0") or {}).get("target") == 60)
+    )
+    assert temps.tools["tool0"].target == 60
+    mark = observer.mark()
+    data = (Path(__file__).parent / "fixtures" / "gcode" / "prusa_zhop_purge.gcode").read_bytes()
+    import re
+
+    octoprint.upload("cube.gcode", re.sub(rb"(?m)^M1(09|90)\b", b"M117", data))
+    printing = PrinterState.model_validate(
+        observer.topic(f"{BASE}/state", after=mark, where=lambda d: d["text"] == "Printing", timeout=20)
+    )
+    assert printing.flags.printing and not printing.flags.ready
+    observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintDone", timeout=120)
+    progress = LayerProgress.model_validate(
+        observer.topic(f"{BASE}/layer_progress", after=mark, where=lambda d: d["current"] == 15, timeout=10)
+    )
+    assert progress.total == 15 and progress.total_height == 3.0
+    job = PrinterJob.model_validate(
+        observer.topic(f"{BASE}/job", after=mark, where=lambda d: d["file_name"] == "cube.gcode", timeout=10)
+    )
+    assert job.file_origin == "local" and job.file_size == len(data)
+    for topic in ("connection", "state", "profile", "temperature", "job", "layer_progress"):
+        assert observer.on(f"{BASE}/{topic}"), topic

@@ -16,6 +16,7 @@ from typing import Any
 
 from octoprint_printmesh.layers import scan_file
 from octoprint_printmesh.logic.telemetry import event_payload
+from octoprint_printmesh.pump import Pump, Snapshot
 from octoprint_printmesh.settings import BridgeSettings
 from printmesh_core import __version__
 from printmesh_core.models.base import now
@@ -27,6 +28,7 @@ log = logging.getLogger("octoprint.plugins.printmesh.bridge")
 
 COMPONENT = "printer"
 QUEUE_LIMIT = 10_000
+TICK = 1.0  # seconds between telemetry snapshots
 
 
 Notify = Callable[[dict[str, Any]], None]
@@ -47,6 +49,10 @@ class Bridge:
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_LIMIT)
         self._worker = threading.Thread(target=self._run, name="printmesh-bridge", daemon=True)
         self.dropped = 0
+        self.snapshot: Callable[[], Snapshot] | None = None  # set by the plugin; read-only calls
+        self.pump = Pump(lambda topic, payload: self.runtime.publish(self.me.sub(topic), payload, qos=1, retain=True))
+        self._firmware: str | None = None
+        self._ticked = 0.0
 
     def start(self) -> None:
         self._worker.start()
@@ -60,7 +66,7 @@ class Bridge:
     # ------------------------------------------ called from OctoPrint's threads
     def record_event(self, name: str, payload: dict[str, Any] | None) -> None:
         if not self.settings.events_enabled or name in self.settings.events_exclude:
-            return
+            return  # (telemetry that depends on events still follows through the tick)
         self._put(("event", (name, payload, now())))
 
     def record_layer(self, event: LayerEvent) -> None:
@@ -77,6 +83,20 @@ class Bridge:
             self.dropped += 1
 
     # ------------------------------------------------------------ worker thread
+    def _event(self, name: str, payload: dict[str, Any] | None, at: float) -> None:
+        self.runtime.publish(self.me.event, event_payload(name, payload, at), qos=1)
+        if name == "FirmwareData" and isinstance(payload, dict):
+            self._firmware = str(payload.get("name") or "") or None
+        elif name == "PrintStarted":
+            self.pump.print_started(at)
+        elif name in ("PrintDone", "PrintFailed", "PrintCancelled"):
+            self.pump.print_ended(at)
+        self._ticked = 0.0  # state changes show at once
+
+    def _with_firmware(self, snap: Snapshot) -> Snapshot:
+        snap.firmware = snap.firmware or self._firmware
+        return snap
+
     def _scan(self, path: str, disk_path: str, done: Callable[[str, LayerTable], None]) -> None:
         table = scan_file(disk_path).table.model_copy(update={"path": path})
         log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
@@ -85,17 +105,23 @@ class Bridge:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=TICK)
+            except queue.Empty:
+                item = ("tick", None)
             if item is None:
                 return
             kind, data = item
             try:
                 if kind == "layer":
                     self.runtime.publish(self.me.sub("layer"), data, qos=1)
+                    self.pump.layer(data, now())
                 elif kind == "scan":
                     self._scan(*data)
                 elif kind == "event":
-                    name, payload, at = data
-                    self.runtime.publish(self.me.event, event_payload(name, payload, at), qos=1)
+                    self._event(*data)
+                if now() - self._ticked >= TICK and self.snapshot is not None:
+                    self._ticked = now()
+                    self.pump.tick(self._with_firmware(self.snapshot()), self._ticked)
             except Exception:
                 log.exception("could not publish %s", kind)

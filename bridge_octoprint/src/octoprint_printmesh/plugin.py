@@ -18,6 +18,7 @@ import octoprint.plugin
 
 from octoprint_printmesh.bridge import Bridge
 from octoprint_printmesh.follow import LayerFollower
+from octoprint_printmesh.pump import Snapshot
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
 from printmesh_core import __version__ as core_version
 from printmesh_core.config import ConfigError
@@ -55,6 +56,7 @@ class PrintmeshPlugin(
             return
         self._bridge = Bridge(settings, self._notify)
         self._follower = LayerFollower(self._bridge.record_layer)
+        self._bridge.snapshot = self._snapshot
         self._bridge.start()
         self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
 
@@ -62,6 +64,16 @@ class PrintmeshPlugin(
         bridge, self._bridge = self._bridge, None
         if bridge is not None:
             bridge.stop()
+
+    def _snapshot(self) -> Snapshot:
+        """Read OctoPrint's current state (memory only); called from the bridge's worker thread."""
+        profile = self._printer_profile_manager.get_current_or_default() or {}
+        return Snapshot(
+            data=self._printer.get_current_data() or {},
+            temperatures=self._printer.get_current_temperatures() or {},
+            connection=tuple(self._printer.get_current_connection() or ()),
+            profile=dict(profile),
+        )
 
     def _notify(self, message: dict[str, Any]) -> None:
         self._plugin_manager.send_plugin_message(self._identifier, message)

@@ -1,0 +1,86 @@
+"""Turning OctoPrint's in-memory state into retained telemetry, on the bridge's worker thread.
+
+The plugin hands over a ``snapshot()`` callable that only reads OctoPrint's current data
+(no I/O, no waiting); this module decides what changed and what to publish, using the
+pure functions in ``logic``. Retained topics under ``<node>/printer/``: connection, state,
+profile, temperature, job, layer_progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from octoprint_printmesh.logic import layers as layer_logic
+from octoprint_printmesh.logic.telemetry import (
+    TemperaturePolicy,
+    connection_payload,
+    job_payload,
+    profile_payload,
+    should_publish_temperatures,
+    state_payload,
+    temperatures_payload,
+)
+from printmesh_core.models.base import Payload
+from printmesh_core.models.layers import LayerEvent
+from printmesh_core.models.printer import PrinterTemperatures
+
+Publish = Callable[[str, Payload], None]  # (topic suffix under printer/, payload), retained
+
+
+@dataclass
+class Snapshot:
+    data: Mapping[str, Any]  # printer.get_current_data()
+    temperatures: Mapping[str, Any]  # printer.get_current_temperatures()
+    connection: tuple[Any, ...]  # printer.get_current_connection()
+    profile: Mapping[str, Any]  # printer profile manager's current profile
+    firmware: str | None = None
+
+
+@dataclass
+class Pump:
+    publish: Publish
+    policy: TemperaturePolicy = field(default_factory=TemperaturePolicy)
+    job_interval: float = 5.0
+    _last: dict[str, str] = field(default_factory=dict)  # topic -> last JSON without ts
+    _temps: PrinterTemperatures | None = None
+    _job_at: float = 0.0
+    started_at: float | None = None
+    track: layer_logic.LayerTrack = field(default_factory=layer_logic.start_print)
+
+    def _changed(self, topic: str, payload: Payload) -> None:
+        """Publish when the content differs from the last message on that topic."""
+        body = payload.model_dump_json(exclude={"ts"})
+        if self._last.get(topic) != body:
+            self._last[topic] = body
+            self.publish(topic, payload)
+
+    def tick(self, snap: Snapshot, now: float, *, on_hold: bool = False) -> None:
+        self._changed("connection", connection_payload(snap.connection, snap.firmware, now))
+        self._changed("state", state_payload(snap.data, now, on_hold=on_hold))
+        if snap.profile:
+            self._changed("profile", profile_payload(snap.profile, now))
+        temps = temperatures_payload(snap.temperatures, now)
+        if should_publish_temperatures(self._temps, temps, now, self.policy):
+            self._temps = temps
+            self.publish("temperature", temps)
+        job = job_payload(snap.data, now, self.started_at)
+        if now - self._job_at >= self.job_interval or self._last.get("job") is None:
+            self._job_at = now
+            self._last["job"] = job.model_dump_json(exclude={"ts"})
+            self.publish("job", job)
+
+    def print_started(self, now: float) -> None:
+        self.started_at = now
+        self.track = layer_logic.start_print()
+        self.publish("layer_progress", layer_logic.layers_payload(self.track, now))
+
+    def layer(self, event: LayerEvent, now: float) -> None:
+        self.track = layer_logic.on_layer_event(self.track, event, now)
+        self.publish("layer_progress", layer_logic.layers_payload(self.track, now))
+
+    def print_ended(self, now: float) -> None:
+        self.track = layer_logic.finish(self.track, now)
+        self.publish("layer_progress", layer_logic.layers_payload(self.track, now))
+        self._job_at = 0.0  # publish the final job state at the next tick
