@@ -77,6 +77,8 @@ def test_telemetry_is_retained_and_validates_and_follows_a_print(observer, octop
     from printmesh_core.models.printer import (
         LayerProgress,
         PrinterConnection,
+        PrinterFans,
+        PrinterHeatingEta,
         PrinterJob,
         PrinterProfile,
         PrinterState,
@@ -97,6 +99,13 @@ def test_telemetry_is_retained_and_validates_and_follows_a_print(observer, octop
         observer.topic(f"{BASE}/temperature", where=lambda d: (d["tools"].get("tool0") or {}).get("target") == 60)
     )
     assert temps.tools["tool0"].target == 60
+    heating = PrinterHeatingEta.model_validate(
+        observer.topic(f"{BASE}/heating", where=lambda d: (d["heaters"].get("tool0") or {}).get("state") == "heating")
+    )
+    assert heating.heaters["tool0"].target == 60
+    octoprint.api("POST", "/api/printer/command", {"commands": ["M106 S128", "M106 P1 S255"]})
+    fans = PrinterFans.model_validate(observer.topic(f"{BASE}/fans", where=lambda d: "1" in d["fans"]))
+    assert round(fans.fans["0"].speed) == 50 and fans.fans["1"].speed == 100
     mark = observer.mark()
     data = (Path(__file__).parent / "fixtures" / "gcode" / "prusa_zhop_purge.gcode").read_bytes()
     import re

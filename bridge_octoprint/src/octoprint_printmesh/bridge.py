@@ -69,6 +69,9 @@ class Bridge:
             return  # (telemetry that depends on events still follows through the tick)
         self._put(("event", (name, payload, now())))
 
+    def record_fan(self, line: str) -> None:
+        self._put(("fan", (line, now())))
+
     def record_layer(self, event: LayerEvent) -> None:
         self._put(("layer", event))
 
@@ -116,6 +119,8 @@ class Bridge:
                 if kind == "layer":
                     self.runtime.publish(self.me.sub("layer"), data, qos=1)
                     self.pump.layer(data, now())
+                elif kind == "fan":
+                    self.pump.fan_line(*data)
                 elif kind == "scan":
                     self._scan(*data)
                 elif kind == "event":

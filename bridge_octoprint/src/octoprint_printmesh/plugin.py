@@ -120,6 +120,14 @@ class PrintmeshPlugin(
             tags = kwargs.get("tags", args[1] if len(args) > 1 else None)
             follower.on_line(tags, cmd)
 
+    def on_gcode_sent(
+        self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        """Comm thread: fan speed as actually commanded, from the M106/M107 lines sent."""
+        bridge = self._bridge
+        if bridge is not None and gcode in ("M106", "M107"):
+            bridge.record_fan(cmd)
+
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:
         return {
@@ -139,4 +147,5 @@ __plugin_implementation__ = PrintmeshPlugin()
 __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.on_gcode_queuing,
+    "octoprint.comm.protocol.gcode.sent": __plugin_implementation__.on_gcode_sent,
 }

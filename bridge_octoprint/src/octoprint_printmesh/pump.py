@@ -3,7 +3,7 @@
 The plugin hands over a ``snapshot()`` callable that only reads OctoPrint's current data
 (no I/O, no waiting); this module decides what changed and what to publish, using the
 pure functions in ``logic``. Retained topics under ``<node>/printer/``: connection, state,
-profile, temperature, job, layer_progress.
+profile, temperature, heating, fans, job, layer_progress.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from octoprint_printmesh.logic import fans as fan_logic
 from octoprint_printmesh.logic import layers as layer_logic
+from octoprint_printmesh.logic.eta import EtaSettings, HeaterHistory, update_all
+from octoprint_printmesh.logic.fans import Fans, FanSettings
 from octoprint_printmesh.logic.telemetry import (
     TemperaturePolicy,
     connection_payload,
@@ -48,6 +51,10 @@ class Pump:
     _job_at: float = 0.0
     started_at: float | None = None
     track: layer_logic.LayerTrack = field(default_factory=layer_logic.start_print)
+    eta_settings: EtaSettings = field(default_factory=EtaSettings)
+    fan_settings: FanSettings = field(default_factory=FanSettings)
+    _heat: dict[str, HeaterHistory] = field(default_factory=dict)
+    fans: Fans = field(default_factory=Fans.empty)
 
     def _changed(self, topic: str, payload: Payload) -> None:
         """Publish when the content differs from the last message on that topic."""
@@ -65,11 +72,18 @@ class Pump:
         if should_publish_temperatures(self._temps, temps, now, self.policy):
             self._temps = temps
             self.publish("temperature", temps)
+        self._heat, heating, _ = update_all(self._heat, temps, now, self.eta_settings)
+        self._changed("heating", heating)
         job = job_payload(snap.data, now, self.started_at)
         if now - self._job_at >= self.job_interval or self._last.get("job") is None:
             self._job_at = now
             self._last["job"] = job.model_dump_json(exclude={"ts"})
             self.publish("job", job)
+
+    def fan_line(self, line: str, now: float) -> None:
+        """An M106/M107 line that was sent to the printer."""
+        self.fans = fan_logic.feed(self.fans, line, now, self.fan_settings)
+        self._changed("fans", fan_logic.fans_payload(self.fans, now))
 
     def print_started(self, now: float) -> None:
         self.started_at = now
