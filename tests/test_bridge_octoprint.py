@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,30 @@ def test_telemetry_is_retained_and_validates_and_follows_a_print(observer, octop
     assert job.file_origin == "local" and job.file_size == len(data)
     for topic in ("connection", "state", "profile", "temperature", "job", "layer_progress"):
         assert observer.on(f"{BASE}/{topic}"), topic
+
+
+def test_pause_resume_cancel_over_mqtt_with_errors_for_bad_requests(observer, octoprint):
+    import re
+
+    observer.topic(f"{BASE}/status", where=lambda d: d["state"] == "online", timeout=20)
+    mark = observer.mark()
+
+    def call(command: str, payload: str, rid: str) -> dict:
+        observer.publish(f"{BASE}/cmd/{command}", payload)
+        return observer.topic(f"{BASE}/res/{command}", after=mark, where=lambda d: d["id"] == rid, timeout=10)
+
+    assert call("pause", '{"id": "p0"}', "p0")["error"]["code"] == "not_printing"
+    # malformed payloads on every command topic get an error answer; OctoPrint stays healthy
+    for command in ("pause", "resume", "cancel", "hold", "move"):
+        bad = call(command, json.dumps({"id": f"bad-{command}", "nonsense": True}), f"bad-{command}")
+        assert bad["ok"] is False and bad["error"]["code"] in ("invalid_request", "unknown_command")
+    assert octoprint.api("GET", "/api/connection")["current"]["state"] == "Operational"
+    data = (Path(__file__).parent / "fixtures" / "gcode" / "cura_zhop_purge.gcode").read_bytes()
+    octoprint.upload("long.gcode", re.sub(rb"(?m)^M1(09|90)\b", b"M117", data))  # slow: no speed-up
+    observer.topic(f"{BASE}/state", after=mark, where=lambda d: d["text"] == "Printing", timeout=20)
+    assert call("pause", '{"id": "p1"}', "p1")["ok"]
+    observer.topic(f"{BASE}/state", after=mark, where=lambda d: d["flags"]["paused"], timeout=20)
+    assert call("cancel", '{"id": "c1"}', "c1")["error"]["code"] == "disabled", "cancel is off by default"
+    assert call("resume", '{"id": "r1"}', "r1")["ok"]
+    observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintResumed", timeout=20)
+    assert octoprint.api("GET", "/api/job")["state"] == "Printing"

@@ -19,6 +19,7 @@ from octoprint_printmesh.logic.telemetry import event_payload
 from octoprint_printmesh.pump import Pump, Snapshot
 from octoprint_printmesh.settings import BridgeSettings
 from printmesh_core import __version__
+from printmesh_core.commands import Command, CommandServer
 from printmesh_core.models.base import now
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.mqtt import MqttRuntime, Presence
@@ -35,7 +36,7 @@ Notify = Callable[[dict[str, Any]], None]
 
 
 class Bridge:
-    def __init__(self, settings: BridgeSettings, notify: Notify) -> None:
+    def __init__(self, settings: BridgeSettings, notify: Notify, commands: list[Command] | None = None) -> None:
         self.settings = settings
         self.notify = notify
         self.topics = Topics(settings.topic_root, settings.node_id)
@@ -46,6 +47,11 @@ class Bridge:
         )
         self.runtime.on_connected(lambda: self.notify({"broker": "connected"}))
         self.runtime.on_disconnected(lambda: self.notify({"broker": "disconnected"}))
+        self.server = CommandServer(
+            self.runtime, self.topics, self.me, commands or [],
+            dedupe_window=settings.commands.dedupe_window, workers=settings.commands.workers,
+        )  # fmt: skip
+        self.server.attach()  # before connecting: restored in every connect callback
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_LIMIT)
         self._worker = threading.Thread(target=self._run, name="printmesh-bridge", daemon=True)
         self.dropped = 0
@@ -61,6 +67,7 @@ class Bridge:
     def stop(self) -> None:
         self._queue.put(None)
         self._worker.join(5)
+        self.server.close()
         self.runtime.stop()
 
     # ------------------------------------------ called from OctoPrint's threads

@@ -18,6 +18,7 @@ import octoprint.plugin
 
 from octoprint_printmesh.bridge import Bridge
 from octoprint_printmesh.follow import LayerFollower
+from octoprint_printmesh.jobcmds import JobControl, job_commands
 from octoprint_printmesh.pump import Snapshot
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
 from printmesh_core import __version__ as core_version
@@ -54,7 +55,14 @@ class PrintmeshPlugin(
             self._logger.error("printmesh is not connecting: invalid settings: %s", exc)
             self._notify({"broker": "misconfigured", "error": str(exc)})
             return
-        self._bridge = Bridge(settings, self._notify)
+        control = JobControl(
+            printing=lambda: bool(self._printer.is_printing()),
+            paused=lambda: bool(self._printer.is_paused()),
+            pause=lambda: self._printer.pause_print(tags={"source:plugin", "plugin:printmesh"}),
+            resume=lambda: self._printer.resume_print(tags={"source:plugin", "plugin:printmesh"}),
+            cancel=lambda: self._printer.cancel_print(tags={"source:plugin", "plugin:printmesh"}),
+        )
+        self._bridge = Bridge(settings, self._notify, job_commands(control, settings.allow_cancel))
         self._follower = LayerFollower(self._bridge.record_layer)
         self._bridge.snapshot = self._snapshot
         self._bridge.start()

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "discovery": {"enabled": True, "prefix": "homeassistant"},
     "events": {"enabled": True, "exclude": ["PositionUpdate"]},
+    "allow_cancel": False,
 }
 
 
@@ -38,6 +39,7 @@ class BridgeSettings(AgentSettings):
 
     events_enabled: bool = True
     events_exclude: list[str] = Field(default_factory=list)
+    allow_cancel: bool = False
 
 
 def _blank_to_none(tree: Any) -> Any:

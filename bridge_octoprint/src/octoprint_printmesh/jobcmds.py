@@ -1,0 +1,52 @@
+"""``pause``, ``resume`` and ``cancel`` over MQTT, checked against the printer's state first.
+
+The handlers run on the command pool (never on OctoPrint's threads) and only call
+OctoPrint's non-blocking job methods; a request that does not fit the state gets an
+error naming why, instead of a silent no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from printmesh_core.commands import Command, CommandFailed
+from printmesh_core.models.printer import CancelRequest, PauseRequest, ResumeRequest
+
+
+@dataclass(frozen=True)
+class JobControl:
+    printing: Callable[[], bool]
+    paused: Callable[[], bool]
+    pause: Callable[[], None]
+    resume: Callable[[], None]
+    cancel: Callable[[], None]
+
+
+def job_commands(ctl: JobControl, allow_cancel: bool) -> list[Command]:
+    def pause(request: PauseRequest) -> dict[str, Any]:
+        if not ctl.printing():
+            raise CommandFailed("not_printing", "no print is running")
+        ctl.pause()
+        return {"requested": "pause"}
+
+    def resume(request: ResumeRequest) -> dict[str, Any]:
+        if not ctl.paused():
+            raise CommandFailed("not_paused", "the print is not paused")
+        ctl.resume()
+        return {"requested": "resume"}
+
+    def cancel(request: CancelRequest) -> dict[str, Any]:
+        if not allow_cancel:
+            raise CommandFailed("disabled", "cancel is off in the plugin settings (allow_cancel)")
+        if not (ctl.printing() or ctl.paused()):
+            raise CommandFailed("not_printing", "no print is running")
+        ctl.cancel()
+        return {"requested": "cancel"}
+
+    return [
+        Command("pause", PauseRequest, pause, description="OctoPrint's pause (runs the pause scripts)."),
+        Command("resume", ResumeRequest, resume, description="OctoPrint's resume."),
+        Command("cancel", CancelRequest, cancel, description="Cancel the print; off unless allow_cancel."),
+    ]
