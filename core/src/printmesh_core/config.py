@@ -110,6 +110,13 @@ def _segment(value: str, what: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def check_unique(names: list[str], what: str) -> None:
+    """For list sections whose names become topic levels: a repeat would share topics."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what} name(s): {', '.join(dupes)}")
+
+
 def default_node_id() -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname()) or "printmesh"
 

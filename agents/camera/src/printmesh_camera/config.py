@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
-from printmesh_core.config import AgentSettings, Strict
+from printmesh_core.config import AgentSettings, Strict, check_unique
 
 CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # Levels the camera component uses itself right below <node>/camera/.
@@ -216,10 +216,7 @@ class CameraSection(Strict):
     @field_validator("cameras")
     @classmethod
     def _unique(cls, value: list[CameraConfig]) -> list[CameraConfig]:
-        names = [c.name for c in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate camera name(s): {', '.join(dupes)}")
+        check_unique([c.name for c in value], "camera")
         return value
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from printmesh_core.config import AgentSettings, Strict
+from printmesh_core.config import AgentSettings, Strict, check_unique
 from printmesh_core.topics import TopicError, check_segment
 
 DEFAULT_TEMPERATURE_CHIPS = [
@@ -85,10 +85,7 @@ class HostConfig(Strict):
     @field_validator("commands")
     @classmethod
     def _unique(cls, value: list[ShellCommand]) -> list[ShellCommand]:
-        names = [c.name for c in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate command name(s): {', '.join(dupes)}")
+        check_unique([c.name for c in value], "command")
         return value
 
 

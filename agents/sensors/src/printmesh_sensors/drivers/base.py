@@ -188,7 +188,7 @@ class SensorBase(Strict):
 
     def build(self) -> Driver:
         """The driver for this sensor (vendor libraries are not imported yet)."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each driver's config subclass (dht, linux-iio, simulated) overrides it
 
     def hardware_key(self) -> Any:
         """Two sensors with the same key would fight over one device; None: no such resource."""
