@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from octoprint_harness import OctoPrint, start_octoprint
+from printing import FIXTURES, command_lines, is_extrusion, printable, sent_times
 
 from printmesh_core.broker import LocalBroker
 from printmesh_core.models.layers import LayerEvent, LayerTable
 
-FIXTURES = Path(__file__).parent / "fixtures" / "gcode"
 NODE = "octo2"
 BASE = f"printmesh/{NODE}/printer"
-SEND = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - Send: (?:N\d+ )?([^*]*)")
 
 
 @pytest.fixture
@@ -38,40 +35,6 @@ def octoprint(broker: LocalBroker, tmp_path: Path) -> Iterator[OctoPrint]:
         yield server
     finally:
         server.stop()
-
-
-def printable(name: str) -> bytes:
-    """The fixture with its waits for heat-up disabled at the same length, so offsets hold."""
-    data = (FIXTURES / f"{name}.gcode").read_bytes()
-    return re.sub(rb"(?m)^M1(09|90)\b", b"M117", data)
-
-
-def command_lines(data: bytes) -> list[tuple[int, str]]:
-    """(offset, command) of every line OctoPrint sends from the file, comments stripped."""
-    out, offset = [], 0
-    for raw in data.splitlines(keepends=True):
-        text = raw.decode("latin-1").split(";", 1)[0].strip()
-        if text:
-            out.append((offset, text))
-        offset += len(raw)
-    return out
-
-
-def sent_times(serial_log: str, commands: list[str]) -> list[float]:
-    """The send time of each file command, aligning the log's Send lines with the file in order
-    (OctoPrint adds its own lines, such as M105 polls, between them)."""
-    times: list[float] = []
-    for line in serial_log.splitlines():
-        m = SEND.match(line)
-        if not m or len(times) == len(commands):
-            continue
-        if m.group(2).strip() == commands[len(times)]:
-            times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
-    return times
-
-
-def is_extrusion(cmd: str) -> bool:
-    return cmd.split()[0] in ("G1", "G2", "G3") and " E" in f" {cmd}" and ("X" in cmd or "Y" in cmd)
 
 
 @pytest.mark.parametrize("name", ["prusa_zhop_purge", "cura_zhop_purge", "prusa_variable"])

@@ -48,14 +48,17 @@ class LayerFollower:
     def end(self) -> None:
         self._tracker = None
 
-    def on_line(self, tags: Iterable[str] | None, line: str) -> None:
+    def on_line(self, tags: Iterable[str] | None, line: str) -> LayerEvent | None:
+        """The layer event this file line starts, if any (already emitted)."""
         tracker = self._tracker
         if tracker is None:
-            return
+            return None
         pos = file_position(tags)
         if pos is None:
-            return
+            return None
         event = tracker.feed(pos, line)
         if event is not None and event.layer != self._last_layer:
             self._last_layer = event.layer
             self.emit(event)
+            return event
+        return None

@@ -22,18 +22,29 @@ class JobControl:
     pause: Callable[[], None]
     resume: Callable[[], None]
     cancel: Callable[[], None]
+    # why pause/resume must not run now (a printmesh hold is in progress), or None
+    refusal: Callable[[str], str | None] = lambda command: None
+    before_cancel: Callable[[], None] = lambda: None  # lets a hold go first, so the cancel is not stuck
+
+
+def _check_hold(ctl: JobControl, command: str) -> None:
+    why = ctl.refusal(command)
+    if why is not None:
+        raise CommandFailed("held", why)
 
 
 def job_commands(ctl: JobControl, allow_cancel: bool) -> list[Command]:
     def pause(request: PauseRequest) -> dict[str, Any]:
         if not ctl.printing():
             raise CommandFailed("not_printing", "no print is running")
+        _check_hold(ctl, "pause")
         ctl.pause()
         return {"requested": "pause"}
 
     def resume(request: ResumeRequest) -> dict[str, Any]:
         if not ctl.paused():
             raise CommandFailed("not_paused", "the print is not paused")
+        _check_hold(ctl, "resume")
         ctl.resume()
         return {"requested": "resume"}
 
@@ -42,6 +53,7 @@ def job_commands(ctl: JobControl, allow_cancel: bool) -> list[Command]:
             raise CommandFailed("disabled", "cancel is off in the plugin settings (allow_cancel)")
         if not (ctl.printing() or ctl.paused()):
             raise CommandFailed("not_printing", "no print is running")
+        ctl.before_cancel()
         ctl.cancel()
         return {"requested": "cancel"}
 

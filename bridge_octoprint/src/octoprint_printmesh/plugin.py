@@ -3,26 +3,31 @@
 The class below only wires OctoPrint's mixins and hooks to plain modules (``bridge``,
 ``settings``); it never does network I/O or waits on OctoPrint's comm or event threads.
 
-Built so far: the broker connection from the plugin's settings (validated like every
-printmesh agent's), presence on ``<node>/printer/status`` with a last will, every
-OctoPrint event on ``<node>/printer/event`` with a per-event filter, plugin messages with
-the broker state, versioned settings and the software-update hook. Telemetry, layer
-events and commands are still to be wired (issue 4).
+The hooks only record and queue, with one exception that costs no waiting: at a layer
+boundary the hold plan is decided on the comm thread, so the job goes on hold before the
+layer's first line leaves (``holds.HoldDriver.at_layer``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import octoprint.plugin
 
-from octoprint_printmesh.bridge import Bridge
+from octoprint_printmesh.bridge import Bridge, PrinterIO
 from octoprint_printmesh.follow import LayerFollower
 from octoprint_printmesh.jobcmds import JobControl, job_commands
+from octoprint_printmesh.logic.gcode import Modes, track
+from octoprint_printmesh.logic.hold_types import PrintStarted, PrintStopped, job_command_refusal
 from octoprint_printmesh.pump import Snapshot
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
 from printmesh_core import __version__ as core_version
 from printmesh_core.config import ConfigError
+
+TAGS = frozenset({"source:plugin", "plugin:printmesh"})
+MODAL = frozenset({"G90", "G91", "M82", "M83", "G28", "M18", "M84", "M112"})  # lines that change tracked modes
+STOPS = {"PrintDone": "done", "PrintFailed": "failed", "PrintCancelled": "cancelled", "Disconnected": "disconnected"}
 
 
 class PrintmeshPlugin(
@@ -58,11 +63,17 @@ class PrintmeshPlugin(
         control = JobControl(
             printing=lambda: bool(self._printer.is_printing()),
             paused=lambda: bool(self._printer.is_paused()),
-            pause=lambda: self._printer.pause_print(tags={"source:plugin", "plugin:printmesh"}),
-            resume=lambda: self._printer.resume_print(tags={"source:plugin", "plugin:printmesh"}),
-            cancel=lambda: self._printer.cancel_print(tags={"source:plugin", "plugin:printmesh"}),
+            pause=lambda: self._printer.pause_print(tags=set(TAGS)),
+            resume=lambda: self._printer.resume_print(tags=set(TAGS)),
+            cancel=lambda: self._printer.cancel_print(tags=set(TAGS)),
+            refusal=lambda command: job_command_refusal(self._bridge.holds.state, command) if self._bridge else None,  # type: ignore[arg-type]
+            before_cancel=lambda: self._bridge.holds.feed(PrintStopped("cancel requested")) if self._bridge else None,
         )
-        self._bridge = Bridge(settings, self._notify, job_commands(control, settings.allow_cancel))
+        printer = PrinterIO(
+            set_job_on_hold=lambda on: self._printer.set_job_on_hold(on),
+            send=lambda lines: self._printer.commands(list(lines), tags=set(TAGS)),
+        )
+        self._bridge = Bridge(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
         self._follower = LayerFollower(self._bridge.record_layer)
         self._bridge.snapshot = self._snapshot
         self._bridge.start()
@@ -110,31 +121,55 @@ class PrintmeshPlugin(
         if bridge is None or follower is None:
             return
         bridge.record_event(event, payload)  # enqueue only
+        if event == "PrintStarted":
+            bridge.holds.context = {"path": (payload or {}).get("path"), "started_at": time.time()}
+            bridge.feed_hold(PrintStarted())
         if event == "PrintStarted" and payload and payload.get("origin") == "local":
             path = str(payload.get("path"))
             follower.begin(path, None)  # live fallback until the scan is in
             disk_path = self._file_manager.path_on_disk("local", path)
             bridge.request_scan(path, disk_path, follower.install)
-        elif event in ("PrintDone", "PrintFailed", "PrintCancelled"):
+        elif event in STOPS:
             follower.end()
+            bridge.feed_hold(PrintStopped(STOPS[event]))
+        if event in ("Connected", "Disconnected"):
+            bridge.holds.modes = Modes()  # a new connection: nothing is known to be homed
 
     # ---------------------------------------------------------------- hooks
     def on_gcode_queuing(
         self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
-    ) -> None:
-        """Comm thread: feed the layer follower and return at once (no I/O, no waiting)."""
-        follower = self._follower
-        if follower is not None:
-            tags = kwargs.get("tags", args[1] if len(args) > 1 else None)
-            follower.on_line(tags, cmd)
+    ) -> tuple[None] | None:
+        """Comm thread: feed the layer follower; hold at a planned boundary (no I/O, no waiting)."""
+        follower, bridge = self._follower, self._bridge
+        if follower is None or bridge is None:
+            return None
+        tags = kwargs.get("tags", args[1] if len(args) > 1 else None)
+        event = follower.on_line(tags, cmd)
+        if event is not None and bridge.holds.at_layer(event, cmd):
+            return (None,)  # held before this line: it is kept back and sent at the release
+        return None
 
     def on_gcode_sent(
         self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
     ) -> None:
-        """Comm thread: fan speed as actually commanded, from the M106/M107 lines sent."""
+        """Comm thread: fans as commanded, and the modes (G90/M83/F/homed) a hold must restore."""
         bridge = self._bridge
-        if bridge is not None and gcode in ("M106", "M107"):
+        if bridge is None:
+            return
+        if gcode in ("M106", "M107"):
             bridge.record_fan(cmd)
+        elif gcode in MODAL or (gcode in ("G0", "G1") and "F" in cmd):
+            holds = bridge.holds
+            holds.modes = track(holds.modes, cmd)
+
+    def on_gcode_received(self, comm: Any, line: str, *args: Any, **kwargs: Any) -> str:
+        """Comm thread: while a hold runs, pass its echo tokens and position reply to the worker."""
+        bridge = self._bridge
+        if bridge is not None and bridge.holds.active:
+            found = bridge.holds.on_received(line)
+            if found is not None:
+                bridge.feed_hold(found)
+        return line
 
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:
@@ -156,4 +191,5 @@ __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.on_gcode_queuing,
     "octoprint.comm.protocol.gcode.sent": __plugin_implementation__.on_gcode_sent,
+    "octoprint.comm.protocol.gcode.received": __plugin_implementation__.on_gcode_received,
 }

@@ -8,13 +8,17 @@ the key's name instead of breaking the bridge later.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
-from printmesh_core.config import AgentSettings, ConfigError, format_validation_error
+from octoprint_printmesh.logic.hold_types import HoldConfig
+from octoprint_printmesh.logic.safety import SafetySettings
+from printmesh_core.config import AgentSettings, ConfigError, Strict, format_validation_error
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
+_CODE = re.compile(r"^[GMT][0-9]{1,4}(\.[0-9])?$")
 
 DEFAULTS: dict[str, Any] = {
     "node_id": "",  # empty: the host name
@@ -30,16 +34,78 @@ DEFAULTS: dict[str, Any] = {
     },
     "discovery": {"enabled": True, "prefix": "homeassistant"},
     "events": {"enabled": True, "exclude": ["PositionUpdate"]},
-    "allow_cancel": False,
+    "publish": {"temperature_threshold": 0.5, "temperature_interval": 30, "job_interval": 5},
+    "commands": {
+        "allow_hold": True,
+        "allow_move": True,
+        "allow_cancel": False,
+        "allow_gcode": False,
+        "gcode_allow": ["M117", "M118", "M300"],
+    },
+    "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0},
+    "hold": {"max_hold": 300, "confirm_timeout": 30, "move_timeout": 60, "return_timeout": 60},
 }
+_PERMISSIONS = ("allow_hold", "allow_move", "allow_cancel", "allow_gcode", "gcode_allow")
+
+
+class PublishConfig(Strict):
+    temperature_threshold: float = Field(default=0.5, ge=0, le=50, description="°C change worth a message.")
+    temperature_interval: float = Field(default=30, gt=0, le=3600, description="s: republish temperatures anyway.")
+    job_interval: float = Field(default=5, gt=0, le=3600, description="s between job messages while printing.")
+
+
+class Permissions(Strict):
+    """Which commands the plugin accepts; motion is always checked against the volume."""
+
+    allow_hold: bool = True
+    allow_move: bool = True
+    allow_cancel: bool = False
+    allow_gcode: bool = False
+    gcode_allow: list[str] = Field(default_factory=lambda: ["M117", "M118", "M300"])
+
+    @field_validator("gcode_allow")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        codes = [code.strip().upper() for code in value]
+        for code in codes:
+            if not _CODE.match(code):
+                raise ValueError(f"{code!r} is not a G/M/T code such as 'M117'")
+        return codes
+
+
+class SafetyConfig(Strict):
+    margin: float = Field(default=5.0, ge=0, le=100, description="mm kept from the XY edges of the volume.")
+    max_z: float = Field(default=0, ge=0, le=2000, description="Highest Z a move may reach, mm; 0: the volume's top.")
+    clearance: float = Field(default=2.0, ge=0.2, le=50, description="mm the nozzle stays above the printed layer.")
+
+
+class HoldTimes(Strict):
+    max_hold: float = Field(default=300, ge=5, le=3600, description="Watchdog: s from a hold until its release.")
+    confirm_timeout: float = Field(default=30, ge=1, le=600, description="s for the printer to drain at a hold.")
+    move_timeout: float = Field(default=60, ge=1, le=600, description="s for one move to be confirmed.")
+    return_timeout: float = Field(default=60, ge=1, le=600, description="s for the head's way back.")
 
 
 class BridgeSettings(AgentSettings):
-    """The core's agent settings; the bridge adds nothing yet beyond the event filter."""
+    """The core's agent settings plus what only the bridge has."""
 
     events_enabled: bool = True
     events_exclude: list[str] = Field(default_factory=list)
-    allow_cancel: bool = False
+    publish: PublishConfig = PublishConfig()
+    permissions: Permissions = Permissions()
+    safety: SafetyConfig = SafetyConfig()
+    hold: HoldTimes = HoldTimes()
+
+    @property
+    def allow_cancel(self) -> bool:
+        return self.permissions.allow_cancel
+
+    def hold_config(self, session: str) -> HoldConfig:
+        safety = SafetySettings(
+            margin=self.safety.margin, max_z=self.safety.max_z or None, clearance=self.safety.clearance
+        )
+        h = self.hold
+        return HoldConfig(session, h.confirm_timeout, h.max_hold, h.move_timeout, h.return_timeout, safety)
 
 
 def _blank_to_none(tree: Any) -> Any:
@@ -54,6 +120,8 @@ def to_bridge_settings(raw: dict[str, Any]) -> BridgeSettings:
     events = data.pop("events", {}) or {}
     data["events_enabled"] = events.get("enabled", True)
     data["events_exclude"] = events.get("exclude", [])
+    commands = data.setdefault("commands", {}) or {}
+    data["permissions"] = {key: commands.pop(key) for key in _PERMISSIONS if key in commands}
     try:
         return BridgeSettings.model_validate(data)
     except ValidationError as exc:
@@ -64,7 +132,8 @@ def migrate(settings: dict[str, Any], current: int | None) -> dict[str, Any]:
     """From settings written by an older plugin version to version SETTINGS_VERSION.
 
     Version None is the skeleton that stored nothing; a flat ``broker_host``/``broker_port``
-    pair (an early draft's layout) moves under ``mqtt``.
+    pair (an early draft's layout) moves under ``mqtt``. Version 1 kept ``allow_cancel`` at
+    the top; version 2 groups every command permission under ``commands``.
     """
     migrated = copy.deepcopy(settings)
     if current is None or current < 1:
@@ -72,4 +141,6 @@ def migrate(settings: dict[str, Any], current: int | None) -> dict[str, Any]:
         for old, new in (("broker_host", "host"), ("broker_port", "port")):
             if old in migrated:
                 mqtt[new] = migrated.pop(old)
+    if (current is None or current < 2) and "allow_cancel" in migrated:
+        migrated.setdefault("commands", {})["allow_cancel"] = migrated.pop("allow_cancel")
     return migrated

@@ -271,7 +271,7 @@ def _dispatch(state: HoldState, event: HoldInput, now: float, config: HoldConfig
     if isinstance(event, ReleaseRequested):
         if event.disarm and state.armed is not None:
             state = replace(state, armed=None)
-        return _release(state, now, config, "requested", event.cmd_id)
+        return _release(state, now, config, event.reason, event.cmd_id)
     if isinstance(event, HolderOffline):
         if state.holder is None or event.holder != state.holder:
             return state, []

@@ -167,6 +167,7 @@ class GcodeRequested:
 class ReleaseRequested:
     cmd_id: str | None = None
     disarm: bool = False
+    reason: str = "requested"  # e.g. broker_lost when the bridge itself lost the broker
 
 
 @dataclass(frozen=True)

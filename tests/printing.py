@@ -1,0 +1,54 @@
+"""Real sliced files made printable on the virtual printer, and reading OctoPrint's serial log."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gcode"
+SEND = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - Send: (?:N\d+ )?([^*]*)")
+RECV = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - Recv: (.*)$")
+FAST = ["M220 S1000", "M221 S1000"]  # the virtual printer moves 10x faster
+
+
+def printable(name: str, *, without_homing: bool = False) -> bytes:
+    """The fixture with its waits for heat-up (and optionally G28) replaced at the same length,
+    so byte offsets in its layer table still hold."""
+    data = (FIXTURES / f"{name}.gcode").read_bytes()
+    data = re.sub(rb"(?m)^M1(09|90)\b", b"M117", data)
+    return re.sub(rb"(?m)^G28\b", b"M117", data) if without_homing else data
+
+
+def command_lines(data: bytes) -> list[tuple[int, str]]:
+    """(offset, command) of every line OctoPrint sends from the file, comments stripped."""
+    out, offset = [], 0
+    for raw in data.splitlines(keepends=True):
+        text = raw.decode("latin-1").split(";", 1)[0].strip()
+        if text:
+            out.append((offset, text))
+        offset += len(raw)
+    return out
+
+
+def _stamp(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def sends(serial_log: str) -> list[tuple[float, str]]:
+    """(time, command) of every line sent to the printer, line numbers and checksums removed."""
+    return [(_stamp(m.group(1)), m.group(2).strip()) for m in map(SEND.match, serial_log.splitlines()) if m]
+
+
+def sent_times(serial_log: str, commands: list[str]) -> list[float]:
+    """The send time of each file command, aligning the log's Send lines with the file in order
+    (OctoPrint adds its own lines, such as M105 polls, between them)."""
+    times: list[float] = []
+    for at, command in sends(serial_log):
+        if len(times) < len(commands) and command == commands[len(times)]:
+            times.append(at)
+    return times
+
+
+def is_extrusion(cmd: str) -> bool:
+    return cmd.split()[0] in ("G1", "G2", "G3") and " E" in f" {cmd}" and ("X" in cmd or "Y" in cmd)
