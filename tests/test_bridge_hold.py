@@ -231,3 +231,26 @@ def test_broker_loss_mid_print_releases_the_hold_and_state_returns_with_the_brok
     assert hold["phase"] == "idle" and hold["armed"] is None
     assert observer.topic(f"{BASE}/layers", after=mark, timeout=10)["total_layers"] == 15
     assert "released (broker_lost)" in octoprint.log()
+
+
+def test_watchdog_releases_a_forgotten_hold_and_hold_now_waits_for_the_printer(observer, broker, tmp_path):
+    server = start_octoprint(tmp_path / "octoprint", settings(broker, hold={"max_hold": 5}))
+    try:
+        server.wait_operational()
+        assert not call(observer, "hold", {"now": True})["ok"], "nothing to hold when not printing"
+        assert call(observer, "hold", {"layer": 2})["ok"]
+        server.api("POST", "/api/printer/command", {"commands": FAST})
+        mark = observer.mark()
+        server.upload(f"{FILE}.gcode", printable(FILE))
+        held = event(observer, "held", mark)
+        released = event(observer, "released", mark, timeout=15)
+        assert released["payload"]["reason"] == "max_hold"
+        assert 5.0 <= released["ts"] - held["ts"] <= 6.5, released["ts"] - held["ts"]
+        now = call(observer, "hold", {"now": True}, timeout=30)  # answered once the printer confirmed it
+        assert now["ok"] and now["data"]["origin"] is not None, now
+        assert call(observer, "release")["ok"]
+        event(observer, "PrintDone", mark, timeout=120)
+        sent, _, _ = hold_window(server.serial_log())
+        file_indexes(sent, [c for _, c in command_lines(printable(FILE))])
+    finally:
+        server.stop()

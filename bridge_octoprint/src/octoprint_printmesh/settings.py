@@ -125,7 +125,8 @@ def to_bridge_settings(raw: dict[str, Any]) -> BridgeSettings:
     try:
         return BridgeSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        # the permissions live under 'commands' in OctoPrint's settings: name them as the user wrote them
+        raise ConfigError(format_validation_error(exc).replace("permissions.", "commands.")) from None
 
 
 def migrate(settings: dict[str, Any], current: int | None) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""The plugin's settings: defaults validate, older layouts migrate, bad values name their key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
+from printmesh_core.config import ConfigError
+
+
+def test_defaults_are_valid_and_safe():
+    settings = to_bridge_settings(copy.deepcopy(DEFAULTS))
+    assert SETTINGS_VERSION == 2
+    p = settings.permissions
+    assert (p.allow_hold, p.allow_move, p.allow_cancel, p.allow_gcode) == (True, True, False, False)
+    config = settings.hold_config("abc")
+    assert config.max_hold == 300 and config.safety.margin == 5.0 and config.safety.max_z is None
+    assert settings.commands.dedupe_window == 60.0, "the core's command settings stay under commands too"
+
+
+def test_version_1_allow_cancel_moves_under_commands_and_an_early_draft_broker_moves_under_mqtt():
+    v1 = {"allow_cancel": True, "node_id": "p1"}
+    assert migrate(v1, 1) == {"commands": {"allow_cancel": True}, "node_id": "p1"}
+    draft = {"broker_host": "pi", "broker_port": 1884}
+    migrated = migrate(draft, None)
+    assert migrated == {"mqtt": {"host": "pi", "port": 1884}}
+    assert to_bridge_settings({**DEFAULTS, **migrate(v1, 1)}).allow_cancel is True
+    assert migrate({"commands": {"allow_cancel": False}}, 2) == {"commands": {"allow_cancel": False}}
+
+
+@pytest.mark.parametrize(
+    ("tree", "key"),
+    [
+        ({"commands": {"gcode_allow": ["M117", "G1 X5"]}}, "commands.gcode_allow"),
+        ({"safety": {"margin": -1}}, "safety.margin"),
+        ({"hold": {"max_hold": 1}}, "hold.max_hold"),
+        ({"publish": {"temperature_interval": 0}}, "publish.temperature_interval"),
+        ({"commands": {"allow_move": "sometimes"}}, "commands.allow_move"),
+        ({"safety": {"clearence": 2}}, "safety.clearence"),
+    ],
+)
+def test_a_bad_value_is_refused_with_its_key(tree, key):
+    with pytest.raises(ConfigError, match=key):
+        to_bridge_settings({**copy.deepcopy(DEFAULTS), **tree})
+
+
+def test_allow_list_is_normalised():
+    settings = to_bridge_settings({"commands": {"gcode_allow": [" m117 ", "M300"]}})
+    assert settings.permissions.gcode_allow == ["M117", "M300"]
