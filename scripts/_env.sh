@@ -28,3 +28,11 @@ make_venv() {  # make_venv PIP_ARGS...
   # this machine's pip.conf names local mirrors that may be absent: keep that noise out
   (cd "$ROOT" && "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2))
 }
+
+make_octoprint_venv() {  # OctoPrint's own venv with the core and the bridge, as on a Pi (netifaces needs gcc)
+  export OCTOPRINT_VENV="${OCTOPRINT_VENV:-$ROOT/.venv-octoprint}"
+  command -v gcc >/dev/null || apt_install gcc python3-dev || true
+  [ -x "$OCTOPRINT_VENV/bin/python" ] || "$(find_python)" -m venv "$OCTOPRINT_VENV"
+  (cd "$ROOT" && "$OCTOPRINT_VENV/bin/python" -m pip install -q "OctoPrint>=1.11,<2" -e ./core -e ./bridge_octoprint \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2))
+}

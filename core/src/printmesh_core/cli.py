@@ -39,7 +39,7 @@ def load_component(name: str) -> ComponentSpec | None:
     return None
 
 
-def _component_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> None:  # type: ignore[type-arg]
+def _component_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     p = sub.add_parser(
         name,
         help=summary,
@@ -56,9 +56,11 @@ def _component_parser(sub: argparse._SubParsersAction, name: str, summary: str) 
         "--check", action="store_true", help="Validate the config, print the effective config (secrets masked), exit."
     )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Override log_level.")
+    return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(spec: ComponentSpec | None = None) -> argparse.ArgumentParser:
+    """With ``spec`` (the component named on the command line), its own options are added too."""
     parser = argparse.ArgumentParser(
         prog="printmesh",
         description="printmesh: MQTT sensors, cameras and layer capture for OctoPrint printers.",
@@ -66,11 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"printmesh {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (summary, _) in KNOWN.items():
-        _component_parser(sub, name, summary)
+        p = _component_parser(sub, name, summary)
+        if spec is not None and spec.name == name and spec.add_arguments is not None:
+            spec.add_arguments(p)
     up = sub.add_parser(
         "up",
-        help="the main job: a broker (embedded when none is configured), the host agent and a live view",
-        description="Start a broker if none is configured, run the installed agents, and print every message.",
+        help="the main job: a broker (embedded when none is configured), every agent, OctoPrint and a print",
+        description="Start a broker if none is configured, run the installed agents, and print every message. "
+        "With --octoprint, also run OctoPrint with its virtual printer and the bridge, print --print's file "
+        "with the coordinator capturing, show the progress instead of the raw messages, and stop at the end.",
     )
     up.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config passed to every agent.")
     up.add_argument("--no-view", action="store_true", help="Do not print the live message view.")
@@ -82,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--broker-port", type=int, default=1883, help="Port of the started broker (default 1883).")
     up.add_argument("--duration", type=float, default=0, help="Stop after this many seconds (0 = run until Ctrl-C).")
+    up.add_argument("--octoprint", type=Path, metavar="VENV", help="OctoPrint's venv, with the bridge.")
+    up.add_argument("--print", dest="gcode", type=Path, metavar="GCODE", help="File to print (with --octoprint).")
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every payload model")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), help="output folder")
     return parser
@@ -93,8 +101,8 @@ def setup_logging(level: str) -> None:
     )
 
 
-def run_component(name: str, args: argparse.Namespace) -> int:
-    spec = load_component(name)
+def run_component(name: str, args: argparse.Namespace, spec: ComponentSpec | None = None) -> int:
+    spec = spec or load_component(name)
     if spec is None:
         if name not in installed_names():
             print(f"printmesh: component '{name}' is not installed (pip install {KNOWN[name][1]})", file=sys.stderr)
@@ -108,14 +116,21 @@ def run_component(name: str, args: argparse.Namespace) -> int:
         print(f"# printmesh {name}: config OK", flush=True)
         print(effective_yaml(settings), end="")
         return 0
+    if spec.run_tool is not None:
+        status = spec.run_tool(settings, args)
+        if status is not None:
+            return status
     setup_logging(args.log_level or settings.log_level)
     return spec.factory(settings).run()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the component named first is imported, and only to add its own options.
+    spec = load_component(argv[0]) if argv and argv[0] in KNOWN and argv[0] in installed_names() else None
+    args = build_parser(spec).parse_args(argv)
     if args.command in KNOWN:
-        return run_component(args.command, args)
+        return run_component(args.command, args, spec)
     if args.command == "schemas":
         from printmesh_core.schemas import write_schemas
 
@@ -124,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from printmesh_core.up import run_up
 
-    return run_up(args.config, view=not args.no_view, duration=args.duration, broker=args.broker, port=args.broker_port)
+    return run_up(
+        args.config, view=not args.no_view, duration=args.duration, broker=args.broker, port=args.broker_port,
+        octoprint=args.octoprint, gcode=args.gcode,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from types import FrameType
 from printmesh_core.broker import BrokerError, LocalBroker, mosquitto_path, port_open
 from printmesh_core.config import AgentSettings, ConfigError, load_settings, read_yaml
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.up_print import PrintJob
 
 UP_COMPONENTS = ("host", "sensors", "camera", "coordinator")
 VIEW_WIDTH = 160
@@ -72,13 +73,16 @@ class Up:
             self.children.append(subprocess.Popen(cmd, env=self.env))
             print(f"# started printmesh {name}", flush=True)
 
-    def view(self, settings: AgentSettings) -> MqttRuntime:
+    def view(self, settings: AgentSettings, job: PrintJob | None = None) -> MqttRuntime:
         mqtt = settings.mqtt.model_copy(
             update={"host": self.env["PRINTMESH_MQTT__HOST"], "port": int(self.env["PRINTMESH_MQTT__PORT"]),
                     "protocol": self.env.get("PRINTMESH_MQTT__PROTOCOL", settings.mqtt.protocol)}
         )  # fmt: skip
         rt = MqttRuntime(mqtt, settings.topic_root, f"printmesh-view-{os.getpid()}")
-        rt.subscribe(f"{settings.topic_root}/#", lambda m: print(render(m), flush=True), qos=0)
+        if job is None:
+            rt.subscribe(f"{settings.topic_root}/#", lambda m: print(render(m), flush=True), qos=0)
+        else:
+            job.watch(rt)
         rt.start()
         return rt
 
@@ -93,13 +97,25 @@ class Up:
                 child.kill()
 
 
-def run_up(config: Path | None, view: bool = True, duration: float = 0, broker: str = "auto", port: int = 1883) -> int:
+def run_up(
+    config: Path | None,
+    view: bool = True,
+    duration: float = 0,
+    broker: str = "auto",
+    port: int = 1883,
+    octoprint: Path | None = None,
+    gcode: Path | None = None,
+) -> int:
     from printmesh_core.cli import installed_names
 
     try:
         settings = load_settings(AgentSettings, config)
     except ConfigError as exc:
         print(f"printmesh up: invalid config: {exc}", file=sys.stderr)
+        return 2
+    problem = _check_print_args(octoprint, gcode)
+    if problem:
+        print(f"printmesh up: {problem}", file=sys.stderr)
         return 2
     up = Up(config, broker, port)
 
@@ -113,21 +129,54 @@ def run_up(config: Path | None, view: bool = True, duration: float = 0, broker: 
     except BrokerError as exc:
         print(f"printmesh up: {exc}", file=sys.stderr)
         return 1
+    job = None
+    if octoprint is not None and gcode is not None:
+        job = PrintJob(octoprint, gcode, settings, up.env, Path(".printmesh") / "octoprint")
+        job.start_octoprint()
     installed = installed_names()
     up.start_agents([n for n in UP_COMPONENTS if n in installed])
-    viewer = up.view(settings) if view else None
-    deadline = time.monotonic() + duration if duration > 0 else None
-    while not up.stop.is_set():
-        if deadline and time.monotonic() >= deadline:
-            break
-        if up.children and all(c.poll() is not None for c in up.children):
-            print("printmesh up: every agent exited", file=sys.stderr)
-            break
-        up.stop.wait(0.2)
-    up.stop_agents()
+    viewer = up.view(settings, job) if view or job else None
+    try:
+        if job is not None:
+            job.start_print(up.stop)
+        _wait(up, job, duration)
+    finally:
+        up.stop_agents()
+        if job is not None:
+            job.stop()
+    if job is not None:
+        job.report(_captures_dir(config), up.env["PRINTMESH_MQTT__PORT"])
     if viewer:
         time.sleep(0.3)  # let the agents' clean "offline" reach the view
         viewer.stop()
     if up.broker:
         up.broker.close()
     return 0
+
+
+def _check_print_args(octoprint: Path | None, gcode: Path | None) -> str | None:
+    if (octoprint is None) != (gcode is None):
+        return "--octoprint and --print go together"
+    if octoprint is not None and not (octoprint / "bin" / "octoprint").exists():
+        return f"--octoprint {octoprint}: no bin/octoprint there (make it with scripts/demo)"
+    if gcode is not None and not gcode.is_file():
+        return f"--print {gcode}: no such file"
+    return None
+
+
+def _captures_dir(config: Path | None) -> Path:
+    section = read_yaml(config).get("coordinator") if config else None
+    return Path(section.get("captures_dir", "captures")) if isinstance(section, dict) else Path("captures")
+
+
+def _wait(up: Up, job: PrintJob | None, duration: float) -> None:
+    deadline = time.monotonic() + duration if duration > 0 else None
+    while not up.stop.is_set():
+        if deadline and time.monotonic() >= deadline:
+            return
+        if job is not None and job.done.is_set():
+            return
+        if up.children and all(c.poll() is not None for c in up.children):
+            print("printmesh up: every agent exited", file=sys.stderr)
+            return
+        up.stop.wait(0.2)

@@ -1,0 +1,143 @@
+"""The printing half of the main job: OctoPrint with its virtual printer, a sample print, progress.
+
+``printmesh up --octoprint VENV --print FILE`` starts OctoPrint from its own venv with the
+bridge pointed at the job's broker, waits until the coordinator has armed its plan on the
+printer, prints the file, and shows one line per layer, hold and capture instead of the
+raw message stream. It ends when the coordinator has written the job summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from printmesh_core.broker import free_port, port_open
+from printmesh_core.config import AgentSettings
+from printmesh_core.models.coordinator import JobSummary, LayerCapture
+from printmesh_core.models.layers import LayerEvent
+from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.topics import Topics
+from printmesh_core.virtual_octoprint import PASSWORD, USER, OctoPrint, start_octoprint
+
+SPEED = ["M220 S300"]  # the virtual printer at 3x: a 30-layer sample prints in about a minute
+
+
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+class PrintJob:
+    def __init__(self, venv: Path, gcode: Path, settings: AgentSettings, env: dict[str, str], workdir: Path) -> None:
+        self.venv, self.gcode, self.settings, self.env = venv, gcode, settings, env
+        self.workdir = workdir
+        self.topics = Topics(settings.topic_root, settings.node_id)
+        self.printer = self.topics.component("printer")
+        self.octoprint: OctoPrint | None = None
+        self.armed = threading.Event()
+        self.done = threading.Event()
+        self.summary: JobSummary | None = None
+        self.captures: list[LayerCapture] = []
+
+    # ------------------------------------------------------------- OctoPrint
+    def start_octoprint(self) -> None:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        mqtt = {"host": self.env["PRINTMESH_MQTT__HOST"], "port": int(self.env["PRINTMESH_MQTT__PORT"])}
+        if "PRINTMESH_MQTT__PROTOCOL" in self.env:
+            mqtt["protocol"] = self.env["PRINTMESH_MQTT__PROTOCOL"]
+        plugin = {"node_id": self.settings.node_id, "topic_root": self.settings.topic_root, "mqtt": mqtt}
+        port = 5000 if not port_open("127.0.0.1", 5000) else free_port()
+        self.octoprint = start_octoprint(self.venv, self.workdir, plugin, port=port)
+        say(f"# started OctoPrint {self.octoprint.url} (user {USER}, password {PASSWORD}), virtual printer")
+
+    def start_print(self, stop: threading.Event) -> bool:
+        assert self.octoprint is not None
+        self.octoprint.wait_operational(90)
+        deadline = time.monotonic() + 60
+        while not self.armed.is_set() and time.monotonic() < deadline and not stop.is_set():
+            self.armed.wait(0.2)
+        if not self.armed.is_set():
+            say("# the coordinator did not arm its plan on the printer within 60 s: printing without captures")
+        self.octoprint.api("POST", "/api/printer/command", {"commands": SPEED})
+        self.octoprint.upload(self.gcode.name, self.gcode.read_bytes())
+        say(f"# printing {self.gcode}")
+        return True
+
+    def stop(self) -> None:
+        if self.octoprint is not None:
+            self.octoprint.stop()
+
+    # --------------------------------------------------------------- progress
+    def watch(self, rt: MqttRuntime) -> None:
+        root = self.settings.topic_root
+        rt.subscribe(self.topics.absolute(self.printer.sub("layer")), self._layer)
+        rt.subscribe(self.topics.absolute(self.printer.event), self._event)
+        rt.subscribe(self.topics.absolute(self.printer.sub("hold")), self._hold)
+        rt.subscribe(f"{root}/+/coordinator/{self.settings.node_id}/+", self._coordinator)
+
+    def _layer(self, message: Message) -> None:
+        event = LayerEvent.model_validate_json(message.payload)
+        total = f"/{event.total_layers}" if event.total_layers else ""
+        say(f"layer {event.layer}{total}  z={event.z:.2f} mm")
+
+    def _hold(self, message: Message) -> None:
+        if _json(message).get("armed"):
+            self.armed.set()
+
+    def _event(self, message: Message) -> None:
+        doc = _json(message)
+        name, payload = doc.get("event"), doc.get("payload") or {}
+        if doc.get("source") == "printmesh" and name == "held":
+            say(f"  held at layer {payload.get('layer')}: capturing")
+        elif doc.get("source") == "printmesh" and name == "released":
+            say(f"  released ({payload.get('reason')}), head returned: {payload.get('returned')}")
+        elif name in ("PrintDone", "PrintFailed", "PrintCancelled"):
+            say(f"# {name}")
+
+    def _coordinator(self, message: Message) -> None:
+        kind = message.topic.rsplit("/", 1)[-1]
+        try:
+            if kind == "capture":
+                capture = LayerCapture.model_validate_json(message.payload)
+                self.captures.append(capture)
+                t = capture.timings
+                say(
+                    f"  layer {capture.layer}: {len(capture.images)} images, hold {t.hold_duration:.2f} s "
+                    f"(moves {t.waiting_for_moves:.2f}, settle {t.settle:.2f}, capture {t.capture:.2f}, "
+                    f"overhead {t.overhead * 1000:.0f} ms){'' if capture.complete else ', INCOMPLETE'}"
+                )
+                for failure in capture.failures:
+                    say(f"    failure: {failure.kind}: {failure.message}")
+            elif kind == "summary":
+                self.summary = JobSummary.model_validate_json(message.payload)
+                self.done.set()
+        except ValidationError as exc:
+            say(f"# unexpected {kind} message: {exc.errors()[0]['msg']}")
+
+    def report(self, captures_dir: Path, port: str) -> None:
+        s = self.summary
+        if s is None:
+            say("# no job summary arrived")
+            return
+        job_dir = (captures_dir / s.printer / s.job).resolve()
+        say(
+            f"# done: {len(s.layers_captured)} layers captured, {s.images} images, {len(s.failures)} failures, "
+            f"{s.total_hold_time:.1f} s held in total"
+        )
+        say(f"# images and metadata: {job_dir}")
+        say(f"# summary: {job_dir / 'job_summary.json'}")
+        say(f"# watch the traffic: mosquitto_sub -h 127.0.0.1 -p {port} -v -t '{self.settings.topic_root}/#'")
+
+
+def _json(message: Message) -> dict[str, Any]:
+    try:
+        doc = json.loads(message.payload)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
