@@ -1,9 +1,11 @@
-"""The bridge's cost on OctoPrint's comm thread: time per line in its gcode.queuing hook.
+"""The bridge's cost on OctoPrint's comm thread: time per line in its gcode hooks.
 
 Feeds every command line of real sliced files, with the tags OctoPrint attaches
-(``source:file``, ``filepos:N``, ``fileline:N``), through the plugin's hook body
-(LayerFollower.on_line with the scanned table, and with the live fallback), side by side
-with a hook that returns at once. Prints p50/p99 in microseconds per line.
+(``source:file``, ``filepos:N``, ``fileline:N``), through the plugin's own hook bodies
+(``hooks.CommHooks``: the queuing hook with the scanned table or the live fallback and a
+hold plan armed, so every layer boundary runs the hold decision; the sent hook tracking
+modes and fans), side by side with a hook that returns at once. Prints p50/p99 in
+microseconds per line.
 
     .venv/bin/python bench/bridge_hook.py [--rounds 20]
 """
@@ -14,10 +16,15 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from octoprint_printmesh.bridge import Bridge
 from octoprint_printmesh.follow import LayerFollower
+from octoprint_printmesh.hooks import CommHooks
 from octoprint_printmesh.layers import scan_file
+from octoprint_printmesh.logic.hold_types import Armed
+from octoprint_printmesh.settings import to_bridge_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "gcode"
 FILES = ["prusa_zhop_purge", "cura_zhop_purge", "prusa_variable", "slic3r_plain_zhop"]
@@ -50,15 +57,26 @@ def measure(feed: Callable[[frozenset[str], str], None], lines: list[tuple[froze
     return samples
 
 
+def hooks_for(table: object | None, name: str) -> CommHooks:
+    """The plugin's hooks on a bridge that is never started (publishing only queues), with a
+    hold plan armed for a layer no file reaches: every boundary runs the hold decision."""
+    bridge = Bridge(to_bridge_settings({"node_id": "bench"}), lambda message: None)
+    bridge.holds.state = replace(bridge.holds.state, armed=Armed(frozenset({99_999})), printing=True)
+    follower = LayerFollower(bridge.record_layer)
+    follower.begin(name, table)  # type: ignore[arg-type]
+    return CommHooks(bridge, follower)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    events: list[object] = []
     results: dict[str, list[float]] = {
         "bare hook (returns at once)": [],
-        "bridge, scanned table": [],
-        "bridge, live fallback": [],
+        "queuing, scanned table": [],
+        "queuing, live fallback": [],
+        "sent (modes, fans)": [],
+        "queuing + sent, per line": [],
     }
     total = 0
     for name in FILES:
@@ -66,14 +84,21 @@ def main() -> None:
         lines = lines_of(path)
         table = scan_file(path).table
         for _ in range(args.rounds):
-            marked, live = LayerFollower(events.append), LayerFollower(events.append)
-            marked.begin(name, table)
-            live.begin(name, None)
+            marked, live, both = hooks_for(table, name), hooks_for(None, name), hooks_for(table, name)
+
+            def pair(tags: frozenset[str], line: str, hooks: CommHooks = both) -> None:
+                hooks.queuing(line, tags)
+                hooks.sent(line.split(" ", 1)[0], line)
+
             results["bare hook (returns at once)"] += measure(lambda tags, line: None, lines)
-            results["bridge, scanned table"] += measure(marked.on_line, lines)
-            results["bridge, live fallback"] += measure(live.on_line, lines)
+            results["queuing, scanned table"] += measure(lambda tags, line, h=marked: h.queuing(line, tags), lines)
+            results["queuing, live fallback"] += measure(lambda tags, line, h=live: h.queuing(line, tags), lines)
+            results["sent (modes, fans)"] += measure(
+                lambda tags, line, h=marked: h.sent(line.split(" ", 1)[0], line), lines
+            )
+            results["queuing + sent, per line"] += measure(pair, lines)
             total += len(lines)
-    print(f"# bridge gcode.queuing hook, {total} lines per variant from {len(FILES)} real sliced files")
+    print(f"# bridge comm-thread hooks, {total} lines per variant from {len(FILES)} real sliced files")
     bare = percentiles(results["bare hook (returns at once)"])
     for label, samples in results.items():
         p50, p99 = percentiles(samples)

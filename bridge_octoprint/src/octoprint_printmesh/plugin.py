@@ -17,8 +17,9 @@ import octoprint.plugin
 
 from octoprint_printmesh.bridge import Bridge, PrinterIO
 from octoprint_printmesh.follow import LayerFollower
+from octoprint_printmesh.hooks import CommHooks
 from octoprint_printmesh.jobcmds import JobControl, job_commands
-from octoprint_printmesh.logic.gcode import Modes, track
+from octoprint_printmesh.logic.gcode import Modes
 from octoprint_printmesh.logic.hold_types import PrintStarted, PrintStopped, job_command_refusal
 from octoprint_printmesh.pump import Snapshot
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
@@ -26,7 +27,6 @@ from printmesh_core import __version__ as core_version
 from printmesh_core.config import ConfigError
 
 TAGS = frozenset({"source:plugin", "plugin:printmesh"})
-MODAL = frozenset({"G90", "G91", "M82", "M83", "G28", "M18", "M84", "M112"})  # lines that change tracked modes
 STOPS = {"PrintDone": "done", "PrintFailed": "failed", "PrintCancelled": "cancelled", "Disconnected": "disconnected"}
 
 
@@ -40,6 +40,7 @@ class PrintmeshPlugin(
 
     _bridge: Bridge | None = None
     _follower: LayerFollower | None = None
+    _hooks: CommHooks | None = None
 
     # ------------------------------------------------------------ lifecycle
     def initialize(self) -> None:
@@ -75,11 +76,13 @@ class PrintmeshPlugin(
         )
         self._bridge = Bridge(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
         self._follower = LayerFollower(self._bridge.record_layer)
+        self._hooks = CommHooks(self._bridge, self._follower)
         self._bridge.snapshot = self._snapshot
         self._bridge.start()
         self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
 
     def _stop_bridge(self) -> None:
+        self._hooks = None
         bridge, self._bridge = self._bridge, None
         if bridge is not None:
             bridge.stop()
@@ -139,36 +142,23 @@ class PrintmeshPlugin(
     def on_gcode_queuing(
         self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
     ) -> tuple[None] | None:
-        """Comm thread: feed the layer follower; hold at a planned boundary (no I/O, no waiting)."""
-        follower, bridge = self._follower, self._bridge
-        if follower is None or bridge is None:
-            return None
-        tags = kwargs.get("tags", args[1] if len(args) > 1 else None)
-        event = follower.on_line(tags, cmd)
-        if event is not None and bridge.holds.at_layer(event, cmd):
+        """Comm thread: follow the layers; hold at a planned boundary (no I/O, no waiting)."""
+        hooks = self._hooks
+        if hooks is not None and hooks.queuing(cmd, kwargs.get("tags", args[1] if len(args) > 1 else None)):
             return (None,)  # held before this line: it is kept back and sent at the release
         return None
 
     def on_gcode_sent(
         self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
     ) -> None:
-        """Comm thread: fans as commanded, and the modes (G90/M83/F/homed) a hold must restore."""
-        bridge = self._bridge
-        if bridge is None:
-            return
-        if gcode in ("M106", "M107"):
-            bridge.record_fan(cmd)
-        elif gcode in MODAL or (gcode in ("G0", "G1") and "F" in cmd):
-            holds = bridge.holds
-            holds.modes = track(holds.modes, cmd)
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.sent(gcode, cmd)
 
     def on_gcode_received(self, comm: Any, line: str, *args: Any, **kwargs: Any) -> str:
-        """Comm thread: while a hold runs, pass its echo tokens and position reply to the worker."""
-        bridge = self._bridge
-        if bridge is not None and bridge.holds.active:
-            found = bridge.holds.on_received(line)
-            if found is not None:
-                bridge.feed_hold(found)
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.received(line)
         return line
 
     # ------------------------------------------------------- software update
