@@ -154,3 +154,34 @@ def test_pause_resume_cancel_over_mqtt_with_errors_for_bad_requests(observer, oc
     assert call("resume", '{"id": "r1"}', "r1")["ok"]
     observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintResumed", timeout=20)
     assert octoprint.api("GET", "/api/job")["state"] == "Printing"
+
+
+def test_home_assistant_discovery_is_announced_with_availability_and_follows_allow_cancel(observer, broker, tmp_path):
+    def configs(after: int = 0) -> dict[str, dict]:
+        with observer.cond:
+            found = {m.topic: m.payload for m in observer.messages[after:] if m.topic.startswith("homeassistant/")}
+        return {topic.split("/")[-2]: json.loads(p) for topic, p in found.items() if p}
+
+    server = start_octoprint(tmp_path / "octoprint", plugin_settings(broker.port))
+    try:
+        server.wait_operational()
+        observer.wait_for(lambda m: m.topic.endswith("/printer_resume/config") and bool(m.payload), timeout=20)
+        first = configs()
+        expected = ["tool0_temperature", "bed_target", "state", "progress", "eta", "fan0_speed", "connected", "pause"]
+        assert {f"printer_{oid}" for oid in expected} <= set(first)
+        assert "printer_cancel" not in first, "cancel is off by default"
+        for oid, c in first.items():
+            assert c["unique_id"] == f"printmesh_{NODE}_printer_{oid}"
+            assert c["availability"][0]["topic"] == f"{BASE}/status", oid
+            assert (c.get("state_topic") or c["command_topic"]).startswith(f"{BASE}/"), oid
+    finally:
+        assert server.stop() == 0
+    mark = observer.mark()
+    server = start_octoprint(tmp_path / "octoprint2", plugin_settings(broker.port, commands={"allow_cancel": True}))
+    try:
+        server.wait_operational()
+        cancel = "/printer_cancel/config"
+        observer.wait_for(lambda m: m.topic.endswith(cancel) and bool(m.payload), timeout=20, after=mark)
+        assert configs(mark)["printer_cancel"]["command_topic"] == f"{BASE}/cmd/cancel"
+    finally:
+        assert server.stop() == 0

@@ -17,15 +17,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from octoprint_printmesh.entities import PrinterShape, printer_entities, printer_shape
 from octoprint_printmesh.holdcmds import HoldCommands
 from octoprint_printmesh.holds import Effects, HoldDriver
 from octoprint_printmesh.layers import scan_file
 from octoprint_printmesh.logic.hold_types import Action, HolderOffline, HoldInput, ReleaseRequested, Tick
-from octoprint_printmesh.logic.telemetry import TemperaturePolicy, event_payload, profile_payload
+from octoprint_printmesh.logic.telemetry import (
+    TemperaturePolicy,
+    event_payload,
+    profile_payload,
+    temperatures_payload,
+)
 from octoprint_printmesh.pump import Pump, Snapshot
 from octoprint_printmesh.settings import BridgeSettings
 from printmesh_core import __version__
 from printmesh_core.commands import Command, CommandServer
+from printmesh_core.discovery import DiscoveryPublisher
 from printmesh_core.models.base import Payload, now
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import PrinterHold, PrinterProfile
@@ -81,6 +88,12 @@ class Bridge:
             dedupe_window=settings.commands.dedupe_window, workers=settings.commands.workers,
         )  # fmt: skip
         self.server.attach()  # before connecting: restored in every connect callback
+        self.discovery = DiscoveryPublisher(
+            self.runtime, settings.discovery, settings.node_id, COMPONENT, self.topics.absolute(self.me.status)
+        )
+        self.discovery.attach()  # announces on every connect and on HA's birth; clears stale configs
+        self.discovery.on_birth(lambda: self._put(("reconnected", None)))  # HA restarted: its state again
+        self._shape: PrinterShape | None = None
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_LIMIT)
         self._worker = threading.Thread(target=self._run, name="printmesh-bridge", daemon=True)
         self.dropped = 0
@@ -239,4 +252,15 @@ class Bridge:
             self.holds.feed(Tick())
         if now() - self._ticked >= TICK and self.snapshot is not None:
             self._ticked = now()
-            self.pump.tick(self._with_firmware(self.snapshot()), self._ticked, on_hold=self.holds.active)
+            snap = self._with_firmware(self.snapshot())
+            self.pump.tick(snap, self._ticked, on_hold=self.holds.active)
+            self._sync_entities(snap, self._ticked)
+
+    def _sync_entities(self, snap: Snapshot, at: float) -> None:
+        """Declare Home Assistant's entity set once the printer is known, and again when it changes."""
+        profile = profile_payload(snap.profile, at) if snap.profile else None
+        shape = printer_shape(profile, temperatures_payload(snap.temperatures, at), self.pump.fans.speeds)
+        if shape != self._shape:
+            self._shape = shape
+            entities = printer_entities(self.topics, self.me, shape, allow_cancel=self.settings.allow_cancel)
+            self.discovery.set_entities(entities)

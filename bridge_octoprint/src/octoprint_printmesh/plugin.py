@@ -35,12 +35,16 @@ class PrintmeshPlugin(
     octoprint.plugin.ShutdownPlugin,  # type: ignore[misc]
     octoprint.plugin.SettingsPlugin,  # type: ignore[misc]
     octoprint.plugin.EventHandlerPlugin,  # type: ignore[misc]
+    octoprint.plugin.TemplatePlugin,  # type: ignore[misc]
+    octoprint.plugin.AssetPlugin,  # type: ignore[misc]
 ):
     """OctoPrint injects ``_logger``, ``_settings``, ``_plugin_manager`` and friends."""
 
     _bridge: Bridge | None = None
     _follower: LayerFollower | None = None
     _hooks: CommHooks | None = None
+    _broker_message: dict[str, Any] | None = None  # the last of each, for pages opened later
+    _hold_message: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ lifecycle
     def initialize(self) -> None:
@@ -98,11 +102,33 @@ class PrintmeshPlugin(
         )
 
     def _notify(self, message: dict[str, Any]) -> None:
+        """Push a plugin message to the UI; the last broker and hold state are kept for new pages."""
+        if "broker" in message:
+            self._broker_message = message
+        if "hold" in message:
+            self._hold_message = message
         self._plugin_manager.send_plugin_message(self._identifier, message)
+
+    # ------------------------------------------------------------------- UI
+    def get_template_configs(self) -> list[dict[str, Any]]:
+        # templates/printmesh_settings.jinja2 and templates/printmesh_navbar.jinja2, bound by static/js/printmesh.js
+        return [
+            {"type": "settings", "name": "printmesh", "custom_bindings": True},
+            {"type": "navbar", "custom_bindings": True},
+        ]
+
+    def is_template_autoescaped(self) -> bool:
+        return True
+
+    def get_assets(self) -> dict[str, list[str]]:
+        return {"js": ["js/printmesh.js"]}
 
     # ------------------------------------------------------------- settings
     def get_settings_defaults(self) -> dict[str, Any]:
         return DEFAULTS
+
+    def get_settings_restricted_paths(self) -> dict[str, list[list[str]]]:
+        return {"admin": [["mqtt", "password"]]}  # the broker password is not shown to plain users
 
     def get_settings_version(self) -> int:
         return SETTINGS_VERSION
@@ -120,6 +146,10 @@ class PrintmeshPlugin(
 
     # --------------------------------------------------------------- events
     def on_event(self, event: str, payload: dict[str, Any] | None) -> None:
+        if event == "ClientAuthed":  # a page opened now: tell it the current broker and hold state
+            for message in (self._broker_message, self._hold_message):
+                if message is not None:
+                    self._plugin_manager.send_plugin_message(self._identifier, message)
         bridge, follower = self._bridge, self._follower
         if bridge is None or follower is None:
             return
