@@ -155,3 +155,24 @@ def test_subscriptions_are_restored_before_online_is_announced():
     online_at = log.index("Received PUBLISH from ordered (d0, q1, r1, m")
     assert "printmesh/o/echo/status" in log[online_at : online_at + 200]
     assert subscribe_at < online_at
+
+
+def test_a_shared_subscription_reaches_its_handler(broker, observer):
+    from printmesh_core.mqtt import matches
+
+    assert matches("$share/g/printmesh/+/printer/event", "printmesh/p1/printer/event")
+    assert not matches("$share/g/printmesh/+/printer/event", "printmesh/p1/printer/state")
+    rt = make_runtime(broker, "shared-sub")
+    got: list[bytes] = []
+    rt.subscribe("$share/g/printmesh/shared/topic", lambda m: got.append(m.payload), qos=1)
+    rt.start()
+    try:
+        assert rt.wait_connected(5)
+        time.sleep(0.2)
+        observer.publish("printmesh/shared/topic", b"hello")
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got == [b"hello"]
+    finally:
+        rt.stop()

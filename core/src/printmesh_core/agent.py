@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import threading
@@ -128,9 +129,17 @@ class Agent:
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    """What a distribution registers under the ``printmesh.components`` entry point group."""
+    """What a distribution registers under the ``printmesh.components`` entry point group.
+
+    ``add_arguments`` adds the component's own command-line options (the coordinator's
+    ``--preview``); ``run_tool`` then gets the validated settings and the parsed options, and
+    returns an exit status when an option asked for something other than running the agent,
+    or None to run it.
+    """
 
     name: str
     summary: str
     settings: type[AgentSettings]
     factory: Callable[[Any], Agent]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    run_tool: Callable[[Any, argparse.Namespace], int | None] | None = None

@@ -40,7 +40,7 @@ def load_component(name: str) -> ComponentSpec | None:
 
 
 def _component_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p: argparse.ArgumentParser = sub.add_parser(
         name,
         help=summary,
         description=f"Run the {name} component: {summary}.",

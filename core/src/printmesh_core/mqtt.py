@@ -64,6 +64,11 @@ def _absolute(root: str, relative: str) -> str:
 
 
 def matches(topic_filter: str, topic: str) -> bool:
+    """Does ``topic`` match ``topic_filter``; a shared subscription matches as its plain filter."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) == 3:
+            topic_filter = parts[2]
     return bool(paho.topic_matches_sub(topic_filter, topic))
 
 

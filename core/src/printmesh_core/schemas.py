@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.camera import CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
+from printmesh_core.models.coordinator import AbortRequest, CoordinatorState, JobSummary, LayerCapture
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import (
@@ -66,6 +67,10 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "printer-cancel-request": CancelRequest,
     "printer-move-request": MoveRequest,
     "printer-gcode-request": GcodeRequest,
+    "coordinator-state": CoordinatorState,
+    "coordinator-layer-capture": LayerCapture,
+    "coordinator-job-summary": JobSummary,
+    "coordinator-abort-request": AbortRequest,
 }
 
 

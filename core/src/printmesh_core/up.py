@@ -65,13 +65,20 @@ class Up:
         self.env["PRINTMESH_MQTT__HOST"] = "127.0.0.1"
         self.env["PRINTMESH_MQTT__PORT"] = str(self.broker_port)
 
-    def start_agents(self, names: list[str]) -> None:
+    def start_agents(self, names: list[str], log_dir: Path | None = None) -> None:
+        """With ``log_dir``, each agent logs to ``<log_dir>/<name>.log`` (the progress view stays readable)."""
         for name in names:
             cmd = [sys.executable, "-m", "printmesh_core.cli", name]
             if self.config:
                 cmd += ["--config", str(self.config)]
-            self.children.append(subprocess.Popen(cmd, env=self.env))
-            print(f"# started printmesh {name}", flush=True)
+            if log_dir is None:
+                self.children.append(subprocess.Popen(cmd, env=self.env))
+                print(f"# started printmesh {name}", flush=True)
+                continue
+            log_dir.mkdir(parents=True, exist_ok=True)
+            with (log_dir / f"{name}.log").open("w") as log:
+                self.children.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+            print(f"# started printmesh {name} (log: {log_dir / f'{name}.log'})", flush=True)
 
     def view(self, settings: AgentSettings, job: PrintJob | None = None) -> MqttRuntime:
         mqtt = settings.mqtt.model_copy(
@@ -134,7 +141,7 @@ def run_up(
         job = PrintJob(octoprint, gcode, settings, up.env, Path(".printmesh") / "octoprint")
         job.start_octoprint()
     installed = installed_names()
-    up.start_agents([n for n in UP_COMPONENTS if n in installed])
+    up.start_agents([n for n in UP_COMPONENTS if n in installed], Path(".printmesh") / "logs" if job else None)
     viewer = up.view(settings, job) if view or job else None
     try:
         if job is not None:

@@ -133,6 +133,7 @@ class PrintJob:
         say(f"# images and metadata: {job_dir}")
         say(f"# summary: {job_dir / 'job_summary.json'}")
         say(f"# watch the traffic: mosquitto_sub -h 127.0.0.1 -p {port} -v -t '{self.settings.topic_root}/#'")
+        say(f"# logs: {Path('.printmesh/logs').resolve()}, OctoPrint's in {self.workdir.resolve() / 'logs'}")
 
 
 def _json(message: Message) -> dict[str, Any]:

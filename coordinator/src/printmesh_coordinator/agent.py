@@ -1,0 +1,221 @@
+"""The coordinator process: one pure state machine per printer, driven by a single loop thread.
+
+Network callbacks only parse and queue (``Link``); the loop takes one input at a time,
+asks the printer's machine what to do, and does it: requests go out, files are written
+(their outcome fed straight back in), state is published. Timers are the machines' own
+deadlines: the loop waits on its queue until the earliest one and then feeds a ``Tick``.
+So no decision ever sleeps, and many printers share one thread without blocking each other
+for longer than one decision and one file write.
+
+Topics (relative to ``<root>/<node>/coordinator``): ``<printer>/state`` (retained
+CoordinatorState), ``<printer>/capture`` (retained LayerCapture, the last layer's
+metadata), ``<printer>/summary`` (retained JobSummary), ``reply`` (our MQTT 5 response
+topic), ``cmd/abort``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import time
+from collections import deque
+
+from printmesh_coordinator.config import CoordinatorSettings
+from printmesh_coordinator.entities import printer_entities
+from printmesh_coordinator.link import Link
+from printmesh_coordinator.machine import decide, next_deadline
+from printmesh_coordinator.messages import (
+    Abort,
+    Command,
+    Input,
+    Note,
+    PublishCapture,
+    PublishState,
+    SendCapture,
+    SendHold,
+    SendMove,
+    SendRelease,
+    Tick,
+    WriteFailed,
+    WriteImage,
+    WriteMetadata,
+    WriteSummary,
+    Written,
+)
+from printmesh_coordinator.report import view
+from printmesh_coordinator.state import MachineState, Setup, initial
+from printmesh_coordinator.store import SUMMARY_NAME, Store
+from printmesh_core.agent import Agent
+from printmesh_core.commands import Command as ServedCommand
+from printmesh_core.commands import CommandFailed
+from printmesh_core.models.coordinator import AbortRequest, LayerCapture
+
+log = logging.getLogger("printmesh.coordinator")
+
+IDLE_WAIT = 0.25  # s the loop waits at most, to notice a stop request
+SHUTDOWN_GRACE = 15.0  # s at most to release running holds when stopping
+
+
+class Clock:
+    """Unix time that never jumps: wall time at start plus monotonic time since."""
+
+    def __init__(self) -> None:
+        self._wall = time.time()
+        self._mono = time.monotonic()
+
+    def __call__(self) -> float:
+        return self._wall + (time.monotonic() - self._mono)
+
+
+def _oserror(exc: OSError) -> str:
+    """'No space left on device', without the temporary file's name."""
+    return exc.strerror or str(exc)
+
+
+class CoordinatorAgent(Agent):
+    component = "coordinator"
+
+    def __init__(self, settings: CoordinatorSettings) -> None:
+        super().__init__(settings)
+        self.section = settings.coordinator
+        self.clock = Clock()
+        self.inbox: queue.SimpleQueue[tuple[str | None, Input]] = queue.SimpleQueue()
+        # Request ids are '<session>-<printer index>.<n>': unique across printers, processes and
+        # restarts, and short enough to be the camera's capture id (the image topic's last level).
+        session = secrets.token_hex(4)
+        self.machines: dict[str, MachineState] = {
+            p.node: initial(Setup(p, settings.node_id, f"{session}-{i}")) for i, p in enumerate(self.section.printers)
+        }
+        self.store = Store(self.section.captures_dir, self.section.fsync)
+        self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
+
+    def deliver(self, printer: str | None, message: Input) -> None:
+        """Any thread: queue an input for one printer (None: every printer)."""
+        self.inbox.put((printer, message))
+
+    # ----------------------------------------------------------- commands
+    def commands(self) -> list[ServedCommand]:
+        text = "Stop the running capture sequence (one printer or all) and release the print."
+        return [ServedCommand("abort", AbortRequest, self._abort, inline=True, description=text)]
+
+    def _abort(self, request: AbortRequest) -> dict[str, object]:
+        names = list(self.machines)
+        if request.printer is not None:
+            if request.printer not in self.machines:
+                raise CommandFailed("unknown_printer", f"no printer {request.printer!r} here ({', '.join(names)})")
+            names = [request.printer]
+        for name in names:
+            self.deliver(name, Abort(f"abort command {request.id}"))
+        return {"printers": names}
+
+    # ------------------------------------------------------------ running
+    def attach(self) -> None:
+        self.link.attach()
+
+    def loop(self) -> None:
+        if not self.machines:
+            log.warning("no printers configured (coordinator.printers is empty): nothing to do")
+        entities = []
+        for name, state in self.machines.items():
+            state_topic = self.topics.absolute(self.me.sub(name, "state"))
+            entities += printer_entities(name, state_topic, self.topics.absolute(self.me.sub(name, "capture")))
+            self.publish_state(self.me.sub(name, "state"), view(state, self.clock()))
+        self.announce(entities)
+        log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.section.captures_dir)
+        while not self.stopping.is_set():
+            self.step(IDLE_WAIT)
+        self.shutdown()
+
+    def step(self, max_wait: float) -> None:
+        """Wait for one input (or the next deadline), handle it, then every deadline that is due."""
+        due = min((d for d in map(next_deadline, self.machines.values()) if d is not None), default=None)
+        wait = max_wait if due is None else max(0.0, min(max_wait, due - self.clock()))
+        try:
+            printer, message = self.inbox.get(timeout=wait)
+        except queue.Empty:
+            pass
+        else:
+            for name in [printer] if printer is not None else list(self.machines):
+                if name in self.machines:
+                    self.feed(name, message)
+        now = self.clock()
+        for name, state in list(self.machines.items()):
+            deadline = next_deadline(state)
+            if deadline is not None and deadline <= now:
+                self.feed(name, Tick())
+
+    def shutdown(self) -> None:
+        """Release whatever is held before going offline (the last will would, but later and blindly)."""
+        for name in self.machines:
+            self.feed(name, Abort("the coordinator is stopping"))
+        end = time.monotonic() + SHUTDOWN_GRACE
+        while any(s.run is not None for s in self.machines.values()) and time.monotonic() < end:
+            self.step(0.1)
+        for name, state in self.machines.items():
+            if state.run is not None:
+                log.warning("%s: hold %s still running at exit; the bridge releases it", name, state.run.hold_id)
+
+    def feed(self, printer: str, message: Input) -> None:
+        """Decide, then carry out; a file's outcome goes straight back to the same machine."""
+        work: deque[Input] = deque([message])
+        while work:
+            state, commands = decide(self.machines[printer], work.popleft(), self.clock())
+            self.machines[printer] = state
+            for command in commands:
+                follow = self.execute(printer, command)
+                if follow is not None:
+                    work.append(follow)
+
+    # ---------------------------------------------------------- carrying out
+    def execute(self, printer: str, command: Command) -> Input | None:
+        if isinstance(command, SendHold | SendMove | SendCapture | SendRelease):
+            self.link.send(printer, command)
+        elif isinstance(command, WriteImage):
+            return self._write(command.path, command.data)
+        elif isinstance(command, WriteMetadata):
+            return self._write(command.path, (command.metadata.model_dump_json(indent=2) + "\n").encode())
+        elif isinstance(command, WriteSummary):
+            self._summary(printer, command)
+        elif isinstance(command, PublishState):
+            self.publish_state(self.me.sub(printer, "state"), command.state)
+        elif isinstance(command, PublishCapture):
+            self.publish_state(self.me.sub(printer, "capture"), command.metadata)
+            self._log_capture(command.metadata)
+        elif isinstance(command, Note):
+            log.log(logging.getLevelName(command.level.upper()), "%s", command.text)
+        return None
+
+    def _write(self, path: str, data: bytes) -> Input:
+        try:
+            self.store.write(path, data)
+        except OSError as exc:
+            return WriteFailed(path, _oserror(exc))
+        return Written(path)
+
+    def _summary(self, printer: str, command: WriteSummary) -> None:
+        now = self.clock()
+        try:
+            summary = self.store.summary(printer, command.job, command.outcome, command.gcode_file,
+                                         command.print_start_time, now)  # fmt: skip
+        except OSError as exc:
+            log.error("%s: cannot read the job folder of %s for its summary: %s", printer, command.job, exc)
+            return
+        if summary is None:
+            return
+        try:
+            body = (summary.model_dump_json(indent=2) + "\n").encode()
+            self.store.write(f"{printer}/{command.job}/{SUMMARY_NAME}", body)
+        except OSError as exc:
+            log.error("%s: job summary of %s not written: %s", printer, command.job, _oserror(exc))
+        self.publish_state(self.me.sub(printer, "summary"), summary)
+        log.info("%s: job %s %s: %d layers captured, %d images, %d failures, %.1f s held",
+                 printer, command.job, summary.outcome, len(summary.layers_captured), summary.images,
+                 len(summary.failures), summary.total_hold_time)  # fmt: skip
+
+    def _log_capture(self, md: LayerCapture) -> None:
+        t = md.timings
+        failed = f", failed: {md.failures[0].message}" if md.failures else ""
+        log.info("%s: layer %d: %d images, held %.2f s (moves %.2f, settle %.2f, capture %.2f, overhead %.3f)%s",
+                 md.printer, md.layer, len(md.images), t.hold_duration, t.waiting_for_moves, t.settle, t.capture,
+                 t.overhead, failed)  # fmt: skip

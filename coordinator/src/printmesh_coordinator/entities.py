@@ -1,0 +1,37 @@
+"""Home Assistant entities: per printer, what the coordinator is doing and has captured.
+
+All of them read the retained ``<coord>/coordinator/<printer>/state`` message, with
+null-safe templates (an unreadable message makes the entity unknown, not a log line),
+and the last capture's metadata rides along as attributes of the last-layer sensor.
+"""
+
+from __future__ import annotations
+
+from printmesh_core.discovery import Entity
+from printmesh_core.topics import ha_id
+
+ATTRIBUTES = "{{ value_json | tojson if value_json is mapping else '{}' }}"
+
+
+def _field(name: str, test: str) -> str:
+    return f"{{{{ value_json.{name} if value_json is mapping and value_json.{name} is {test} else None }}}}"
+
+
+def printer_entities(printer: str, state_topic: str, capture_topic: str) -> list[Entity]:
+    """``state_topic`` and ``capture_topic`` are absolute."""
+    oid = ha_id(printer)
+    label = f"{printer} capture"
+    return [
+        Entity("sensor", f"{oid}_capture_state", f"{label} state",
+               {"state_topic": state_topic, "value_template": _field("phase", "string"), "icon": "mdi:camera-burst",
+                "json_attributes_topic": state_topic, "json_attributes_template": ATTRIBUTES}),
+        Entity("sensor", f"{oid}_last_layer", f"{label} last layer",
+               {"state_topic": state_topic, "value_template": _field("last_layer", "number"), "icon": "mdi:layers",
+                "json_attributes_topic": capture_topic, "json_attributes_template": ATTRIBUTES}),
+        Entity("sensor", f"{oid}_images", f"{label} images",
+               {"state_topic": state_topic, "value_template": _field("images", "number"), "state_class": "total",
+                "icon": "mdi:image-multiple"}),
+        Entity("sensor", f"{oid}_failures", f"{label} failures",
+               {"state_topic": state_topic, "value_template": _field("failures", "number"), "state_class": "total",
+                "icon": "mdi:alert-circle-outline"}),
+    ]  # fmt: skip

@@ -1,0 +1,169 @@
+"""The state of one printer's machine: immutable values, replaced on every step.
+
+``Setup`` never changes while the process runs; ``MachineState`` is what the printer and
+its cameras were last seen doing, the arming, and the hold being handled (``Run``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from printmesh_coordinator.bounds import Fit
+from printmesh_coordinator.config import CameraRef, PrinterConfig
+from printmesh_coordinator.messages import XYZ, Held, ImageArrived
+from printmesh_core.models.camera import CaptureResult
+from printmesh_core.models.coordinator import CapturedImage, CaptureFailure, LayerCapture, ReleaseInfo, RunPhase
+from printmesh_core.models.printer import HoldPlan, PrinterHold, PrinterProfile
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+DONE_KEPT = 64  # holds remembered as handled, so a redelivered 'held' is not handled twice
+
+
+def stamp(ts: float) -> str:
+    """``YYYYmmdd_HHMMSS`` in UTC, so coordinators in different time zones name files alike."""
+    return time.strftime("%Y%m%d_%H%M%S", time.gmtime(ts))
+
+
+def job_name(path: str | None, started_at: float | None) -> str:
+    """``<file stem>_<start time>``: every coordinator derives the same folder from the same print."""
+    base = (path or "").replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    stem = _UNSAFE.sub("_", stem).strip("._") or "job"
+    return f"{stem}_{stamp(started_at)}" if started_at is not None else f"{stem}_unknown-start"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the machine is for: one printer's config, and who we are."""
+
+    printer: PrinterConfig
+    coordinator: str  # our node id
+    session: str  # unique per printer and new at every start: request ids never repeat or collide
+
+    @property
+    def name(self) -> str:
+        return self.printer.node
+
+    @property
+    def holder(self) -> str:
+        return f"{self.coordinator}/coordinator"
+
+    @property
+    def plan(self) -> HoldPlan:
+        p = self.printer.plan
+        return HoldPlan(layers=sorted(set(p.layers)), every=p.every, first=p.first, last=p.last)
+
+    @property
+    def cameras(self) -> list[CameraRef]:
+        return self.printer.cameras
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    gcode_file: str | None
+    started_at: float | None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The one thing a run waits for: an answer (by request id), or a file written (by path)."""
+
+    kind: Literal["move", "return", "capture", "store", "release", "metadata"]
+    key: str  # request id, or the file's path
+    since: float
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Run:
+    """One hold being handled, from the ``held`` event until its metadata is written."""
+
+    hold_id: int
+    layer: int
+    z: float | None
+    capture_z: float
+    origin: XYZ | None
+    job: Job
+    bridge_ts: float
+    started: float
+    deadline: float
+    phase: RunPhase = "moving"
+    point: int = 0
+    camera: int = 0
+    pending: Pending | None = None
+    settle_until: float | None = None
+    answer: CaptureResult | None = None
+    image: ImageArrived | None = None
+    images: tuple[CapturedImage, ...] = ()
+    failures: tuple[CaptureFailure, ...] = ()
+    t_moves: float = 0.0
+    t_settle: float = 0.0
+    t_capture: float = 0.0
+    t_store: float = 0.0
+    t_release: float = 0.0
+    release: ReleaseInfo | None = None
+    ended: float | None = None
+    metadata: LayerCapture | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.job.name, self.hold_id
+
+    @property
+    def releasing_or_later(self) -> bool:
+        return self.phase in ("releasing", "finishing")
+
+
+@dataclass(frozen=True)
+class Arming:
+    request_id: str | None = None
+    deadline: float | None = None
+    retry_at: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Per job, for the state topic and Home Assistant: what this coordinator captured."""
+
+    job: str | None = None
+    last_layer: int | None = None
+    images: int = 0
+    failures: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class MachineState:
+    setup: Setup
+    seq: int = 0
+    profile: PrinterProfile | None = None
+    fit: Fit | None = None
+    bridge_online: bool | None = None
+    hold_status: PrinterHold | None = None
+    arming: Arming = Arming()
+    coordinators: frozenset[str] = frozenset()  # holders seen online
+    down: dict[tuple[str, str | None], str] = field(default_factory=dict)  # camera (or agent) -> why offline
+    job: Job | None = None
+    active: bool | None = None
+    ended: tuple[str, str] | None = None  # (job, outcome) of the print that ended last
+    run: Run | None = None
+    queued: Held | None = None  # a hold that began while the previous one's metadata was being written
+    done: tuple[tuple[str, int], ...] = ()
+    stats: Stats = Stats()
+
+    def camera_down(self, ref: CameraRef) -> str | None:
+        """Why this camera cannot capture now, or None (unknown counts as up: the capture will tell)."""
+        agent = self.down.get((ref.node, None))
+        if agent is not None:
+            return f"camera agent {ref.node} is offline ({agent})"
+        cam = self.down.get((ref.node, ref.camera))
+        return None if cam is None else f"camera {ref.camera} on {ref.node} is offline ({cam})"
+
+
+def initial(setup: Setup) -> MachineState:
+    return MachineState(setup=setup)

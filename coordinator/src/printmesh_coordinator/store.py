@@ -1,0 +1,113 @@
+"""Files under ``captures_dir``: written atomically, and the job summary rebuilt from them.
+
+Every file is written to a temporary name in its final folder and renamed into place, so
+a reader (or a second coordinator sharing the folder) sees a whole file or none. A
+failed write (a full disk above all) removes its temporary file and raises ``OSError``,
+which the shell hands to the state machine as ``WriteFailed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from printmesh_core.models.coordinator import JobSummary, LayerCapture, SummaryFailure
+
+log = logging.getLogger("printmesh.coordinator.store")
+
+SUMMARY_NAME = "job_summary.json"
+METADATA_GLOB = "layer_*_metadata_*.json"
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class Store:
+    def __init__(self, root: Path, fsync: bool = False) -> None:
+        self.root = root
+        self.fsync = fsync
+
+    def path(self, relative: str) -> Path:
+        target = (self.root / relative).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            raise OSError(f"refusing to write outside captures_dir: {relative}")
+        return target
+
+    def write(self, relative: str, data: bytes) -> Path:
+        """Write ``data`` to ``captures_dir/relative`` atomically (temporary file, then rename)."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            try:
+                _write_fully(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return target
+
+    def write_json(self, relative: str, body: str) -> Path:
+        return self.write(relative, (body + "\n").encode())
+
+    def summary(
+        self,
+        printer: str,
+        job: str,
+        outcome: str,
+        gcode_file: str | None,
+        print_start_time: float | None,
+        now: float,
+    ) -> JobSummary | None:
+        """The job's summary from every layer metadata file in its folder; None without a folder.
+
+        Built from the folder rather than from memory, so it is complete when several
+        coordinators shared the job's holds. A known outcome already on disk is kept when
+        this coordinator only knows the print stopped ('unknown').
+        """
+        folder = self.path(f"{printer}/{job}")
+        if not folder.is_dir():
+            return None
+        layers: list[LayerCapture] = []
+        for file in sorted(folder.glob(METADATA_GLOB)):
+            try:
+                layers.append(LayerCapture.model_validate_json(file.read_bytes()))
+            except (OSError, ValidationError) as exc:
+                log.warning("skipping unreadable metadata %s: %s", file, exc)
+        if outcome == "unknown":
+            with contextlib.suppress(OSError, ValueError):
+                outcome = str(json.loads((folder / SUMMARY_NAME).read_text()).get("outcome") or outcome)
+        failures = [SummaryFailure(layer=md.layer, **f.model_dump()) for md in layers for f in md.failures]
+        if gcode_file is None:
+            gcode_file = next((m.gcode_file for m in layers if m.gcode_file), None)
+        if print_start_time is None:
+            print_start_time = next((m.print_start_time for m in layers if m.print_start_time), None)
+        return JobSummary(
+            printer=printer,
+            job=job,
+            gcode_file=gcode_file,
+            print_start_time=print_start_time,
+            ended_at=round(now, 3),
+            outcome=outcome,
+            layers_captured=sorted({md.layer for md in layers if md.images}),
+            layers_held=sorted({md.layer for md in layers}),
+            images=sum(len(md.images) for md in layers),
+            failures=failures,
+            total_hold_time=round(sum(md.timings.hold_duration for md in layers), 3),
+            coordinators=sorted({md.coordinator for md in layers}),
+        )
