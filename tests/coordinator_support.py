@@ -352,6 +352,8 @@ class FakeBridge:
     def _event(self, name: str, payload: dict[str, Any], source: str) -> None:
         event = PrinterEvent(event=name, payload=payload, source=source)  # type: ignore[arg-type]
         self.runtime.publish(self.me.event, event, qos=1)
+        if name == "held":  # as the bridge does: alone on printer/held too, for shared subscriptions
+            self.runtime.publish(self.me.sub("held"), event, qos=1)
 
 
 def camera_config(node: str = "cam", cameras: tuple[str, ...] = ("bed",)) -> dict[str, Any]:

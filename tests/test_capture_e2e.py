@@ -11,6 +11,7 @@ still completes and the metadata says what happened.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -220,3 +221,62 @@ def test_broker_restart_between_layers_keeps_capturing(rig, broker):
         if layer not in layers:  # a boundary passed while the broker was away: said, not invented
             assert layer not in summary.layers_captured
     check_serial_log(r, data)
+
+
+def test_two_coordinators_split_two_printers_without_handling_a_layer_twice_or_missing_one(
+    broker: LocalBroker, observer: Observer, run_agent: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    printers = ["fleet1", "fleet2"]
+    servers = [
+        start_octoprint(tmp_path / p, {"node_id": p, "mqtt": {"host": "127.0.0.1", "port": broker.port}})
+        for p in printers
+    ]
+    try:
+        cameras = [
+            {"name": p, "source": {"type": "synthetic", "fps": 30}, "width": 320, "height": 240} for p in printers
+        ]
+        run_agent("camera", {"node_id": CAMS, "camera": {"cameras": cameras}})
+        captures = tmp_path / "captures"
+        specs = [
+            {
+                "node": p,
+                "plan": {"every": 2},
+                "grid": {"size": 1},
+                "settle": 0,
+                "cameras": [{"node": CAMS, "camera": p}],
+            }
+            for p in printers
+        ]
+        for name in ("coordA", "coordB"):
+            run_agent(
+                "coordinator", {"node_id": name, "coordinator": {"captures_dir": str(captures), "printers": specs}}
+            )
+        for p, server in zip(printers, servers, strict=True):
+            server.wait_operational()
+            observer.topic(f"printmesh/{p}/printer/hold", where=lambda d: d["armed"] is not None, timeout=30)
+        mark = observer.mark()
+        for server in servers:
+            server.api("POST", "/api/printer/command", {"commands": FAST})
+            server.upload(f"{FILE}.gcode", printable(FILE))
+        handled: set[str] = set()
+        for p in printers:
+            observer.topic(
+                f"printmesh/{p}/printer/event", after=mark, where=lambda d: d["event"] == "PrintDone", timeout=240
+            )
+            holds = [
+                json.loads(m.payload) for m in observer.messages[mark:] if m.topic == f"printmesh/{p}/printer/event"
+            ]
+            held = [h["payload"]["layer"] for h in holds if h["event"] == "held"]
+            released = [h["payload"]["reason"] for h in holds if h["event"] == "released"]
+            assert held == list(range(2, 21, 2)) and released == ["requested"] * 10, (p, held, released)
+            metas = {}
+            for path in (captures / p).rglob("layer_*_metadata_*.json"):
+                meta = LayerCapture.model_validate_json(path.read_bytes())
+                assert meta.layer not in metas, f"{p} layer {meta.layer} handled twice"
+                metas[meta.layer] = meta
+            assert sorted(metas) == held and all(m.complete and len(m.images) == 1 for m in metas.values())
+            handled |= {m.coordinator for m in metas.values()}
+        assert handled == {"coordA", "coordB"}, f"the holds were shared between both coordinators: {handled}"
+    finally:
+        for server in servers:
+            server.stop()

@@ -186,7 +186,10 @@ class Bridge:
         self.holds.publish_status(force=True)
 
     def _hold_event(self, name: str, payload: dict[str, Any]) -> None:
-        self.runtime.publish(self.me.event, event_payload(name, payload, now(), source="printmesh"), qos=1)
+        event = event_payload(name, payload, now(), source="printmesh")
+        self.runtime.publish(self.me.event, event, qos=1)
+        if name == "held":  # also alone on its own topic: coordinators share it (MQTT 5 shared subscription)
+            self.runtime.publish(self.me.sub("held"), event, qos=1)
 
     def _hold_status(self, status: PrinterHold) -> None:
         self.runtime.publish(self.me.sub("hold"), status, qos=1, retain=True)

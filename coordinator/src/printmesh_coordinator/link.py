@@ -1,8 +1,10 @@
 """The coordinator's MQTT side: subscriptions turned into machine inputs, commands into requests.
 
-Every printer's ``held`` events arrive through an MQTT 5 shared subscription
-(``$share/<group>/<root>/<printer>/printer/event``), so coordinators in one group each
-get a different share of the holds and no hold is handled twice. Everything a running
+Every printer's holds arrive through an MQTT 5 shared subscription to the bridge's
+``<printer>/printer/held`` topic (one message per hold and nothing else, so the broker's
+round robin alternates whole holds between the members of the group): coordinators in one
+group each get a share of the holds and no hold is handled twice. The event stream is
+subscribed normally by every member (its ``held`` copies then ignored). Everything a running
 hold must not miss is retained and subscribed normally by every member: the bridge's
 status, profile, hold status, job and state, the cameras' status and availability, and
 the coordinators' own statuses. Answers come back on our own MQTT 5 response topic
@@ -166,10 +168,11 @@ class Link:
             sub(p.sub("job"), partial(self._retained, node, PrinterJob, JobSeen), qos=1)
             sub(p.state, partial(self._activity, node), qos=1)
             if self.section.share_group:
-                shared = join("$share", self.section.share_group, self.topics.absolute(p.event))
-                self.runtime.subscribe(shared, partial(self._event, node), qos=1)
+                shared = join("$share", self.section.share_group, self.topics.absolute(p.sub("held")))
+                self.runtime.subscribe(shared, partial(self._event, node, True), qos=1)
+                sub(p.event, partial(self._event, node, False), qos=1)
             else:
-                sub(p.event, partial(self._event, node), qos=1)
+                sub(p.event, partial(self._event, node, True), qos=1)
             if not self.v5:
                 for name in ("hold", "move", "release"):
                     sub(p.res(name), self._answer, qos=1)
@@ -204,9 +207,10 @@ class Link:
             active = f.printing or f.paused or f.pausing or f.resuming or f.finishing or f.cancelling or state.on_hold
             self.deliver(printer, ActivitySeen(bool(active)))
 
-    def _event(self, printer: str, message: Message) -> None:
+    def _event(self, printer: str, holds: bool, message: Message) -> None:
+        """``holds``: take ``held`` from this subscription (the shared one, or the only one)."""
         parsed = parse_event(message.payload)
-        if parsed is not None:
+        if parsed is not None and (holds or not isinstance(parsed, Held)):
             self.deliver(printer, parsed)
 
     def _camera(self, node: str, camera: str | None, message: Message) -> None:
