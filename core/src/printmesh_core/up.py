@@ -70,7 +70,7 @@ class Up:
         for name in names:
             cmd = [sys.executable, "-m", "printmesh_core.cli", name]
             if self.config:
-                cmd += ["--config", str(self.config)]
+                cmd += ["--config", str(self.config.resolve())]
             if log_dir is None:
                 self.children.append(subprocess.Popen(cmd, env=self.env))
                 print(f"# started printmesh {name}", flush=True)
@@ -138,7 +138,7 @@ def run_up(
         return 1
     job = None
     if octoprint is not None and gcode is not None:
-        job = PrintJob(octoprint, gcode, settings, up.env, Path(".printmesh") / "octoprint")
+        job = PrintJob(octoprint, gcode, settings, up.env, Path(".printmesh", "octoprint").resolve())
         job.start_octoprint()
     installed = installed_names()
     up.start_agents([n for n in UP_COMPONENTS if n in installed], Path(".printmesh") / "logs" if job else None)
