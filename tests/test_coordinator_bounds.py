@@ -15,8 +15,6 @@ from coordinator_support import printer_config
 
 from printmesh_coordinator.bounds import DEFAULT_PROFILE, Point, allowed_region, bed_center, check_fit, grid_points
 from printmesh_coordinator.config import CoordinatorSettings, GridConfig
-from printmesh_coordinator.share import enable_shared_routing, strip_share
-from printmesh_core import mqtt
 from printmesh_core.config import ConfigError, load_settings
 from printmesh_core.models.printer import BuildVolume, CustomBox, PrinterProfile
 
@@ -138,17 +136,6 @@ def test_duplicate_printers_are_refused(tmp_path):
 def test_other_components_sections_are_skipped(tmp_path):
     s = settings_from(tmp_path, {"printers": [PRINTER]}, host={"interval": 3}, camera={"cameras": []})
     assert s.coordinator.printers[0].node == "octo"
-
-
-# ------------------------------------------------------------------ shared subscriptions
-def test_shared_filters_route_to_their_handlers():
-    assert strip_share("$share/g/printmesh/+/printer/event") == "printmesh/+/printer/event"
-    assert strip_share("printmesh/#") == "printmesh/#" and strip_share("$share/g") == "$share/g"
-    enable_shared_routing()
-    enable_shared_routing()  # idempotent
-    assert mqtt.matches("$share/g/printmesh/+/printer/event", "printmesh/o/printer/event")
-    assert not mqtt.matches("$share/g/printmesh/+/printer/event", "printmesh/o/printer/state")
-    assert mqtt.matches("printmesh/#", "printmesh/o/printer/state")
 
 
 # ------------------------------------------------------------------ preview
