@@ -596,3 +596,24 @@ def test_every_hold_is_released_exactly_once_and_never_outlives_its_watchdog(pre
     m.feed(PrintStopped("done"))
     for cmd_id in commands:
         assert len(m.replies(cmd_id)) == 1, (cmd_id, m.replies(cmd_id))
+
+
+def test_a_move_or_release_for_an_earlier_hold_never_touches_the_running_one():
+    from octoprint_printmesh.logic.hold_types import ReleaseRequested
+
+    m = held()
+    running = m.state.hold_id
+    before = m.state
+    out = m.feed(dataclasses.replace(move(), hold_id=running + 1))
+    assert m.state == before and [(r.ok, r.code) for r in out if isinstance(r, Reply)] == [(False, "stale_hold")]
+    out = m.feed(ReleaseRequested("r1", hold_id=running + 7))
+    assert m.state == before and [(r.ok, r.code) for r in out if isinstance(r, Reply)] == [(False, "stale_hold")]
+    assert m.holds() == [True], "nothing released"
+    m.feed(dataclasses.replace(move(cmd_id="m2"), hold_id=running))
+    m.echo()
+    assert m.replies("m2")[0].ok
+    m.feed(ReleaseRequested("r2", hold_id=running))
+    m.echo()
+    assert m.state.phase == "idle" and m.holds() == [True, False] and m.replies("r2")[0].ok
+    out = m.feed(ReleaseRequested("r3", hold_id=running))
+    assert [(r.ok, r.data) for r in out if isinstance(r, Reply)] == [(True, {"held": False})]

@@ -95,7 +95,7 @@ class HoldCommands:
                     return Refused("invalid_request", f"holder: {problem}")
             return HoldCommand.from_request(request.model_copy(update={"id": key}))
         if isinstance(request, ReleaseRequest):
-            return ReleaseRequested(key, request.disarm)
+            return ReleaseRequested(key, request.disarm, hold_id=request.hold_id)
         if isinstance(request, MoveRequest):
             if not p.allow_move:
                 return Refused("disabled", "moves are off in the plugin settings (commands.allow_move)")
@@ -103,7 +103,9 @@ class HoldCommands:
             if profile is None:
                 return Refused("no_profile", "no printer profile is known, so no move can be checked")
             homed = self.driver.modes.homed
-            return MoveRequested(key, request.x, request.y, request.z, request.feedrate, homed, profile)
+            return MoveRequested(
+                key, request.x, request.y, request.z, request.feedrate, homed, profile, hold_id=request.hold_id
+            )
         if isinstance(request, GcodeRequest):
             refused = gcode_refusal(request.lines, p)
             return refused or GcodeRequested(key, tuple(request.lines))

@@ -256,11 +256,11 @@ class Link:
             self._request(printer, self.printer(printer), "hold", command.request_id, request)
         elif isinstance(command, SendMove):
             request = MoveRequest(id=command.request_id, x=command.x, y=command.y, z=command.z,
-                                  feedrate=command.feedrate)  # fmt: skip
+                                  feedrate=command.feedrate, hold_id=command.hold_id)  # fmt: skip
             self._request(printer, self.printer(printer), "move", command.request_id, request)
         elif isinstance(command, SendRelease):
             self._request(printer, self.printer(printer), "release", command.request_id,
-                          ReleaseRequest(id=command.request_id))  # fmt: skip
+                          ReleaseRequest(id=command.request_id, hold_id=command.hold_id))  # fmt: skip
         elif isinstance(command, SendCapture):
             request = CaptureRequest(id=command.request_id, camera=command.camera, label=command.label,
                                      width=command.width, height=command.height, quality=command.quality)  # fmt: skip

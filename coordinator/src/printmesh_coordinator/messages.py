@@ -172,6 +172,7 @@ class SendMove:
     y: float
     z: float | None  # None: the bridge keeps the head where it is, at least at the layer's clearance
     feedrate: float | None
+    hold_id: int | None = None  # the bridge refuses the move if another hold is running
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class SendCapture:
 @dataclass(frozen=True)
 class SendRelease:
     request_id: str
-    hold_id: int  # not sent (the bridge releases whatever it holds): for logs and tests
+    hold_id: int  # sent: the bridge refuses to end any other hold with it
 
 
 @dataclass(frozen=True)

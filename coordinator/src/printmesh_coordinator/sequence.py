@@ -121,7 +121,7 @@ def move(state: MachineState, now: float, index: int) -> Step:
     p = state.fit.points[index]
     pending = Pending("move", rid, now, now + printer.timeouts.move)
     state = with_run(state, replace(run, phase="moving", point=index, camera=0, pending=pending))
-    return state, [SendMove(rid, p.x, p.y, run.capture_z, printer.feedrate)]
+    return state, [SendMove(rid, p.x, p.y, run.capture_z, printer.feedrate, run.hold_id)]
 
 
 def capture(state: MachineState, now: float, camera: int) -> Step:
@@ -141,7 +141,7 @@ def go_back(state: MachineState, now: float) -> Step:
     assert run.origin is not None
     pending = Pending("return", rid, now, now + printer.timeouts.move)
     state = with_run(state, replace(run, phase="returning", pending=pending))
-    return state, [SendMove(rid, run.origin.x, run.origin.y, None, printer.feedrate)]
+    return state, [SendMove(rid, run.origin.x, run.origin.y, None, printer.feedrate, run.hold_id)]
 
 
 def release(state: MachineState, now: float) -> Step:

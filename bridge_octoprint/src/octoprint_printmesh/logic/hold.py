@@ -59,6 +59,10 @@ def _token(state: HoldState, config: HoldConfig) -> tuple[HoldState, str]:
     return replace(state, seq=seq), f"{config.session}.{state.hold_id}.{seq}"
 
 
+def _running(state: HoldState) -> str:
+    return "none" if state.phase == "idle" else f"hold {state.hold_id}, {state.phase}"
+
+
 def _info(state: HoldState) -> dict[str, object]:
     return {"hold_id": state.hold_id, "layer": state.layer}
 
@@ -207,6 +211,8 @@ def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfi
             Reply(req.cmd_id, False, {"axis": extra.get("axis"), "value": extra.get("value")}, code, message)
         ]
 
+    if req.hold_id is not None and (state.phase == "idle" or req.hold_id != state.hold_id):
+        return refuse("stale_hold", f"hold {req.hold_id} is not the running hold ({_running(state)})")
     if state.phase == "busy":
         return refuse("busy", f"a {state.pending.kind if state.pending else 'command'} is still running")
     if state.phase != "held":
@@ -269,6 +275,9 @@ def _dispatch(state: HoldState, event: HoldInput, now: float, config: HoldConfig
     if isinstance(event, GcodeReq):
         return _on_gcode(state, event, now, config)
     if isinstance(event, ReleaseRequested):
+        if event.hold_id is not None and state.phase != "idle" and event.hold_id != state.hold_id:
+            msg = f"hold {event.hold_id} is not the running hold ({_running(state)}): nothing released"
+            return state, [Reply(event.cmd_id, False, code="stale_hold", message=msg)] if event.cmd_id else []
         if event.disarm and state.armed is not None:
             state = replace(state, armed=None)
         return _release(state, now, config, event.reason, event.cmd_id)

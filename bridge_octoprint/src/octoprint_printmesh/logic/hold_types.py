@@ -155,6 +155,7 @@ class MoveRequested:
     feedrate: float | None
     homed: frozenset[str]
     profile: PrinterProfile
+    hold_id: int | None = None  # only for this hold: a late move for an earlier hold is refused
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class ReleaseRequested:
     cmd_id: str | None = None
     disarm: bool = False
     reason: str = "requested"  # e.g. broker_lost when the bridge itself lost the broker
+    hold_id: int | None = None  # only this hold: a late release must not end a newer hold
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,9 @@ class ReleaseRequest(CommandRequest):
     """``<node>/printer/cmd/release``: return the head and let the print continue."""
 
     disarm: bool = Field(default=False, description="Also drop the armed plan.")
+    hold_id: int | None = Field(
+        default=None, ge=1, description="Act only on this hold (its hold_id); another one running: stale_hold."
+    )
 
 
 class PauseRequest(CommandRequest):
@@ -293,6 +296,9 @@ class MoveRequest(CommandRequest):
     y: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target Y, mm.")
     z: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target Z, mm.")
     feedrate: float | None = Field(default=None, gt=0, le=100_000, description="XY travel speed, mm/min.")
+    hold_id: int | None = Field(
+        default=None, ge=1, description="Act only on this hold (its hold_id); another one running: stale_hold."
+    )
 
 
 class GcodeRequest(CommandRequest):
