@@ -67,6 +67,22 @@ def hooks_for(table: object | None, name: str) -> CommHooks:
     return CommHooks(bridge, follower)
 
 
+def layer_starts(rounds: int) -> list[float]:
+    """The extra cost on a layer's first line (once per layer): the hold decision under its lock.
+    It dominates the per-line p99 above, since 1-2 % of a file's lines start a layer."""
+    from printmesh_core.models.layers import LayerEvent
+
+    samples: list[float] = []
+    for _ in range(rounds * 10):
+        hooks = hooks_for(None, "layers")
+        for layer in range(1, 101):
+            event = LayerEvent(layer=layer, z=layer * 0.2, file_pos=layer, total_layers=100, source="markers")
+            started = time.perf_counter_ns()
+            hooks.bridge.holds.at_layer(event, "G1 Z1")
+            samples.append((time.perf_counter_ns() - started) / 1000)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
@@ -98,6 +114,7 @@ def main() -> None:
             )
             results["queuing + sent, per line"] += measure(pair, lines)
             total += len(lines)
+    results["hold decision, layer-start lines only"] = layer_starts(args.rounds)
     print(f"# bridge comm-thread hooks, {total} lines per variant from {len(FILES)} real sliced files")
     bare = percentiles(results["bare hook (returns at once)"])
     for label, samples in results.items():
