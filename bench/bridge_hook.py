@@ -2,10 +2,10 @@
 
 Feeds every command line of real sliced files, with the tags OctoPrint attaches
 (``source:file``, ``filepos:N``, ``fileline:N``), through the plugin's own hook bodies
-(``hooks.CommHooks``: the queuing hook with the scanned table or the live fallback and a
-hold plan armed, so every layer boundary runs the hold decision; the sent hook tracking
-modes and fans), side by side with a hook that returns at once. Prints p50/p99 in
-microseconds per line.
+(``hooks.CommHooks.queuing``, the plugin's only per-line hook: layers with the scanned
+table or the live fallback, a hold plan armed so every layer boundary runs the hold
+decision, and the modes and fans it tracks), side by side with a hook that returns at
+once. Prints p50/p99 in microseconds per line.
 
     .venv/bin/python bench/bridge_hook.py [--rounds 20]
 """
@@ -91,8 +91,7 @@ def main() -> None:
         "bare hook (returns at once)": [],
         "queuing, scanned table": [],
         "queuing, live fallback": [],
-        "sent (modes, fans)": [],
-        "queuing + sent, per line": [],
+        "of which modes and fans": [],
     }
     total = 0
     for name in FILES:
@@ -100,19 +99,21 @@ def main() -> None:
         lines = lines_of(path)
         table = scan_file(path).table
         for _ in range(args.rounds):
-            marked, live, both = hooks_for(table, name), hooks_for(None, name), hooks_for(table, name)
+            marked, live = hooks_for(table, name), hooks_for(None, name)
 
-            def pair(tags: frozenset[str], line: str, hooks: CommHooks = both) -> None:
-                hooks.queuing(line, tags)
-                hooks.sent(line.split(" ", 1)[0], line)
+            def queuing(tags: frozenset[str], line: str, hooks: CommHooks = marked) -> None:
+                hooks.queuing(line, line.split(" ", 1)[0], tags)
+
+            def fallback(tags: frozenset[str], line: str, hooks: CommHooks = live) -> None:
+                hooks.queuing(line, line.split(" ", 1)[0], tags)
+
+            def track(tags: frozenset[str], line: str, hooks: CommHooks = marked) -> None:
+                hooks.track(line.split(" ", 1)[0], line)
 
             results["bare hook (returns at once)"] += measure(lambda tags, line: None, lines)
-            results["queuing, scanned table"] += measure(lambda tags, line, h=marked: h.queuing(line, tags), lines)
-            results["queuing, live fallback"] += measure(lambda tags, line, h=live: h.queuing(line, tags), lines)
-            results["sent (modes, fans)"] += measure(
-                lambda tags, line, h=marked: h.sent(line.split(" ", 1)[0], line), lines
-            )
-            results["queuing + sent, per line"] += measure(pair, lines)
+            results["queuing, scanned table"] += measure(queuing, lines)
+            results["queuing, live fallback"] += measure(fallback, lines)
+            results["of which modes and fans"] += measure(track, lines)
             total += len(lines)
     results["hold decision, layer-start lines only"] = layer_starts(args.rounds)
     print(f"# bridge comm-thread hooks, {total} lines per variant from {len(FILES)} real sliced files")

@@ -45,6 +45,9 @@ COMPONENT = "printer"
 QUEUE_LIMIT = 10_000
 TICK = 1.0  # seconds between telemetry snapshots
 HOLD_TICK = 0.2  # seconds between hold deadline checks while a hold runs
+SOON = 0.1  # seconds from a state-changing event to the telemetry tick that shows it
+# Events that change nothing the telemetry tick reads: no early tick for them (ZChange fires on every z-hop).
+QUIET_EVENTS = frozenset({"ZChange", "PositionUpdate", "Dwelling", "ChartMarked", "CaptureStart", "CaptureDone"})
 
 
 Notify = Callable[[dict[str, Any]], None]
@@ -208,7 +211,8 @@ class Bridge:
             self.pump.print_started(at)
         elif name in ("PrintDone", "PrintFailed", "PrintCancelled"):
             self.pump.print_ended(at)
-        self._ticked = 0.0  # state changes show at once
+        if name not in QUIET_EVENTS:  # state changes show within SOON, a burst costs one tick
+            self._ticked = min(self._ticked, now() - TICK + SOON)
 
     def _with_firmware(self, snap: Snapshot) -> Snapshot:
         snap.firmware = snap.firmware or self._firmware

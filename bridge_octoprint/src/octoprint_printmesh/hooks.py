@@ -24,12 +24,20 @@ class CommHooks:
         self.bridge = bridge
         self.follower = follower
 
-    def queuing(self, cmd: str, tags: Iterable[str] | None) -> bool:
-        """True: the job was put on hold before this line, which the hook must suppress."""
-        event = self.follower.on_line(tags, cmd)
-        return event is not None and self.bridge.holds.at_layer(event, cmd)
+    def queuing(self, cmd: str, gcode: str | None, tags: Iterable[str] | None) -> bool:
+        """True: the job was put on hold before this line, which the hook must suppress.
 
-    def sent(self, gcode: str | None, cmd: str) -> None:
+        Also tracks fans and modes here rather than in a ``gcode.sent`` hook: every line
+        (file, API, ours) passes this phase in order, and one hook per line is cheaper than
+        two. A suppressed line is not tracked; it is tracked when it is sent at the release.
+        """
+        event = self.follower.on_line(tags, cmd)
+        if event is not None and self.bridge.holds.at_layer(event, cmd):
+            return True
+        self.track(gcode, cmd)
+        return False
+
+    def track(self, gcode: str | None, cmd: str) -> None:
         """Fans as commanded, and the modes (G90/M83/F/homed) a hold must restore."""
         if gcode in FANS:
             self.bridge.record_fan(cmd)

@@ -174,16 +174,9 @@ class PrintmeshPlugin(
     ) -> tuple[None] | None:
         """Comm thread: follow the layers; hold at a planned boundary (no I/O, no waiting)."""
         hooks = self._hooks
-        if hooks is not None and hooks.queuing(cmd, kwargs.get("tags", args[1] if len(args) > 1 else None)):
+        if hooks is not None and hooks.queuing(cmd, gcode, kwargs.get("tags", args[1] if len(args) > 1 else None)):
             return (None,)  # held before this line: it is kept back and sent at the release
         return None
-
-    def on_gcode_sent(
-        self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
-    ) -> None:
-        hooks = self._hooks
-        if hooks is not None:
-            hooks.sent(gcode, cmd)
 
     def on_gcode_received(self, comm: Any, line: str, *args: Any, **kwargs: Any) -> str:
         hooks = self._hooks
@@ -210,6 +203,5 @@ __plugin_implementation__ = PrintmeshPlugin()
 __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.on_gcode_queuing,
-    "octoprint.comm.protocol.gcode.sent": __plugin_implementation__.on_gcode_sent,
     "octoprint.comm.protocol.gcode.received": __plugin_implementation__.on_gcode_received,
 }
