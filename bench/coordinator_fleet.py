@@ -5,11 +5,12 @@ The printers are message-level fakes on a real mosquitto (``printmesh_core.broke
 not OctoPrint: one bare paho-mqtt client in this process plays every bridge and every camera.
 Each fake printer keeps the retained topics a bridge keeps (status, profile, job, state, hold
 status), answers ``hold`` (arming), ``move`` and ``release`` on the MQTT 5 response topic, and
-holds on its own schedule: hold status ``held``, a ``ZChange`` and the ``held`` event; then
-``busy``/``held`` around every move; ``idle``, ``released`` and the answer at the release, as
-the real bridge does. Its camera (``<printer>/camera/bed``) answers ``capture`` with a JPEG-sized
-payload on the image topic, then the answer (size and sha256). After a release the printer
-"prints" the next layer for ``--layer-time`` seconds (+-20 %) and holds again.
+holds on its own schedule: a ``ZChange``, the ``held`` event on the event stream and alone on
+``printer/held`` (which coordinators share), then hold status ``held``; ``busy``/``held`` around
+every move; ``released``, the answer, then ``idle`` at the release: the real bridge's order.
+Its camera (``<printer>/camera/bed``) answers ``capture`` with a JPEG-sized payload on the image
+topic, then the answer (size and sha256). After a release the printer "prints" the next layer
+for ``--layer-time`` seconds (+-20 %) and holds again. The bench's own CPU is shown too.
 
 Two real ``printmesh coordinator`` processes run all along, both armed: ``solo`` serves 1
 printer, ``fleet`` serves ``--printers`` (50); 3x3 grid, settle 0, return to origin. Their
@@ -20,20 +21,21 @@ next starts, so machine noise hits both sides alike and only one side loads the 
 Measured, per side:
 
 * decision latency: from the fake publishing what the coordinator waits for (the ``held``
-  event; a move's answer; a capture's answer, which follows its JPEG; the return move's
+  event on ``printer/held``; a move's answer; a capture's answer, which follows its JPEG; the return move's
   answer) to the coordinator's next request arriving at the fake. Both ends are timed in this
   process (perf_counter), so it is a full broker round trip plus the coordinator's own work.
 * beside it, a bare paho round trip through the same broker every 50 ms during the window
   (bench/rtt.py's ``BarePair``): the floor of any decision under the same load.
 * the coordinator's CPU (utime + stime from /proc/<pid>/stat) over the window, as % of one
   core and per hold; its VmRSS at the end of the window and its peak (VmHWM).
-* correctness: every hold got exactly one release, 10 moves, 9 captures and one metadata
+* correctness: every hold got exactly one release, 9 moves + the return, 9 captures and one metadata
   message (``<coord>/coordinator/<printer>/capture``) saying ``complete``.
 
 Prints figures and ratios (fleet / solo); asserts nothing.
 
     .venv/bin/python bench/coordinator_fleet.py [--printers 50] [--duration 60] [--rounds 2]
                                                 [--layer-time 5] [--move-time 0.1] [--quick]
+                                                [--wait-quiet S] [--samples FILE]
 """
 
 from __future__ import annotations

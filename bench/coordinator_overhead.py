@@ -31,8 +31,9 @@ Three figures of overhead per hold, seconds:
 * **coordinator's turns on the wire**: the sum of the 20 gaps in which the coordinator holds
   the ball, its two MQTT legs of every step included (moves too).
 * the coordinator's ``timings.overhead`` field: ``hold_duration - (waiting_for_moves + settle +
-  capture + release)``: only its time between handling an answer and sending the next request,
-  storing the images included.
+  capture + release)``. Storing the images is in it; the coordinator's own decisions and
+  publishing mostly are not (its clock is read before each decision, so they are booked into
+  the next move or capture).
 
 The floor, side by side: a bare paho request/response round trip (bench/rtt.py's ``BarePair``)
 through the same broker, in blocks before and after each print (OctoPrint idle) and between
@@ -40,6 +41,7 @@ holds (OctoPrint printing), times the 20 round trips a 3x3 hold needs (9 moves, 
 the return move, the release). Prints figures and ratios; asserts nothing.
 
     .venv/bin/python bench/coordinator_overhead.py [--prints 3] [--every 1] [--speed 1000] [--quick]
+                                                   [--captures-dir DIR] [--wait-quiet S] [--keep]
 """
 
 from __future__ import annotations

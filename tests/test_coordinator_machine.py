@@ -397,3 +397,12 @@ def test_overhead_is_what_storing_and_the_coordinators_own_steps_add():
     t = sim.last(PublishCapture).metadata.timings
     assert (t.waiting_for_moves, t.capture, t.store, t.release) == pytest.approx((0.5, 0.2, 0.05, 0.3))
     assert t.hold_duration == pytest.approx(1.05) and t.overhead == pytest.approx(0.05)
+
+
+def test_an_origin_inside_the_margin_is_not_a_return_target_the_release_brings_the_head_back():
+    """At layer 1 right after G28 the head is at X0: the bridge would refuse a move there."""
+    sim = Sim(printer_config(grid={"size": 1})).ready()
+    sim.feed(held(origin=XYZ(0.0, 0.0, 0.2)))
+    sim.run_grid()
+    assert len(sim.of(SendMove)) == 1, "the grid point only, no move to X0 Y0"
+    assert sim.of(SendRelease), "released straight after the last image"

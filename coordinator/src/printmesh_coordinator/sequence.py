@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from printmesh_coordinator import report
 from printmesh_coordinator.messages import (
+    XYZ,
     Command,
     Held,
     HoldReleased,
@@ -159,9 +160,16 @@ def advance(state: MachineState, now: float) -> Step:
     assert state.fit is not None
     if run.point + 1 < len(state.fit.points):
         return move(state, now, run.point + 1)
-    if state.setup.printer.return_to_origin and run.origin is not None:
+    if state.setup.printer.return_to_origin and run.origin is not None and _reachable(state, run.origin):
         return go_back(state, now)
-    return release(state, now)
+    return release(state, now)  # the bridge's release brings the head back from anywhere
+
+
+def _reachable(state: MachineState, origin: XYZ) -> bool:
+    """An origin inside the margin (e.g. X0 right after G28) is not a move target: the bridge
+    would refuse it; its release returns the head there anyway."""
+    region = state.fit.region if state.fit is not None else None
+    return region is not None and region.why_outside(origin.x, origin.y) is None
 
 
 def fail(state: MachineState, now: float, problem: CaptureFailure) -> Step:
