@@ -9,11 +9,13 @@ because an image taken somewhere else than its metadata says is worse than none.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from printmesh_coordinator.config import GridConfig, PrinterConfig
 from printmesh_core.models.printer import BuildVolume, PrinterProfile
+from printmesh_core.volume import Region
+from printmesh_core.volume import allowed_region as volume_region
+from printmesh_core.volume import bed_center as volume_center
 
 # OctoPrint's built-in default profile, for a preview with neither a profile nor a broker.
 DEFAULT_PROFILE = PrinterProfile(
@@ -27,75 +29,23 @@ class Point:
     y: float
 
 
-@dataclass(frozen=True)
-class Region:
-    """Allowed head positions: a box, intersected with a disc on a round bed."""
-
-    x_min: float
-    x_max: float
-    y_min: float
-    y_max: float
-    z_min: float
-    z_max: float
-    circle: tuple[float, float, float] | None = None  # centre x, centre y, radius
-
-    def why_outside(self, x: float, y: float) -> str | None:
-        """None when (x, y) is allowed, else which limit it breaks."""
-        if not self.x_min <= x <= self.x_max:
-            return f"X {fmt(x)} is outside {fmt(self.x_min)}..{fmt(self.x_max)}"
-        if not self.y_min <= y <= self.y_max:
-            return f"Y {fmt(y)} is outside {fmt(self.y_min)}..{fmt(self.y_max)}"
-        if self.circle is not None:
-            cx, cy, r = self.circle
-            dist = math.hypot(x - cx, y - cy)
-            if dist > r + 1e-9:
-                return f"it is {fmt(dist)} mm from the bed centre ({fmt(cx)}, {fmt(cy)}), beyond the radius {fmt(r)}"
-        return None
-
-    def describe(self) -> str:
-        shape = ""
-        if self.circle is not None:
-            cx, cy, r = self.circle
-            shape = f", within {fmt(r)} mm of ({fmt(cx)}, {fmt(cy)})"
-        box = f"X {fmt(self.x_min)}..{fmt(self.x_max)}, Y {fmt(self.y_min)}..{fmt(self.y_max)}"
-        return f"{box}{shape}, Z up to {fmt(self.z_max)}"
-
-
 def fmt(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
 
 
-def physical_box(volume: BuildVolume) -> tuple[float, float, float, float, float, float]:
-    if volume.custom_box is not None:
-        b = volume.custom_box
-        return b.x_min, b.x_max, b.y_min, b.y_max, b.z_min, b.z_max
-    if volume.origin == "center":
-        return -volume.width / 2, volume.width / 2, -volume.depth / 2, volume.depth / 2, 0.0, volume.height
-    return 0.0, volume.width, 0.0, volume.depth, 0.0, volume.height
-
-
 def bed_center(volume: BuildVolume) -> Point:
     """The middle of the printable area: where a grid without a centre is placed."""
-    if volume.form_factor == "circular":
-        return Point(0.0, 0.0) if volume.origin == "center" else Point(volume.width / 2, volume.width / 2)
-    x_min, x_max, y_min, y_max, _, _ = physical_box(volume)
-    return Point((x_min + x_max) / 2, (y_min + y_max) / 2)
+    return Point(*volume_center(volume))
 
 
 def allowed_region(volume: BuildVolume, margin: float, max_z: float | None) -> Region | str:
     """The volume minus ``margin`` in X/Y, capped at ``max_z``; a message when nothing is left."""
-    x_min, x_max, y_min, y_max, z_min, z_max = physical_box(volume)
-    circle = None
-    if volume.form_factor == "circular":
-        centre = bed_center(volume)
-        circle = (centre.x, centre.y, volume.width / 2 - margin)
-    top = z_max if max_z is None else min(z_max, max_z)
-    region = Region(x_min + margin, x_max - margin, y_min + margin, y_max - margin, z_min, top, circle)
-    if region.x_min > region.x_max or region.y_min > region.y_max or (circle is not None and circle[2] < 0):
+    region = volume_region(volume, margin, max_z)
+    if isinstance(region, Region):
+        return region
+    if region.axis == "xy":
         return f"a margin of {fmt(margin)} mm leaves no room on this bed"
-    if top < z_min:
-        return f"max_z {fmt(top)} is below the volume's floor {fmt(z_min)}"
-    return region
+    return f"max_z {fmt(region.value)} is below the volume's floor {fmt(region.floor)}"
 
 
 def grid_points(grid: GridConfig, volume: BuildVolume) -> tuple[Point, ...]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from octoprint_printmesh.logic.gcode import AXES, TOKEN_PREFIX, Modes, barrier, fmt, parse
 from printmesh_core.models.printer import BuildVolume, PrinterProfile
+from printmesh_core.volume import Region, physical_region
+from printmesh_core.volume import allowed_region as volume_region
 
 # Codes a held or printing job must not receive from the gcode command: they move the
 # head, redefine coordinates, drop the steppers' position or block the queue. Moves go
@@ -55,27 +57,6 @@ class SafetySettings:
 
 
 @dataclass(frozen=True)
-class Region:
-    """Allowed head positions: a box, intersected with a disc on a round bed."""
-
-    x_min: float
-    x_max: float
-    y_min: float
-    y_max: float
-    z_min: float
-    z_max: float
-    circle: tuple[float, float, float] | None = None  # centre x, centre y, radius
-
-    def xy_ok(self, x: float, y: float) -> bool:
-        if not (self.x_min <= x <= self.x_max and self.y_min <= y <= self.y_max):
-            return False
-        if self.circle is None:
-            return True
-        cx, cy, r = self.circle
-        return math.hypot(x - cx, y - cy) <= r
-
-
-@dataclass(frozen=True)
 class Plan:
     lines: tuple[str, ...]
     end: Pos | None  # where the head is afterwards; None if the plan does not move it
@@ -105,35 +86,16 @@ def _up3(value: float) -> float:
     return up if up >= value - 1e-9 else float(fmt(up + 0.001))  # 1e-9: float noise, not a distance
 
 
-def physical_region(volume: BuildVolume) -> Region:
-    """The volume as OctoPrint defines it: the custom box if set, else from origin and size."""
-    if volume.custom_box is not None:
-        b = volume.custom_box
-        box = (b.x_min, b.x_max, b.y_min, b.y_max, b.z_min, b.z_max)
-    elif volume.origin == "center":
-        box = (-volume.width / 2, volume.width / 2, -volume.depth / 2, volume.depth / 2, 0.0, volume.height)
-    else:
-        box = (0.0, volume.width, 0.0, volume.depth, 0.0, volume.height)
-    circle = None
-    if volume.form_factor == "circular":
-        # OctoPrint forces circular beds to origin 'center'; a lowerleft one is centred on the square.
-        centre = (0.0, 0.0) if volume.origin == "center" else (volume.width / 2, volume.width / 2)
-        circle = (*centre, volume.width / 2)
-    return Region(*box, circle=circle)
-
-
 def allowed_region(volume: BuildVolume, settings: SafetySettings) -> Region | Refusal:
-    """The physical region minus the XY margin, capped at max Z."""
-    p = physical_region(volume)
-    m = settings.margin
-    z_max = p.z_max if settings.max_z is None else min(p.z_max, settings.max_z)
-    circle = None if p.circle is None else (p.circle[0], p.circle[1], p.circle[2] - m)
-    region = Region(p.x_min + m, p.x_max - m, p.y_min + m, p.y_max - m, p.z_min, z_max, circle)
-    if region.x_min > region.x_max or region.y_min > region.y_max or (circle is not None and circle[2] < 0):
+    """The physical region minus the XY margin, capped at max Z (``printmesh_core.volume``)."""
+    region = volume_region(volume, settings.margin, settings.max_z)
+    if isinstance(region, Region):
+        return region
+    if region.axis == "xy":
+        m = region.value
         return Refusal("no_room", f"the margin of {fmt(m)} mm leaves no room in this build volume", "xy", m)
-    if region.z_max < region.z_min:
-        return Refusal("no_room", f"max Z {fmt(z_max)} is below the volume's floor {fmt(p.z_min)}", "z", z_max)
-    return region
+    z = region.value
+    return Refusal("no_room", f"max Z {fmt(z)} is below the volume's floor {fmt(region.floor)}", "z", z)
 
 
 def _feedrates(profile: PrinterProfile, settings: SafetySettings) -> tuple[float, float]:
