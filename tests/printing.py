@@ -40,14 +40,38 @@ def sends(serial_log: str) -> list[tuple[float, str]]:
     return [(_stamp(m.group(1)), m.group(2).strip()) for m in map(SEND.match, serial_log.splitlines()) if m]
 
 
+def aligned(sent: list[tuple[float, str]], commands: list[str]) -> list[int]:
+    """Where each file command was sent, matched in order (OctoPrint adds its own lines,
+    such as M105 polls, and a hold adds ours, between them)."""
+    out: list[int] = []
+    for i, (_, cmd) in enumerate(sent):
+        if len(out) < len(commands) and cmd == commands[len(out)]:
+            out.append(i)
+    return out
+
+
+def file_indexes(sent: list[tuple[float, str]], commands: list[str]) -> list[int]:
+    """As ``aligned``, asserting that every file command was sent, once and in order."""
+    out = aligned(sent, commands)
+    assert len(out) == len(commands), f"file line {len(out)} ({commands[len(out)]!r}) never sent"
+    return out
+
+
 def sent_times(serial_log: str, commands: list[str]) -> list[float]:
-    """The send time of each file command, aligning the log's Send lines with the file in order
-    (OctoPrint adds its own lines, such as M105 polls, between them)."""
-    times: list[float] = []
-    for at, command in sends(serial_log):
-        if len(times) < len(commands) and command == commands[len(times)]:
-            times.append(at)
-    return times
+    """The send time of each file command found in the log."""
+    sent = sends(serial_log)
+    return [sent[i][0] for i in aligned(sent, commands)]
+
+
+def hold_windows(sent: list[tuple[float, str]]) -> list[tuple[int, int]]:
+    """(first, last) send index of each printmesh hold: from its M400 (before M114 and the
+    first echo token) to the echo token of its release."""
+    tokens: dict[str, list[int]] = {}
+    for i, (_, cmd) in enumerate(sent):
+        if cmd.startswith("M118 E1 printmesh:"):
+            hold = cmd.rsplit(":", 1)[1].rsplit(".", 1)[0]  # <session>.<hold id>
+            tokens.setdefault(hold, []).append(i)
+    return [(idx[0] - 2, idx[-1]) for idx in tokens.values()]
 
 
 def is_extrusion(cmd: str) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import Observer
 from octoprint_harness import OctoPrint, start_octoprint
-from printing import FAST, FIXTURES, command_lines, printable, sends
+from printing import FAST, FIXTURES, command_lines, file_indexes, hold_windows, printable, sends
 
 from printmesh_core.broker import LocalBroker
 
@@ -75,23 +75,13 @@ def start_holder(broker: LocalBroker) -> subprocess.Popen[bytes]:
 
 
 def hold_window(log: str) -> tuple[list[tuple[float, str]], int, int]:
-    """All sends, the index of the hold's first M400 and of the last echo token sent."""
+    """All sends, the index of the first hold's M400 and of the last echo token sent."""
     sent = sends(log)
-    tokens = [i for i, (_, cmd) in enumerate(sent) if cmd.startswith("M118 E1 printmesh:")]
-    assert tokens, "the hold sent its echo token"
-    first = tokens[0]
-    assert [c for _, c in sent[first - 2 : first]] == ["M400", "M114"], sent[first - 3 : first + 1]
-    return sent, first - 2, tokens[-1]
-
-
-def file_indexes(sent: list[tuple[float, str]], commands: list[str]) -> list[int]:
-    """Where each file command was sent, aligned in order; every one must be there once."""
-    out: list[int] = []
-    for i, (_, cmd) in enumerate(sent):
-        if len(out) < len(commands) and cmd == commands[len(out)]:
-            out.append(i)
-    assert len(out) == len(commands), f"file line {len(out)} ({commands[len(out)]!r}) never sent"
-    return out
+    windows = hold_windows(sent)
+    assert windows, "the hold sent its echo token"
+    first = windows[0][0]
+    assert [c for _, c in sent[first : first + 2]] == ["M400", "M114"], sent[first - 1 : first + 3]
+    return sent, first, windows[-1][1]
 
 
 def targets(lines: list[str]) -> list[dict[str, float]]:

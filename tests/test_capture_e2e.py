@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from conftest import AgentProcess, Observer
 from octoprint_harness import OctoPrint, start_octoprint
-from printing import FAST, command_lines, printable, sends
+from printing import FAST, command_lines, file_indexes, hold_windows, printable, sends
 
 from printmesh_camera.framecode import decode_jpeg
 from printmesh_core.broker import LocalBroker
@@ -97,26 +97,11 @@ def layer_files(rig: Rig, summary: JobSummary) -> dict[int, LayerCapture]:
     return {m.layer: m for m in metas}
 
 
-def hold_windows(sent: list[tuple[float, str]]) -> list[tuple[int, int]]:
-    """(first, last) send index of each hold: from its M400 to the echo token of its release."""
-    tokens: dict[str, list[int]] = {}
-    for i, (_, cmd) in enumerate(sent):
-        if cmd.startswith("M118 E1 printmesh:"):
-            hold = cmd.rsplit(":", 1)[1].rsplit(".", 1)[0]  # <session>.<hold id>
-            tokens.setdefault(hold, []).append(i)
-    return [(idx[0] - 2, idx[-1]) for idx in tokens.values()]
-
-
 def check_serial_log(rig: Rig, data: bytes) -> None:
     """Every file line sent once and in order; inside each hold nothing extruded; every move
     anywhere stayed inside the 200 mm default volume."""
     sent = sends(rig.octoprint.serial_log())
-    commands = [c for _, c in command_lines(data)]
-    found = 0
-    for _, cmd in sent:
-        if found < len(commands) and cmd == commands[found]:
-            found += 1
-    assert found == len(commands), f"file line {found} ({commands[found]!r}) never sent"
+    file_indexes(sent, [c for _, c in command_lines(data)])
     windows = hold_windows(sent)
     for i, (_, cmd) in enumerate(sent):
         if cmd.split(" ", 1)[0] not in ("G0", "G1"):
