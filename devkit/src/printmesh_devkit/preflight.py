@@ -11,9 +11,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +57,18 @@ def largest_capture(config: Path | None) -> tuple[int, str]:
     return best
 
 
+@contextmanager
+def quiet_runtime() -> Iterator[None]:
+    """The runtime's own reconnect warnings would bury the one line ``up`` prints."""
+    logger = logging.getLogger("printmesh.mqtt")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _runtime(mqtt: MqttConfig, root: str, purpose: str) -> MqttRuntime:
     """MQTT 3.1.1 on purpose: a message then carries the retain flag only when it was stored before we subscribed."""
     config = mqtt.model_copy(update={"protocol": "3.1.1"})
@@ -79,7 +95,10 @@ def check_round_trip(mqtt: MqttConfig, root: str, size: int, what: str, timeout:
         back = threading.Event()
         rt.subscribe(topic, lambda m: back.set() if len(m.payload) == size else None, qos=1, wait=timeout)
         rt.publish_absolute(topic, b"\xff" * size, qos=1)
-        if not back.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not back.wait(0.05) and rt.connected and time.monotonic() < deadline:
+            pass  # a broker that refuses the packet closes the connection: no need to wait the full time
+        if not back.is_set():
             raise PreflightError(
                 f"the broker at {mqtt.host}:{mqtt.port} does not carry a {size}-byte message ({what}): "
                 f"use mosquitto (sudo apt-get install mosquitto) with max_packet_size unset or above {size + 1024}"

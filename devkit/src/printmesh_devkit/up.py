@@ -23,7 +23,7 @@ from printmesh_core.components import COMPONENTS, TOOLS, installed_names
 from printmesh_core.config import AgentSettings, ConfigError, MqttConfig, load_settings, read_yaml
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_devkit.broker import BrokerError, LocalBroker, port_open
-from printmesh_devkit.preflight import PreflightError, check_round_trip, largest_capture, live_owner
+from printmesh_devkit.preflight import PreflightError, check_round_trip, largest_capture, live_owner, quiet_runtime
 from printmesh_devkit.up_print import PrintJob
 
 VIEW_WIDTH = 160
@@ -189,7 +189,8 @@ def run_up(
         up.stop_agents()
         if job is not None:
             job.stop()
-    status = job.report(_captures_dir(config), str(up.mqtt(settings).port)) if job is not None else 0
+    interrupted = up.stop.is_set()
+    status = job.report(_captures_dir(config), str(up.mqtt(settings).port), interrupted) if job is not None else 0
     if viewer:
         time.sleep(0.3)  # let the agents' clean "offline" reach the view
         viewer.stop()
@@ -201,9 +202,10 @@ def run_up(
 def _preflight(mqtt: MqttConfig, settings: AgentSettings, config: Path | None, shared: bool) -> None:
     """Raises PreflightError with one line: the broker cannot carry a capture, or our node id is taken."""
     size, what = largest_capture(config)
-    if size:
-        check_round_trip(mqtt, settings.topic_root, size, f"the largest capture, {what}")
-    owner = live_owner(mqtt, settings) if shared else None
+    with quiet_runtime():
+        if size:
+            check_round_trip(mqtt, settings.topic_root, size, f"the largest capture, {what}")
+        owner = live_owner(mqtt, settings) if shared else None
     if owner is not None:
         raise PreflightError(
             f"node id {settings.node_id!r} is in use by a live node on {mqtt.host}:{mqtt.port} "

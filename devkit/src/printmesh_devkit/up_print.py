@@ -143,9 +143,13 @@ class PrintJob:
         except ValidationError as exc:
             say(f"# unexpected {kind} message: {exc.errors()[0]['msg']}")
 
-    def report(self, captures_dir: Path, port: str) -> int:
-        """Say how the job went; 1 (failed) when it stored no image, with the reason."""
+    def report(self, captures_dir: Path, port: str, interrupted: bool = False) -> int:
+        """Say how the job went; 1 (failed) when it stored no image, with the reason. Ctrl-C is not a failure."""
         s = self.summary
+        if s is None and interrupted:
+            say("# stopped before the job ended: no job summary")
+            self._where_logs()
+            return 0
         if s is None:
             say("# FAILED: no job summary arrived from the coordinator (see the logs below)")
             self._where_logs()
