@@ -150,3 +150,25 @@ def test_the_preflight_round_trip_works_with_both_protocols(broker, protocol):
 
     mqtt = MqttConfig(host=broker.host, port=broker.port, protocol=protocol)
     check_round_trip(mqtt, "printmesh", 1280 * 720 * 3 + 4096, "a 1280x720 capture")
+
+
+def test_up_says_in_one_line_what_to_install_when_mosquitto_is_missing(monkeypatch, capsys):
+    import signal
+
+    from printmesh_devkit import broker as broker_module
+    from printmesh_devkit import up
+    from printmesh_devkit.broker import free_port
+
+    for name in [k for k in os.environ if k.startswith("PRINTMESH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(broker_module, "mosquitto_path", lambda: None)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        status = up.main(["--broker-port", str(free_port()), "--duration", "1"])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    assert err.strip().splitlines() == ["printmesh up: " + broker_module.MOSQUITTO_MISSING]
+    assert "apt-get install mosquitto" in err
