@@ -130,7 +130,11 @@ def live_owner(mqtt: MqttConfig, settings: AgentSettings, wait: float = 1.0, ans
             status.set()
 
         rt.subscribe(filt, on_status, qos=1, wait=wait)
-        status.wait(wait)  # retained claims arrive right after the subscription
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:  # retained claims come in one burst right after the subscription
+            if not status.wait(0.3):
+                break
+            status.clear()
         for component in dict.fromkeys(claims):
             if _answers(rt, topics, component, answer):
                 return component
