@@ -50,7 +50,7 @@ def test_up_refuses_a_broker_that_cannot_carry_the_largest_capture(tmp_path):
         assert "max_packet_size" in lines[0]
 
         # the same broker carries a small camera's captures: the check passes and the job runs
-        ok = subprocess.run([*UP, "--config", _camera_config(tmp_path, 64, 48), "--duration", "3"],
+        ok = subprocess.run([*UP, "--config", _camera_config(tmp_path, 64, 48), "--duration", "8"],
                             capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
         assert ok.returncode == 0, ok.stderr
         assert "printmesh/tight/host/status" in ok.stdout
@@ -72,7 +72,7 @@ def test_up_starts_over_a_stale_online_claim_whose_owner_is_gone(broker, observe
     # a persistent broker keeps the last 'online' of a node that died with the broker down
     claim = {"state": "online", "component": "camera", "version": "0.1.0", "ts": time.time() - 3600}
     observer.publish("printmesh/ghost/camera/status", json.dumps(claim), retain=True)
-    r = subprocess.run([*UP, "--duration", "3"], capture_output=True, text=True, env=_env(broker, "ghost"), timeout=60)
+    r = subprocess.run([*UP, "--duration", "8"], capture_output=True, text=True, env=_env(broker, "ghost"), timeout=60)
     assert r.returncode == 0, r.stderr
     assert "printmesh/ghost/host/status" in r.stdout
 
