@@ -26,7 +26,7 @@ import yaml
 from paho.mqtt import __version__ as paho_version
 from paho.mqtt.enums import CallbackAPIVersion
 
-from printmesh_core.broker import LocalBroker, mosquitto_path
+from printmesh_devkit.broker import LocalBroker, mosquitto_path
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

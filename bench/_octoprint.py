@@ -30,7 +30,7 @@ from octoprint_harness import API_KEY, OctoPrint, octoprint_venv, write_basedir 
 
 __all__ = ["OctoPrint"]  # re-exported for the benchmarks
 
-from printmesh_core.broker import free_port, mosquitto_path  # noqa: E402
+from printmesh_devkit.broker import free_port, mosquitto_path  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "gcode"
 CACHE = Path(os.environ.get("PRINTMESH_BENCH_CACHE", Path(tempfile.gettempdir()) / "printmesh-bench-gcode"))

@@ -48,7 +48,7 @@ import paho.mqtt.client as paho
 from _octoprint import OctoPrint, machine_facts, plugin_loaded, probe_source, start
 from paho.mqtt.enums import CallbackAPIVersion
 
-from printmesh_core.broker import LocalBroker
+from printmesh_devkit.broker import LocalBroker
 
 NODE = "bench-events"
 EVENT_TOPIC = f"printmesh/{NODE}/printer/event"

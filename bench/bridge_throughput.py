@@ -66,7 +66,7 @@ from _octoprint import (
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
-from printmesh_core.broker import LocalBroker, free_port
+from printmesh_devkit.broker import LocalBroker, free_port
 
 FINISHED = re.compile(rb"Finished in ([\d.]+) s\.")
 OPERATIONAL = re.compile(rb'from "Finishing" to "Operational"')

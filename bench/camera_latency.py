@@ -1,6 +1,6 @@
 """Capture latency through the camera agent vs a raw grab + imencode of the same source, same run.
 
-One mosquitto (printmesh_core.broker.LocalBroker) and the real ``printmesh camera`` process
+One mosquitto (printmesh_devkit.broker.LocalBroker) and the real ``printmesh camera`` process
 with two 1280x720 cameras:
 
 * ``synthetic``: the synthetic source, unpaced (``fps: 0``: a frame is rendered at once);
@@ -45,9 +45,9 @@ import yaml
 from printmesh_camera.config import SyntheticSourceConfig
 from printmesh_camera.sources.base import SizeHint
 from printmesh_camera.sources.synthetic import SyntheticSource
-from printmesh_core.broker import LocalBroker
 from printmesh_core.config import MqttConfig
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_devkit.broker import LocalBroker
 
 NODE = "benchcam"
 BASE = f"printmesh/{NODE}/camera"

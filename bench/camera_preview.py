@@ -1,6 +1,6 @@
 """Previews: the camera agent's CPU and memory at 1 preview per second, and the sustained preview rate.
 
-Starts mosquitto (printmesh_core.broker.LocalBroker) and, for each scenario, the real
+Starts mosquitto (printmesh_devkit.broker.LocalBroker) and, for each scenario, the real
 ``printmesh camera`` process; an observer client receives every preview. CPU is the
 agent's utime + stime from /proc/<pid>/stat over the measured window (after a warm-up),
 as a percentage of one core; memory is VmRSS at the end and VmHWM (peak) from
@@ -38,9 +38,9 @@ from typing import Any
 import cv2
 import yaml
 
-from printmesh_core.broker import LocalBroker
 from printmesh_core.config import MqttConfig
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_devkit.broker import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fakes.camera.stamp_server import StampServer

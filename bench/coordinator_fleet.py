@@ -1,7 +1,7 @@
 """One coordinator serving a fleet of 50 printers vs one serving 1 printer, same run: decision
 latency, CPU and memory of the coordinator process, and a correctness check.
 
-The printers are message-level fakes on a real mosquitto (``printmesh_core.broker.LocalBroker``),
+The printers are message-level fakes on a real mosquitto (``printmesh_devkit.broker.LocalBroker``),
 not OctoPrint: one bare paho-mqtt client in this process plays every bridge and every camera.
 Each fake printer keeps the retained topics a bridge keeps (status, profile, job, state, hold
 status), answers ``hold`` (arming), ``move`` and ``release`` on the MQTT 5 response topic, and
@@ -76,7 +76,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from rtt import BarePair
 
-from printmesh_core.broker import LocalBroker
+from printmesh_devkit.broker import LocalBroker
 
 ROOT = "printmesh"
 PROFILE = {"name": "fake", "model": "fake", "volume": {"width": 200, "depth": 200, "height": 200}}

@@ -2,9 +2,9 @@
 
 One run, all on loopback, all real and as shipped:
 
-* mosquitto (``printmesh_core.broker.LocalBroker``);
+* mosquitto (``printmesh_devkit.broker.LocalBroker``);
 * ``octoprint serve`` with its virtual printer and the printmesh bridge, from ``.venv-octoprint``
-  (``printmesh_core.virtual_octoprint``), printing ``examples/sample-box.gcode`` (PrusaSlicer,
+  (``printmesh_devkit.virtual_octoprint``), printing ``examples/sample-box.gcode`` (PrusaSlicer,
   30 layers, no heat-up) at ``M220 S<speed>``;
 * ``printmesh camera``: one synthetic camera, unpaced (``fps: 0``: a frame is rendered on
   request, no wait for the next frame), 640x480, JPEG quality 85;
@@ -76,9 +76,9 @@ from _coordinator import (
 )
 from rtt import BarePair
 
-from printmesh_core.broker import LocalBroker
 from printmesh_core.models.coordinator import LayerCapture
-from printmesh_core.virtual_octoprint import OctoPrint, start_octoprint
+from printmesh_devkit.broker import LocalBroker
+from printmesh_devkit.virtual_octoprint import OctoPrint, start_octoprint
 
 PRINTER, CAM, COORD = "benchprinter", "benchcam", "benchcoord"
 P = f"printmesh/{PRINTER}/printer"

@@ -1,6 +1,6 @@
 """Resident memory of the real ``printmesh host`` process over a long run, against a LocalBroker.
 
-Starts mosquitto (printmesh_core.broker.LocalBroker), then ``printmesh host`` with a config
+Starts mosquitto (printmesh_devkit.broker.LocalBroker), then ``printmesh host`` with a config
 sampling every ``--interval`` seconds (default 1 s, so the default 600 s run is ~600
 samples), with PRINTMESH_MQTT__HOST/PORT pointing at the broker. An observer client counts
 the state messages the agent publishes. VmRSS (and VmHWM, the peak) come from
@@ -29,7 +29,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from printmesh_core.broker import LocalBroker
+from printmesh_devkit.broker import LocalBroker
 
 NODE = "rssbench"
 VENV_BIN = Path(sys.executable).parent

@@ -1,6 +1,6 @@
 """Command round trip: the printmesh runtime vs bare paho-mqtt, same broker, same run.
 
-One mosquitto (printmesh_core.broker.LocalBroker) on a loopback port serves every variant:
+One mosquitto (printmesh_devkit.broker.LocalBroker) on a loopback port serves every variant:
 
 * ``printmesh pool``   MqttRuntime + CommandServer, a normal ``Command`` (runs on the
                        server's thread pool), called by a second MqttRuntime + Requester.call().
@@ -37,13 +37,13 @@ import paho.mqtt.client as paho
 from paho.mqtt import __version__ as paho_version
 from paho.mqtt.enums import CallbackAPIVersion
 
-from printmesh_core.broker import LocalBroker, mosquitto_path
 from printmesh_core.commands import Command, CommandServer
 from printmesh_core.config import MqttConfig
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.rpc import Requester, RequestTimeout
 from printmesh_core.topics import ComponentTopics, Topics
+from printmesh_devkit.broker import LocalBroker, mosquitto_path
 
 NODE = "benchnode"
 COMPONENT = "echo"

@@ -1,4 +1,4 @@
-# Shared by scripts/demo and scripts/test: find Python 3.11+ and build .venv.
+# Shared by scripts/demo and scripts/test: mosquitto from apt, Python 3.11+, .venv.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PRINTMESH_VENV_DIR:-$ROOT/.venv}"
@@ -9,6 +9,17 @@ apt_install() {  # apt_install PKG...: best effort, only where apt exists
   command -v apt-get >/dev/null || return 1
   if [ -z "${_APT_UPDATED:-}" ]; then as_root apt-get update -qq || true; _APT_UPDATED=1; fi
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_mosquitto() {  # the broker of every run: from apt, as root or through sudo; no fallback
+  if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then
+    command -v mosquitto_sub >/dev/null && return 0
+  fi
+  echo "== installing mosquitto with apt"
+  apt_install mosquitto mosquitto-clients || {
+    echo "mosquitto is required: sudo apt-get install mosquitto mosquitto-clients (or brew install mosquitto)" >&2
+    exit 1
+  }
 }
 
 find_python() {

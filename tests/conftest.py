@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from printmesh_core.broker import LocalBroker, mosquitto_path
 from printmesh_core.config import MqttConfig
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_devkit.broker import LocalBroker, mosquitto_path
 
 REPO = Path(__file__).resolve().parent.parent
 PRINTMESH = [sys.executable, "-m", "printmesh_core.cli"]

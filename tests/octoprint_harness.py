@@ -1,4 +1,4 @@
-"""The suite's OctoPrint: ``printmesh_core.virtual_octoprint`` from ``.venv-octoprint``.
+"""The suite's OctoPrint: ``printmesh_devkit.virtual_octoprint`` from ``.venv-octoprint``.
 
 OctoPrint lives in its own virtualenv (``.venv-octoprint``, made by scripts/test with the
 core and the bridge installed editable), exactly as on a Pi; the tests drive it over REST
@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from printmesh_core import virtual_octoprint
-from printmesh_core.virtual_octoprint import API_KEY, DISABLED, OctoPrint, write_basedir
+from printmesh_devkit import virtual_octoprint
+from printmesh_devkit.virtual_octoprint import API_KEY, DISABLED, OctoPrint, write_basedir
 
 REPO = Path(__file__).resolve().parent.parent
 __all__ = ["API_KEY", "DISABLED", "REPO", "OctoPrint", "octoprint_venv", "start_octoprint", "write_basedir"]

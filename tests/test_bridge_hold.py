@@ -24,7 +24,7 @@ from conftest import Observer
 from octoprint_harness import OctoPrint, start_octoprint
 from printing import FAST, FIXTURES, command_lines, file_indexes, hold_windows, printable, sends
 
-from printmesh_core.broker import LocalBroker
+from printmesh_devkit.broker import LocalBroker
 
 NODE = "octo3"
 BASE = f"printmesh/{NODE}/printer"

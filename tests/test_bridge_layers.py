@@ -18,8 +18,8 @@ import pytest
 from octoprint_harness import OctoPrint, start_octoprint
 from printing import FIXTURES, command_lines, is_extrusion, printable, sent_times
 
-from printmesh_core.broker import LocalBroker
 from printmesh_core.models.layers import LayerEvent, LayerTable
+from printmesh_devkit.broker import LocalBroker
 
 NODE = "octo2"
 BASE = f"printmesh/{NODE}/printer"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from octoprint_harness import OctoPrint, start_octoprint
 
-from printmesh_core.broker import LocalBroker, free_port
+from printmesh_devkit.broker import LocalBroker, free_port
 
 NODE = "octo1"
 BASE = f"printmesh/{NODE}/printer"

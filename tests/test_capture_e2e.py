@@ -26,8 +26,8 @@ from octoprint_harness import OctoPrint, start_octoprint
 from printing import FAST, command_lines, file_indexes, hold_windows, printable, sends
 
 from printmesh_camera.framecode import decode_jpeg
-from printmesh_core.broker import LocalBroker
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
+from printmesh_devkit.broker import LocalBroker
 
 PRINTER, CAMS, COORD = "e2eprinter", "e2ecams", "e2ecoord"
 BASE = f"printmesh/{PRINTER}/printer"

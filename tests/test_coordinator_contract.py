@@ -28,8 +28,8 @@ from coordinator_support import (
 )
 
 from printmesh_camera.framecode import decode_jpeg
-from printmesh_core.broker import LocalBroker
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
+from printmesh_devkit.broker import LocalBroker
 
 
 @pytest.fixture

@@ -300,7 +300,7 @@ def test_retained_command_published_while_running_is_not_executed(broker, observ
 
 
 def test_unreachable_broker_is_logged_not_silent(run_agent, tmp_path):
-    from printmesh_core.broker import free_port
+    from printmesh_devkit.broker import free_port
 
     agent = run_agent("host", host_config(tmp_path), env={"PRINTMESH_MQTT__PORT": str(free_port())})
     deadline = time.monotonic() + 8

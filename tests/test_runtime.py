@@ -8,13 +8,13 @@ import time
 import pytest
 from conftest import Observer, make_runtime
 
-from printmesh_core.broker import LocalBroker
 from printmesh_core.commands import Command, CommandServer
 from printmesh_core.config import MqttConfig
 from printmesh_core.models import CommandRequest
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.rpc import Requester, RequestTimeout
 from printmesh_core.topics import TopicError, Topics
+from printmesh_devkit.broker import LocalBroker
 
 
 class EchoRequest(CommandRequest):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import Observer
 
-from printmesh_core.broker import LocalBroker
 from printmesh_core.config import MqttConfig, TlsConfig
 from printmesh_core.mqtt import MqttRuntime
+from printmesh_devkit.broker import LocalBroker
 
 
 def openssl(*args: str, cwd: Path) -> None:

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from printmesh_core.broker import free_port, port_open
+from printmesh_devkit.broker import free_port, port_open
 
 
-@pytest.mark.parametrize("broker", ["mosquitto", "iotcore"])
+@pytest.mark.parametrize("broker", ["mosquitto"])
 def test_up_starts_a_broker_runs_the_host_agent_and_shows_messages(broker, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}

@@ -1,42 +1,54 @@
-"""``printmesh <component> --config FILE``: one entry point for every installed component."""
+"""``printmesh <component> --config FILE``: one entry point for every installed component.
+
+Tools (``printmesh up``, from printmesh-devkit) are found through their entry point and get
+the rest of the command line; the core never imports them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from importlib.metadata import entry_points
+from collections.abc import Callable
 from pathlib import Path
 
 from printmesh_core import __version__
 from printmesh_core.agent import ComponentSpec
+from printmesh_core.components import (
+    COMPONENT_GROUP,
+    COMPONENTS,
+    TOOL_GROUP,
+    TOOLS,
+    installed,
+    installed_names,
+    not_installed,
+)  # fmt: skip
 from printmesh_core.config import ConfigError, effective_yaml, load_settings
 
-KNOWN = {
-    "host": ("host metrics and configured shell commands", "printmesh-host"),
-    "sensors": ("DHT temperature and humidity sensors", "printmesh-sensors"),
-    "camera": ("cameras: previews and captures on request", "printmesh-camera"),
-    "coordinator": ("layer-capture orchestration", "printmesh-coordinator"),
-}
 EXIT_CONFIG = 2
-
-
-def installed_names() -> set[str]:
-    """Names of the installed components, without importing them."""
-    return {ep.name for ep in entry_points(group="printmesh.components")}
 
 
 def load_component(name: str) -> ComponentSpec | None:
     """Import only the requested component, so an agent carries no other agent's modules."""
-    for ep in entry_points(group="printmesh.components", name=name):
-        try:
-            spec = ep.load()
-        except Exception as exc:
-            print(f"printmesh: component '{name}' failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return None
-        if isinstance(spec, ComponentSpec):
-            return spec
-    return None
+    ep = installed(COMPONENT_GROUP).get(name)
+    if ep is None:
+        return None
+    try:
+        spec = ep.load()
+    except Exception as exc:
+        print(f"printmesh: component '{name}' failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    return spec if isinstance(spec, ComponentSpec) else None
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    """``printmesh up ...``: the tool's own entry point parses the rest of the command line."""
+    ep = installed(TOOL_GROUP).get(name)
+    if ep is None:
+        print(f"{not_installed(TOOLS[name])}, or run ./scripts/demo", file=sys.stderr)
+        return EXIT_CONFIG
+    tool: Callable[[list[str]], int] = ep.load()
+    return tool(argv)
 
 
 def _component_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -67,29 +79,12 @@ def build_parser(spec: ComponentSpec | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"printmesh {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (summary, _) in KNOWN.items():
-        p = _component_parser(sub, name, summary)
+    for name, entry in COMPONENTS.items():
+        p = _component_parser(sub, name, entry.summary)
         if spec is not None and spec.name == name and spec.add_arguments is not None:
             spec.add_arguments(p)
-    up = sub.add_parser(
-        "up",
-        help="the main job: a broker (embedded when none is configured), every agent, OctoPrint and a print",
-        description="Start a broker if none is configured, run the installed agents, and print every message. "
-        "With --octoprint, also run OctoPrint with its virtual printer and the bridge, print --print's file "
-        "with the coordinator capturing, show the progress instead of the raw messages, and stop at the end.",
-    )
-    up.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config passed to every agent.")
-    up.add_argument("--no-view", action="store_true", help="Do not print the live message view.")
-    up.add_argument(
-        "--broker",
-        choices=["auto", "mosquitto", "iotcore"],
-        default="auto",
-        help="Broker to start when none is configured (auto: mosquitto if installed, else iotcore).",
-    )
-    up.add_argument("--broker-port", type=int, default=1883, help="Port of the started broker (default 1883).")
-    up.add_argument("--duration", type=float, default=0, help="Stop after this many seconds (0 = run until Ctrl-C).")
-    up.add_argument("--octoprint", type=Path, metavar="VENV", help="OctoPrint's venv, with the bridge.")
-    up.add_argument("--print", dest="gcode", type=Path, metavar="GCODE", help="File to print (with --octoprint).")
+    for name, entry in TOOLS.items():  # parsed by the tool itself (see run_tool); listed here for --help
+        sub.add_parser(name, help=f"{entry.summary} ({entry.distribution}; printmesh {name} --help)")
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every payload model")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), help="output folder")
     return parser
@@ -105,7 +100,7 @@ def run_component(name: str, args: argparse.Namespace, spec: ComponentSpec | Non
     spec = spec or load_component(name)
     if spec is None:
         if name not in installed_names():
-            print(f"printmesh: component '{name}' is not installed (pip install {KNOWN[name][1]})", file=sys.stderr)
+            print(not_installed(COMPONENTS[name]), file=sys.stderr)
         return EXIT_CONFIG
     try:
         settings = load_settings(spec.settings, args.config)
@@ -126,23 +121,18 @@ def run_component(name: str, args: argparse.Namespace, spec: ComponentSpec | Non
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        return run_tool(argv[0], argv[1:])
     # Only the component named first is imported, and only to add its own options.
-    spec = load_component(argv[0]) if argv and argv[0] in KNOWN and argv[0] in installed_names() else None
+    spec = load_component(argv[0]) if argv and argv[0] in COMPONENTS and argv[0] in installed_names() else None
     args = build_parser(spec).parse_args(argv)
-    if args.command in KNOWN:
+    if args.command in COMPONENTS:
         return run_component(args.command, args, spec)
-    if args.command == "schemas":
-        from printmesh_core.schemas import write_schemas
+    from printmesh_core.schemas import write_schemas
 
-        for path in write_schemas(args.out):
-            print(path)
-        return 0
-    from printmesh_core.up import run_up
-
-    return run_up(
-        args.config, view=not args.no_view, duration=args.duration, broker=args.broker, port=args.broker_port,
-        octoprint=args.octoprint, gcode=args.gcode,
-    )  # fmt: skip
+    for path in write_schemas(args.out):
+        print(path)
+    return 0
 
 
 if __name__ == "__main__":

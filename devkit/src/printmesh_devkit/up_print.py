@@ -4,6 +4,12 @@
 bridge pointed at the job's broker, waits until the coordinator has armed its plan on the
 printer, prints the file, and shows one line per layer, hold and capture instead of the
 raw message stream. It ends when the coordinator has written the job summary.
+
+Only this job is reported, on a broker others may share (:meth:`PrintJob.ours`): the view
+speaks MQTT 3.1.1 and connects before OctoPrint starts, so a message with the retain flag
+was stored before the job began and is ignored; a capture or summary counts only when it is
+about this job's printer and its print started after ``up`` uploaded the file. Another live
+node with the same node id is refused before anything starts (preflight.py).
 """
 
 from __future__ import annotations
@@ -17,15 +23,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from printmesh_core.broker import free_port, port_open
-from printmesh_core.config import AgentSettings
+from printmesh_core.config import AgentSettings, MqttConfig
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import Topics
-from printmesh_core.virtual_octoprint import PASSWORD, USER, OctoPrint, start_octoprint
+from printmesh_devkit.broker import free_port, port_open
+from printmesh_devkit.virtual_octoprint import PASSWORD, USER, OctoPrint, start_octoprint
 
 SPEED = ["M220 S300"]  # the virtual printer at 3x: a 30-layer sample prints in about a minute
+CLOCK_SLACK = 5.0  # seconds: OctoPrint's print start time against the moment `up` uploaded the file
 
 
 def say(text: str) -> None:
@@ -33,8 +40,8 @@ def say(text: str) -> None:
 
 
 class PrintJob:
-    def __init__(self, venv: Path, gcode: Path, settings: AgentSettings, env: dict[str, str], workdir: Path) -> None:
-        self.venv, self.gcode, self.settings, self.env = venv, gcode, settings, env
+    def __init__(self, venv: Path, gcode: Path, settings: AgentSettings, mqtt: MqttConfig, workdir: Path) -> None:
+        self.venv, self.gcode, self.settings, self.mqtt = venv, gcode, settings, mqtt
         self.workdir = workdir
         self.topics = Topics(settings.topic_root, settings.node_id)
         self.printer = self.topics.component("printer")
@@ -43,14 +50,13 @@ class PrintJob:
         self.done = threading.Event()
         self.summary: JobSummary | None = None
         self.captures: list[LayerCapture] = []
+        self.uploaded_at: float | None = None  # Unix seconds; nothing counts as this job's before it
 
     # ------------------------------------------------------------- OctoPrint
     def start_octoprint(self) -> None:
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
-        mqtt = {"host": self.env["PRINTMESH_MQTT__HOST"], "port": int(self.env["PRINTMESH_MQTT__PORT"])}
-        if "PRINTMESH_MQTT__PROTOCOL" in self.env:
-            mqtt["protocol"] = self.env["PRINTMESH_MQTT__PROTOCOL"]
+        mqtt = {"host": self.mqtt.host, "port": self.mqtt.port, "protocol": self.mqtt.protocol}
         plugin = {"node_id": self.settings.node_id, "topic_root": self.settings.topic_root, "mqtt": mqtt}
         port = 5000 if not port_open("127.0.0.1", 5000) else free_port()
         self.octoprint = start_octoprint(self.venv, self.workdir, plugin, port=port)
@@ -65,6 +71,7 @@ class PrintJob:
         if not self.armed.is_set():
             say("# the coordinator did not arm its plan on the printer within 60 s: printing without captures")
         self.octoprint.api("POST", "/api/printer/command", {"commands": SPEED})
+        self.uploaded_at = time.time()
         self.octoprint.upload(self.gcode.name, self.gcode.read_bytes())
         say(f"# printing {self.gcode}")
         return True
@@ -81,16 +88,28 @@ class PrintJob:
         rt.subscribe(self.topics.absolute(self.printer.sub("hold")), self._hold)
         rt.subscribe(f"{root}/+/coordinator/{self.settings.node_id}/+", self._coordinator)
 
+    def ours(self, message: Message, print_start: float | None = None, printer: str | None = None) -> bool:
+        """Live (not retained from before the view connected), after our upload, about our printer."""
+        if message.retain or self.uploaded_at is None:
+            return False
+        if printer is not None and printer != self.settings.node_id:
+            return False
+        return print_start is None or print_start >= self.uploaded_at - CLOCK_SLACK
+
     def _layer(self, message: Message) -> None:
+        if not self.ours(message):
+            return
         event = LayerEvent.model_validate_json(message.payload)
         total = f"/{event.total_layers}" if event.total_layers else ""
         say(f"layer {event.layer}{total}  z={event.z:.2f} mm")
 
     def _hold(self, message: Message) -> None:
-        if _json(message).get("armed"):
+        if not message.retain and _json(message).get("armed"):
             self.armed.set()
 
     def _event(self, message: Message) -> None:
+        if not self.ours(message):
+            return
         doc = _json(message)
         name, payload = doc.get("event"), doc.get("payload") or {}
         if doc.get("source") == "printmesh" and name == "held":
@@ -105,6 +124,8 @@ class PrintJob:
         try:
             if kind == "capture":
                 capture = LayerCapture.model_validate_json(message.payload)
+                if not self.ours(message, capture.print_start_time, capture.printer):
+                    return
                 self.captures.append(capture)
                 t = capture.timings
                 say(
@@ -115,16 +136,24 @@ class PrintJob:
                 for failure in capture.failures:
                     say(f"    failure: {failure.kind}: {failure.message}")
             elif kind == "summary":
-                self.summary = JobSummary.model_validate_json(message.payload)
-                self.done.set()
+                summary = JobSummary.model_validate_json(message.payload)
+                if self.ours(message, summary.print_start_time, summary.printer):
+                    self.summary = summary
+                    self.done.set()
         except ValidationError as exc:
             say(f"# unexpected {kind} message: {exc.errors()[0]['msg']}")
 
-    def report(self, captures_dir: Path, port: str) -> None:
+    def report(self, captures_dir: Path, port: str, interrupted: bool = False) -> int:
+        """Say how the job went; 1 (failed) when it stored no image, with the reason. Ctrl-C is not a failure."""
         s = self.summary
+        if s is None and interrupted:
+            say("# stopped before the job ended: no job summary")
+            self._where_logs()
+            return 0
         if s is None:
-            say("# no job summary arrived")
-            return
+            say("# FAILED: no job summary arrived from the coordinator (see the logs below)")
+            self._where_logs()
+            return 1
         job_dir = (captures_dir / s.printer / s.job).resolve()
         say(
             f"# done: {len(s.layers_captured)} layers captured, {s.images} images, {len(s.failures)} failures, "
@@ -132,7 +161,15 @@ class PrintJob:
         )
         say(f"# images and metadata: {job_dir}")
         say(f"# summary: {job_dir / 'job_summary.json'}")
-        say(f"# watch the traffic: mosquitto_sub -h 127.0.0.1 -p {port} -v -t '{self.settings.topic_root}/#'")
+        say(f"# watch the traffic: mosquitto_sub -h {self.mqtt.host} -p {port} -v -t '{self.settings.topic_root}/#'")
+        self._where_logs()
+        if s.images == 0:
+            why = "; ".join(dict.fromkeys(f"{f.kind}: {f.message}" for f in s.failures)) or "no layer was held"
+            say(f"# FAILED: the job stored 0 images ({why})")
+            return 1
+        return 0
+
+    def _where_logs(self) -> None:
         say(f"# logs: {Path('.printmesh/logs').resolve()}, OctoPrint's in {self.workdir.resolve() / 'logs'}")
 
 

@@ -1,7 +1,9 @@
-"""Starting a local broker: mosquitto when installed, else the iotcore broker from PyPI.
+"""Starting a local mosquitto on a loopback port.
 
-Used by ``printmesh up`` (the embedded default) and by the test suite's fixture, so the
-two start brokers the same way.
+Used by ``printmesh up`` (when no broker is configured), by the test suite's fixture and by
+the benchmarks, so all three start brokers the same way. There is no fallback broker: the
+iotcore broker from PyPI (rumqttd) closed any connection that published more than 20480
+bytes, so it could not carry a camera capture (see the README, "Broker").
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
+
+MOSQUITTO_MISSING = "mosquitto is not installed: sudo apt-get install mosquitto (or brew install mosquitto)"
 
 
 class BrokerError(RuntimeError):
@@ -44,47 +48,33 @@ class LocalBroker:
     """A broker child process on a loopback port; restartable on the same port."""
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", kind: str | None = None, extra: list[str] | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        kind: Literal["mosquitto"] = "mosquitto",
+        extra: list[str] | None = None,
     ) -> None:
         self.host = host
         self.extra = extra or []  # more mosquitto.conf lines for the listener: TLS, password_file
         self.port = port or free_port(host)
-        self.kind = kind or ("mosquitto" if mosquitto_path() else "iotcore")
+        self.kind = kind
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="printmesh-broker-"))
         self.log_path = self._dir / "broker.log"
 
     def _command(self) -> list[str]:
-        if self.kind == "mosquitto":
-            exe = mosquitto_path()
-            if exe is None:
-                raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
-            conf = self._dir / "mosquitto.conf"
-            # set_tcp_nodelay: without it every QoS 1 round trip waits ~40 ms on delayed acks
-            lines = [f"listener {self.port} {self.host}", "persistence false", "set_tcp_nodelay true", *self.extra]
-            if not any(line.startswith("allow_anonymous") for line in self.extra):
-                lines.append("allow_anonymous true")
-            if os.geteuid() == 0:
-                lines.append("user root")
-            conf.write_text("\n".join(lines) + "\n")
-            return [exe, "-c", str(conf)]
-        try:
-            import iotcore  # noqa: F401
-        except ImportError:
-            raise BrokerError(
-                "no broker: install mosquitto, or pip install 'printmesh-core[embedded-broker]'"
-            ) from None
-        return [
-            sys.executable,
-            "-m",
-            "iotcore",
-            "--port",
-            str(self.port),
-            "--listen",
-            self.host,
-            "--log-level",
-            "WARNING",
-        ]
+        exe = mosquitto_path()
+        if exe is None:
+            raise BrokerError(MOSQUITTO_MISSING)
+        conf = self._dir / "mosquitto.conf"
+        # set_tcp_nodelay: without it every QoS 1 round trip waits ~40 ms on delayed acks
+        lines = [f"listener {self.port} {self.host}", "persistence false", "set_tcp_nodelay true", *self.extra]
+        if not any(line.startswith("allow_anonymous") for line in self.extra):
+            lines.append("allow_anonymous true")
+        if os.geteuid() == 0:
+            lines.append("user root")
+        conf.write_text("\n".join(lines) + "\n")
+        return [exe, "-c", str(conf)]
 
     def start(self, timeout: float = 10.0) -> LocalBroker:
         with self.log_path.open("ab") as logf:

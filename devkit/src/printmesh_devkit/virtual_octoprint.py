@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from printmesh_core.broker import free_port
+from printmesh_devkit.broker import free_port
 
 API_KEY = "PRINTMESHTESTKEY0123456789ABCDEF"
 USER, PASSWORD = "admin", "admin123"
