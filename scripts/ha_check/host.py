@@ -24,6 +24,7 @@ from ha_check.common import (
     live,
     stop_agent,
 )
+from printmesh_host.probes import RECHECK
 
 
 def _config(ctx: Context) -> str:
@@ -137,7 +138,8 @@ def run(ctx: Context) -> None:
             c(not any(e in st for e in vanishing), "vanish: entities of a vanished metric are removed")
             c(live(st, [e for e in required if e not in vanishing]), "vanish: the other entities stay live")
             novc.unlink()
-            st = ha.wait(lambda st: live(st, vanishing), 15)
+            # a host that lost its temperature source searches for one again only every RECHECK s
+            st = ha.wait(lambda st: live(st, vanishing), RECHECK + 15)
             c(live(st, vanishing), "vanish: they come back, live, when the metric returns")
 
             # ------------------------------------------------------------ 4. birth
