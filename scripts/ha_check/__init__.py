@@ -1,0 +1,1 @@
+"""Check what a real Home Assistant makes of each component's MQTT discovery (see ``scripts/ha-check --help``)."""
