@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -243,10 +243,29 @@ def read_presence(payload: bytes) -> Availability | None:
     One parser for both: a Status is an Availability plus fields a reader may ignore. A bare
     ``online``/``offline`` text (what some tools publish by hand) is accepted too.
     """
-    text = payload.strip()
+    text = payload.strip() if isinstance(payload, bytes) else b""
     if text in (b"online", b"offline"):
         return Availability(state="online" if text == b"online" else "offline")
     try:
         return read(Availability, payload)
     except Unreadable:
         return None
+
+
+def presence_reader(handler: Callable[[Availability, Message], None]) -> Handler:
+    """A handler for status and availability topics; anything else there is ignored."""
+
+    def on_message(message: Message) -> None:
+        presence = read_presence(message.payload)
+        if presence is not None:
+            handler(presence, message)
+
+    return on_message
+
+
+def subscribe_presence(
+    runtime: MqttRuntime, route: Route[Any], base: ComponentTopics, handler: Callable[[Availability, Message], None],
+    *names: str,
+) -> None:  # fmt: skip
+    """Follow a status (``STATUS``) or an availability route through ``read_presence``."""
+    runtime.subscribe_relative(route.filter(base, *names), presence_reader(handler), qos=route.qos)
