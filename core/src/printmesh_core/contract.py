@@ -214,7 +214,7 @@ CAMERA_IMAGE = RawRoute((ANY, "capture", ANY))  # JPEG; the last level is the ca
 CAMERA_PRESS = RawRoute((ANY, "press"))  # any payload
 CAPTURE = CommandRoute("capture", CaptureRequest)
 CAMERAS = CommandRoute("cameras", CamerasRequest)
-CAMERA_LEAVES = ("availability", "last_capture", "preview")  # retained, cleared for a removed camera
+CAMERA_RETAINED = (CAMERA_AVAILABILITY, CAMERA_LAST_CAPTURE, CAMERA_PREVIEW)  # cleared for a removed camera
 
 # ------------------------------------------------------------------ host agent
 HOST_STATE = _route(HostState, "state")
@@ -225,7 +225,7 @@ REFRESH = CommandRoute("refresh", RefreshRequest)
 SENSOR_STATE = _route(SensorReading, ANY, "state")
 SENSOR_HEALTH = _route(SensorHealth, ANY, "health")
 SENSOR_AVAILABILITY = _route(Availability, ANY, "availability")
-SENSOR_LEAVES = ("state", "health", "availability")
+SENSOR_RETAINED = (SENSOR_STATE, SENSOR_HEALTH, SENSOR_AVAILABILITY)  # cleared for a removed sensor
 READ = CommandRoute("read", ReadRequest)
 
 # ------------------------------------------------------------------ coordinator (per printer)
