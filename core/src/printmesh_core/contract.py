@@ -65,6 +65,9 @@ R = TypeVar("R", bound=CommandRequest)
 
 ANY = "+"  # a level named when the topic is built: a camera, a sensor, a capture id
 PRINTER, CAMERA, HOST, SENSORS, COORDINATOR = "printer", "camera", "host", "sensors", "coordinator"
+# The levels of every component's own subtree (built by topics.py): no camera, sensor or
+# printer name below a component may take one of them.
+COMPONENT_LEVELS = frozenset({"cmd", "res", "status", "state", "event"})
 HELD, RELEASED = "held", "released"  # printmesh's own events on <node>/printer/event
 PRINT_ENDINGS = ("PrintDone", "PrintFailed", "PrintCancelled")  # OctoPrint's
 

@@ -31,7 +31,7 @@ from printmesh_sensors.runner import MAX_UNCONFIRMED, Busy, SensorRunner, Stoppe
 
 log = logging.getLogger("printmesh.sensors")
 
-NOT_SENSORS = frozenset({"cmd", "res"})
+NOT_SENSORS = contract.COMPONENT_LEVELS  # levels of the agent itself, never a sensor
 JOIN_TIMEOUT = 3.0  # a healthy read takes well under a second; a stuck one never ends
 
 
