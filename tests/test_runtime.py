@@ -12,7 +12,7 @@ from printmesh_core.commands import Command, CommandServer
 from printmesh_core.config import MqttConfig
 from printmesh_core.models import CommandRequest
 from printmesh_core.mqtt import MqttRuntime, Presence
-from printmesh_core.rpc import Requester, RequestTimeout
+from printmesh_core.requests import Requester, RequestTimeout
 from printmesh_core.topics import TopicError, Topics
 from printmesh_devkit.broker import LocalBroker
 

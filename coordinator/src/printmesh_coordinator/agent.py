@@ -46,6 +46,7 @@ from printmesh_coordinator.messages import (
 from printmesh_coordinator.report import view
 from printmesh_coordinator.state import MachineState, Setup, initial
 from printmesh_coordinator.store import SUMMARY_NAME, Store
+from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
 from printmesh_core.commands import CommandFailed
@@ -97,7 +98,7 @@ class CoordinatorAgent(Agent):
     # ----------------------------------------------------------- commands
     def commands(self) -> list[ServedCommand]:
         text = "Stop the running capture sequence (one printer or all) and release the print."
-        return [ServedCommand("abort", AbortRequest, self._abort, inline=True, description=text)]
+        return [ServedCommand(contract.ABORT.name, contract.ABORT.request, self._abort, inline=True, description=text)]
 
     def _abort(self, request: AbortRequest) -> dict[str, object]:
         names = list(self.machines)
@@ -118,9 +119,10 @@ class CoordinatorAgent(Agent):
             log.warning("no printers configured (coordinator.printers is empty): nothing to do")
         entities = []
         for name, state in self.machines.items():
-            state_topic = self.topics.absolute(self.me.sub(name, "state"))
-            entities += printer_entities(name, state_topic, self.topics.absolute(self.me.sub(name, "capture")))
-            self.publish_state(self.me.sub(name, "state"), view(state, self.clock()))
+            state_topic = self.topics.absolute(contract.COORDINATOR_STATE.topic(self.me, name))
+            capture_topic = self.topics.absolute(contract.COORDINATOR_CAPTURE.topic(self.me, name))
+            entities += printer_entities(name, state_topic, capture_topic)
+            self.publish_state(contract.COORDINATOR_STATE.topic(self.me, name), view(state, self.clock()))
         self.announce(entities)
         log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.section.captures_dir)
         while not self.stopping.is_set():
@@ -178,9 +180,9 @@ class CoordinatorAgent(Agent):
         elif isinstance(command, WriteSummary):
             self._summary(printer, command)
         elif isinstance(command, PublishState):
-            self.publish_state(self.me.sub(printer, "state"), command.state)
+            self.publish_state(contract.COORDINATOR_STATE.topic(self.me, printer), command.state)
         elif isinstance(command, PublishCapture):
-            self.publish_state(self.me.sub(printer, "capture"), command.metadata)
+            self.publish_state(contract.COORDINATOR_CAPTURE.topic(self.me, printer), command.metadata)
             self._log_capture(command.metadata)
         elif isinstance(command, Note):
             log.log(logging.getLevelName(command.level.upper()), "%s", command.text)
@@ -208,7 +210,7 @@ class CoordinatorAgent(Agent):
             self.store.write(f"{printer}/{command.job}/{SUMMARY_NAME}", body)
         except OSError as exc:
             log.error("%s: job summary of %s not written: %s", printer, command.job, _oserror(exc))
-        self.publish_state(self.me.sub(printer, "summary"), summary)
+        self.publish_state(contract.COORDINATOR_SUMMARY.topic(self.me, printer), summary)
         log.info("%s: job %s %s: %d layers captured, %d images, %d failures, %.1f s held",
                  printer, command.job, summary.outcome, len(summary.layers_captured), summary.images,
                  len(summary.failures), summary.total_hold_time)  # fmt: skip

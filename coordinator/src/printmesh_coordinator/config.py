@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from printmesh_core import contract
 from printmesh_core.config import AgentSettings, Strict, check_unique
 from printmesh_core.models.camera import HEIGHT_MAX, WIDTH_MAX
 from printmesh_core.models.coordinator import XY
@@ -20,7 +21,7 @@ from printmesh_core.models.printer import HoldPlan
 from printmesh_core.topics import TopicError, check_segment
 
 # Levels the coordinator uses right below <node>/coordinator/: a printer id may not be one.
-RESERVED = frozenset({"cmd", "res", "status", "state", "event", "reply"})
+RESERVED = contract.COMPONENT_LEVELS | set(contract.COORDINATOR_REPLY.levels)
 GRID_MAX = 15  # 15×15 = 225 points: far more than a hold should take
 POINTS_MAX = 225
 

@@ -15,15 +15,12 @@ are matched by request id, and images by capture id (which is the request id).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from printmesh_coordinator.config import CoordinatorSection
 from printmesh_coordinator.messages import (
@@ -47,18 +44,23 @@ from printmesh_coordinator.messages import (
     SendMove,
     SendRelease,
 )
+from printmesh_core import contract
+from printmesh_core.contract import Unreadable
 from printmesh_core.models.camera import CaptureRequest
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.printer import (
+    HoldEnded,
     HoldRequest,
+    HoldStarted,
     MoveRequest,
-    PrinterHold,
-    PrinterJob,
-    PrinterProfile,
+    PrinterEvent,
+    PrinterHeld,
     PrinterState,
     ReleaseRequest,
 )
+from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.requests import Correlator
 from printmesh_core.topics import ComponentTopics, Topics, join
 
 log = logging.getLogger("printmesh.coordinator.link")
@@ -66,73 +68,35 @@ log = logging.getLogger("printmesh.coordinator.link")
 Deliver = Callable[[str | None, Input], None]  # printer (None: every printer), input
 OWNERS_KEPT = 4096
 Outcome = Literal["done", "failed", "cancelled"]
-ENDINGS: dict[str, Outcome] = {"PrintDone": "done", "PrintFailed": "failed", "PrintCancelled": "cancelled"}
+ENDINGS: dict[str, Outcome] = dict(zip(contract.PRINT_ENDINGS, ("done", "failed", "cancelled"), strict=True))
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def held_input(body: HoldStarted, ts: float) -> Held:
+    o = body.origin
+    origin = XYZ(o.x, o.y, o.z) if o is not None else None
+    return Held(body.hold_id, body.layer, body.z, origin, body.path, body.started_at, ts)
 
 
-def parse_event(payload: bytes) -> Input | None:
-    """The inputs hidden in ``<printer>/printer/event``; read leniently, the bridge may add fields."""
+def event_input(event: PrinterEvent) -> Input | None:
+    """The inputs hidden in ``<printer>/printer/event``: printmesh's hold events, OctoPrint's print endings."""
     try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        if event.source == "printmesh" and event.event == contract.HELD:
+            return held_input(contract.event_body(HoldStarted, event), event.ts)
+        if event.source == "printmesh" and event.event == contract.RELEASED:
+            b = contract.event_body(HoldEnded, event)
+            return HoldReleased(hold_id=b.hold_id, reason=b.reason, returned=b.returned, error=b.error)
+    except Unreadable:
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("event"), str):
-        return None
-    raw = doc.get("payload")
-    body: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    name = doc["event"]
-    if doc.get("source") == "printmesh":
-        hold_id = _num(body.get("hold_id"))
-        if name == "held" and hold_id is not None:
-            o = body.get("origin")
-            origin = None
-            if isinstance(o, dict) and all(_num(o.get(k)) is not None for k in "xyz"):
-                origin = XYZ(float(o["x"]), float(o["y"]), float(o["z"]))
-            layer = _num(body.get("layer"))
-            path = body.get("path")
-            return Held(hold_id=int(hold_id), layer=int(layer) if layer is not None else None,
-                        z=_num(body.get("z")), origin=origin, path=path if isinstance(path, str) else None,
-                        started_at=_num(body.get("started_at")), ts=_num(doc.get("ts")) or 0.0)  # fmt: skip
-        if name == "released":
-            reason, returned, error = body.get("reason"), body.get("returned"), body.get("error")
-            return HoldReleased(
-                hold_id=int(hold_id) if hold_id is not None else None,
-                reason=reason if isinstance(reason, str) else None,
-                returned=returned if isinstance(returned, bool) else None,
-                error=error if isinstance(error, str) else None,
-            )
-        return None
-    outcome = ENDINGS.get(name)
+    outcome = ENDINGS.get(event.event) if event.source == "octoprint" else None
     return PrintEnded(outcome) if outcome is not None else None
 
 
-def _model(cls: type[BaseModel], message: Message) -> Any:
-    if not message.payload:
-        return None
+def parse_event(payload: bytes) -> Input | None:
+    """``event_input`` from raw bytes, read leniently (the bridge may add fields); None if unreadable."""
     try:
-        return cls.model_validate_json(message.payload)
-    except ValidationError as exc:
-        log.warning("ignoring unreadable %s on %s: %s", cls.__name__, message.topic, exc.errors()[0]["msg"])
+        return event_input(contract.read(PrinterEvent, payload))
+    except Unreadable:
         return None
-
-
-def _online(message: Message) -> bool | None:
-    try:
-        state = json.loads(message.payload).get("state")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return None
-    return state == "online" if state in ("online", "offline") else None
-
-
-def _reason(message: Message) -> str | None:
-    try:
-        reason = json.loads(message.payload).get("reason")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return None
-    return reason if isinstance(reason, str) else None
 
 
 class Link:
@@ -145,106 +109,95 @@ class Link:
         self.section = section
         self.deliver = deliver
         self.v5 = runtime.config.protocol == "5"
-        self.reply_topic = topics.absolute(me.sub("reply"))
-        self._owners: OrderedDict[str, str] = OrderedDict()  # request id -> printer
-        self._lock = threading.Lock()
+        self.reply_topic = topics.absolute(contract.COORDINATOR_REPLY.topic(me))
+        reply = self.reply_topic if self.v5 else None
+        self.requests: Correlator[str] = Correlator(runtime, self._answer, reply_topic=reply, kept=OWNERS_KEPT)
 
     def printer(self, node: str) -> ComponentTopics:
-        return self.topics.component("printer", node)
+        return contract.component(self.topics, contract.PRINTER, node)
 
     def camera(self, node: str) -> ComponentTopics:
-        return self.topics.component("camera", node)
+        return contract.component(self.topics, contract.CAMERA, node)
 
     # ------------------------------------------------------------ subscribing
     def attach(self) -> None:
         """Subscribe before connecting: the runtime restores all of it on every connect."""
-        sub = self.runtime.subscribe_relative
+        rt = self.runtime
         cameras: dict[str, set[str]] = {}
         for printer in self.section.printers:
             p, node = self.printer(printer.node), printer.node
-            sub(p.status, partial(self._presence, node), qos=1)
-            sub(p.sub("profile"), partial(self._retained, node, PrinterProfile, ProfileSeen), qos=1)
-            sub(p.sub("hold"), partial(self._retained, node, PrinterHold, HoldStatusSeen), qos=1)
-            sub(p.sub("job"), partial(self._retained, node, PrinterJob, JobSeen), qos=1)
-            sub(p.state, partial(self._activity, node), qos=1)
+            contract.subscribe_presence(rt, contract.STATUS, p, partial(self._presence, node))
+            contract.PRINTER_PROFILE.subscribe(rt, p, partial(self._retained, node, ProfileSeen))
+            contract.PRINTER_HOLD.subscribe(rt, p, partial(self._retained, node, HoldStatusSeen))
+            contract.PRINTER_JOB.subscribe(rt, p, partial(self._retained, node, JobSeen))
+            contract.PRINTER_STATE.subscribe(rt, p, partial(self._activity, node))
             if self.section.share_group:
-                shared = join("$share", self.section.share_group, self.topics.absolute(p.sub("held")))
-                self.runtime.subscribe(shared, partial(self._event, node, True), qos=1)
-                sub(p.event, partial(self._event, node, False), qos=1)
+                held = self.topics.absolute(contract.PRINTER_HELD.topic(p))
+                on_held = contract.PRINTER_HELD.reader(partial(self._held, node))
+                rt.subscribe(join("$share", self.section.share_group, held), on_held, qos=1)
+                contract.PRINTER_EVENT.subscribe(rt, p, partial(self._event, node, False))
             else:
-                sub(p.event, partial(self._event, node, True), qos=1)
+                contract.PRINTER_EVENT.subscribe(rt, p, partial(self._event, node, True))
             if not self.v5:
-                for name in ("hold", "move", "release"):
-                    sub(p.res(name), self._answer, qos=1)
+                for command in (contract.HOLD, contract.MOVE, contract.RELEASE):
+                    self.requests.watch(p, command.name)
             for ref in printer.cameras:
                 cameras.setdefault(ref.node, set()).add(ref.camera)
         for cam_node, names in cameras.items():
             c = self.camera(cam_node)
-            sub(c.status, partial(self._camera, cam_node, None), qos=1)
+            contract.subscribe_presence(rt, contract.STATUS, c, partial(self._camera, cam_node, None))
             for name in sorted(names):
-                sub(c.sub(name, "availability"), partial(self._camera, cam_node, name), qos=1)
-                sub(join(c.sub(name, "capture"), "+"), self._image, qos=1)
+                contract.subscribe_presence(
+                    rt, contract.CAMERA_AVAILABILITY, c, partial(self._camera, cam_node, name), name
+                )
+                rt.subscribe_relative(contract.CAMERA_IMAGE.filter(c, name), self._image, qos=1)
             if not self.v5:
-                sub(c.res("capture"), self._answer, qos=1)
-        sub(join("+", "coordinator", "status"), self._coordinator, qos=1)
-        if self.v5:
-            self.runtime.subscribe(self.reply_topic, self._answer, qos=1)
+                self.requests.watch(c, contract.CAPTURE.name)
+        rt.subscribe_relative(contract.COORDINATOR_STATUS_FILTER, self._coordinator, qos=1)
+        self.requests.attach()
 
-    def _retained(self, printer: str, cls: type[BaseModel], wrap: Callable[[Any], Input], message: Message) -> None:
-        value = _model(cls, message)
-        if value is not None:
-            self.deliver(printer, wrap(value))
+    def _retained(self, printer: str, wrap: Callable[[Any], Input], value: BaseModel, message: Message) -> None:
+        self.deliver(printer, wrap(value))
 
-    def _presence(self, printer: str, message: Message) -> None:
-        online = _online(message)
-        if online is not None:
-            self.deliver(printer, BridgePresence(online))
+    def _presence(self, printer: str, status: Availability, message: Message) -> None:
+        self.deliver(printer, BridgePresence(status.state == "online"))
 
-    def _activity(self, printer: str, message: Message) -> None:
-        state = _model(PrinterState, message)
-        if state is not None:
-            f = state.flags
-            active = f.printing or f.paused or f.pausing or f.resuming or f.finishing or f.cancelling or state.on_hold
-            self.deliver(printer, ActivitySeen(bool(active)))
+    def _activity(self, printer: str, state: PrinterState, message: Message) -> None:
+        f = state.flags
+        active = f.printing or f.paused or f.pausing or f.resuming or f.finishing or f.cancelling or state.on_hold
+        self.deliver(printer, ActivitySeen(bool(active)))
 
-    def _event(self, printer: str, holds: bool, message: Message) -> None:
-        """``holds``: take ``held`` from this subscription (the shared one, or the only one)."""
-        parsed = parse_event(message.payload)
+    def _held(self, printer: str, held: PrinterHeld, message: Message) -> None:
+        """The shared ``held`` topic: one message per hold, and nothing else."""
+        self.deliver(printer, held_input(held.payload, held.ts))
+
+    def _event(self, printer: str, holds: bool, event: PrinterEvent, message: Message) -> None:
+        """``holds``: take ``held`` from this subscription (the only one; else the shared topic has it)."""
+        parsed = event_input(event)
         if parsed is not None and (holds or not isinstance(parsed, Held)):
             self.deliver(printer, parsed)
 
-    def _camera(self, node: str, camera: str | None, message: Message) -> None:
-        online = _online(message)
-        if online is None:
-            return
-        presence = CameraPresence(node, camera, online, _reason(message))
+    def _camera(self, node: str, camera: str | None, status: Availability, message: Message) -> None:
+        presence = CameraPresence(node, camera, status.state == "online", status.reason)
         for printer in self.section.printers:
             if any(ref.node == node and (camera is None or ref.camera == camera) for ref in printer.cameras):
                 self.deliver(printer.node, presence)
 
     def _coordinator(self, message: Message) -> None:
         relative = self.topics.relative(message.topic) or ""
-        online = _online(message)
-        if online is not None and relative.count("/") == 2:
-            self.deliver(None, CoordinatorPresence(relative.rsplit("/", 1)[0], online))
+        presence = contract.read_presence(message.payload)
+        if presence is not None and relative.count("/") == 2:
+            self.deliver(None, CoordinatorPresence(relative.rsplit("/", 1)[0], presence.state == "online"))
 
-    def _answer(self, message: Message) -> None:
-        response = _model(CommandResponse, message)
-        if response is None or response.id is None:
-            return
-        with self._lock:
-            owner = self._owners.get(response.id)
-        if owner is None:
-            return  # another coordinator's (on the shared res/ topics), or long forgotten
+    def _answer(self, printer: str, response: CommandResponse) -> None:
         error = response.error
-        answer = Answer(response.id, response.ok, response.data, error.code if error else None,
+        answer = Answer(response.id or "", response.ok, response.data, error.code if error else None,
                         error.message if error else None)  # fmt: skip
-        self.deliver(owner, answer)
+        self.deliver(printer, answer)
 
     def _image(self, message: Message) -> None:
         capture_id = message.topic.rsplit("/", 1)[-1]
-        with self._lock:
-            owner = self._owners.get(capture_id)
+        owner = self.requests.owner(capture_id)
         if owner is not None and message.payload:
             data = message.payload
             self.deliver(owner, ImageArrived(capture_id, data, hashlib.sha256(data).hexdigest()))
@@ -252,28 +205,16 @@ class Link:
     # ---------------------------------------------------------------- sending
     def send(self, printer: str, command: Command) -> None:
         if isinstance(command, SendHold):
-            request: BaseModel = HoldRequest(id=command.request_id, plan=command.plan, holder=command.holder)
-            self._request(printer, self.printer(printer), "hold", command.request_id, request)
+            request = HoldRequest(id=command.request_id, plan=command.plan, holder=command.holder)
+            self.requests.send(self.printer(printer), contract.HOLD.name, request, printer)
         elif isinstance(command, SendMove):
-            request = MoveRequest(id=command.request_id, x=command.x, y=command.y, z=command.z,
-                                  feedrate=command.feedrate, hold_id=command.hold_id)  # fmt: skip
-            self._request(printer, self.printer(printer), "move", command.request_id, request)
+            move = MoveRequest(id=command.request_id, x=command.x, y=command.y, z=command.z,
+                               feedrate=command.feedrate, hold_id=command.hold_id)  # fmt: skip
+            self.requests.send(self.printer(printer), contract.MOVE.name, move, printer)
         elif isinstance(command, SendRelease):
-            self._request(printer, self.printer(printer), "release", command.request_id,
-                          ReleaseRequest(id=command.request_id, hold_id=command.hold_id))  # fmt: skip
+            release = ReleaseRequest(id=command.request_id, hold_id=command.hold_id)
+            self.requests.send(self.printer(printer), contract.RELEASE.name, release, printer)
         elif isinstance(command, SendCapture):
-            request = CaptureRequest(id=command.request_id, camera=command.camera, label=command.label,
+            capture = CaptureRequest(id=command.request_id, camera=command.camera, label=command.label,
                                      width=command.width, height=command.height, quality=command.quality)  # fmt: skip
-            self._request(printer, self.camera(command.node), "capture", command.request_id, request)
-
-    def _request(self, printer: str, target: ComponentTopics, name: str, request_id: str, body: BaseModel) -> None:
-        with self._lock:
-            self._owners[request_id] = printer
-            while len(self._owners) > OWNERS_KEPT:
-                self._owners.popitem(last=False)
-        payload = body.model_dump_json(exclude_none=True, exclude_defaults=True)
-        if self.v5:
-            topic = self.topics.absolute(target.cmd(name))
-            self.runtime.publish_absolute(topic, payload, qos=1, response_topic=self.reply_topic)
-        else:
-            self.runtime.publish(target.cmd(name), payload, qos=1)
+            self.requests.send(self.camera(command.node), contract.CAPTURE.name, capture, printer)

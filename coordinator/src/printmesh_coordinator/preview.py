@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from printmesh_coordinator.bounds import DEFAULT_PROFILE, check_fit, fmt, grid_center
 from printmesh_coordinator.config import CoordinatorSettings, PrinterConfig
+from printmesh_core import contract
 from printmesh_core.config import format_validation_error
 from printmesh_core.models.printer import BuildVolume, PrinterProfile
 from printmesh_core.mqtt import Message, MqttRuntime
@@ -76,17 +77,13 @@ def fetch_profiles(settings: CoordinatorSettings, timeout: float = CONNECT_WAIT)
     client = f"printmesh-{settings.node_id}-coordinator-preview-{os.getpid()}"
     runtime = MqttRuntime(settings.mqtt, settings.topic_root, client)
 
-    def on_profile(node: str, message: Message) -> None:
-        try:
-            profile = PrinterProfile.model_validate_json(message.payload)
-        except ValidationError:
-            return
+    def on_profile(node: str, profile: PrinterProfile, message: Message) -> None:
         with lock:
             found[node] = profile
 
     for node in nodes:
-        topic = topics.component("printer", node).sub("profile")
-        runtime.subscribe_relative(topic, partial(on_profile, node), qos=1)
+        printer = contract.component(topics, contract.PRINTER, node)
+        contract.PRINTER_PROFILE.subscribe(runtime, printer, partial(on_profile, node))
     runtime.start()
     try:
         if not runtime.wait_connected(timeout):
@@ -161,7 +158,7 @@ def preview(settings: CoordinatorSettings, profile_file: Path | None) -> int:
             profile, source = given, f"from {profile_file}"
         elif retained and printer.node in retained:
             topics = Topics(settings.topic_root, settings.node_id)
-            topic = topics.absolute(topics.component("printer", printer.node).sub("profile"))
+            topic = topics.absolute(contract.PRINTER_PROFILE.topic(topics.component(contract.PRINTER, printer.node)))
             profile, source = retained[printer.node], f"retained on {topic}"
         else:
             why = "no broker" if retained is None else "no retained profile from its bridge"

@@ -24,17 +24,18 @@ from printmesh_camera.config import CameraSettings
 from printmesh_camera.entities import camera_entities
 from printmesh_camera.jobs import CaptureJob
 from printmesh_camera.worker import CameraWorker
+from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command, Reply, error
+from printmesh_core.contract import RawRoute
 from printmesh_core.models.camera import CameraInfo, CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.mqtt import Message
-from printmesh_core.topics import TopicError, join
+from printmesh_core.topics import TopicError
 
 log = logging.getLogger("printmesh.camera")
 
 CAPTURE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-LEAVES = ("availability", "last_capture", "preview")  # retained per-camera topics
 
 
 def capture_id_for(request_id: str) -> str:
@@ -55,35 +56,32 @@ class CameraAgent(Agent):
         self._press_ids = itertools.count(1)
 
     # ------------------------------------------------------------ topics
-    def topic_of(self, camera: str, *levels: str) -> str:
-        """``<node>/camera/<camera>/<levels>``, relative to the root."""
-        return self.me.sub(camera, *levels)
-
-    def absolute_of(self, camera: str, *levels: str) -> str:
-        return self.topics.absolute(self.topic_of(camera, *levels))
+    def absolute_of(self, route: RawRoute, camera: str, *names: str) -> str:
+        return self.topics.absolute(route.topic(self.me, camera, *names))
 
     # ------------------------------------------------------ Sink (workers)
     def image(self, camera: str, capture_id: str, jpeg: bytes, correlation_data: bytes | None) -> str:
-        topic = self.absolute_of(camera, "capture", capture_id)
+        topic = self.absolute_of(contract.CAMERA_IMAGE, camera, capture_id)
         self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=correlation_data)
         return topic
 
     def preview(self, camera: str, jpeg: bytes) -> None:
-        self.runtime.publish(self.topic_of(camera, "preview"), jpeg, qos=0, retain=True)
+        preview = contract.CAMERA_PREVIEW
+        self.runtime.publish(preview.topic(self.me, camera), jpeg, qos=preview.qos, retain=preview.retain)
 
     def availability(self, camera: str, online: bool, reason: str | None) -> None:
-        self.publish_availability(self.topic_of(camera, "availability"), online, reason)
+        self.publish_availability(contract.CAMERA_AVAILABILITY.topic(self.me, camera), online, reason)
 
     def captured(self, result: CaptureResult) -> None:
-        self.publish_state(self.topic_of(result.camera, "last_capture"), result)
+        self.publish_state(contract.CAMERA_LAST_CAPTURE.topic(self.me, result.camera), result)
 
     # ----------------------------------------------------------- commands
     def commands(self) -> list[Command]:
         return [
             # deferred: the camera's own thread answers, so a slow camera never holds a pool thread
-            Command("capture", CaptureRequest, self._dispatch_message, deferred=True,
+            Command(contract.CAPTURE.name, contract.CAPTURE.request, self._dispatch_message, deferred=True,
                     description="Capture a fresh JPEG; it goes to <camera>/capture/<capture_id>, then the answer."),
-            Command("cameras", CamerasRequest, self._cameras, inline=True,
+            Command(contract.CAMERAS.name, contract.CAMERAS.request, self._cameras, inline=True,
                     description="List the cameras, their state and topics."),
         ]  # fmt: skip
 
@@ -124,15 +122,16 @@ class CameraAgent(Agent):
                 state="online" if worker.online else "offline", reason=worker.reason,
                 width=size[0] if size else None, height=size[1] if size else None,
                 preview_interval=cfg.preview.interval, captures=worker.captures, failures=worker.failures,
-                pending=worker.pending, preview_topic=self.absolute_of(name, "preview"),
-                capture_topic=self.absolute_of(name, "capture") + "/+", press_topic=self.absolute_of(name, "press"),
+                pending=worker.pending, preview_topic=self.absolute_of(contract.CAMERA_PREVIEW, name),
+                capture_topic=self.topics.absolute(contract.CAMERA_IMAGE.filter(self.me, name)),
+                press_topic=self.absolute_of(contract.CAMERA_PRESS, name),
             ))  # fmt: skip
         return CamerasResult(cameras=infos)
 
     # ------------------------------------------------------------ presses
     def attach(self) -> None:
-        self.runtime.subscribe_relative(join(self.me.base, "+", "press"), self._on_press, qos=1)
-        self.runtime.subscribe_relative(join(self.me.base, "+", "availability"), self._on_availability, qos=1)
+        self.runtime.subscribe_relative(contract.CAMERA_PRESS.filter(self.me), self._on_press, qos=1)
+        self.runtime.subscribe_relative(contract.CAMERA_AVAILABILITY.filter(self.me), self._on_availability, qos=1)
 
     def _camera_of(self, message: Message) -> str:
         relative = self.topics.relative(message.topic) or ""
@@ -156,7 +155,9 @@ class CameraAgent(Agent):
             pass
         request_id = f"press-{time.time_ns() // 1_000_000}-{next(self._press_ids)}"
         request = CaptureRequest(id=request_id, camera=name, label=label)
-        self.dispatch(request, None, lambda response: self.runtime.publish(self.me.res("capture"), response, qos=1))
+        self.dispatch(
+            request, None, lambda response: self.runtime.publish(contract.CAPTURE.res(self.me), response, qos=1)
+        )
 
     def _on_availability(self, message: Message) -> None:
         """Clear the retained topics of a camera that is no longer configured."""
@@ -164,11 +165,11 @@ class CameraAgent(Agent):
         if not message.retain or not message.payload or name in self.cameras:
             return
         log.info("clearing the retained topics of removed camera %r", name)
-        for leaf in LEAVES:
+        for route in contract.CAMERA_RETAINED:
             try:
-                self.runtime.publish(self.topic_of(name, leaf), b"", qos=1, retain=True)
+                self.runtime.publish(route.topic(self.me, name), b"", qos=1, retain=True)
             except TopicError as exc:
-                log.warning("cannot clear %s of %r: %s", leaf, name, exc)
+                log.warning("cannot clear %s of %r: %s", route.levels[-1], name, exc)
                 return
 
     # ------------------------------------------------------------ running
@@ -177,7 +178,8 @@ class CameraAgent(Agent):
             log.warning("no cameras configured (camera.cameras is empty): nothing to do")
         entities = []
         for name, cfg in self.cameras.items():
-            topics = {leaf: self.absolute_of(name, leaf) for leaf in (*LEAVES, "press")}
+            routes = (*contract.CAMERA_RETAINED, contract.CAMERA_PRESS)
+            topics = {route.levels[-1]: self.absolute_of(route, name) for route in routes}
             entities += camera_entities(cfg, topics)
         self.announce(entities)
         for worker in self.workers.values():

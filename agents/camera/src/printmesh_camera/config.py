@@ -14,11 +14,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
+from printmesh_core import contract
 from printmesh_core.config import AgentSettings, Strict, check_unique
 
 CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # Levels the camera component uses itself right below <node>/camera/.
-RESERVED_NAMES = frozenset({"cmd", "res", "status", "state", "event"})
+RESERVED_NAMES = contract.COMPONENT_LEVELS
 
 
 class DeviceSourceConfig(Strict):

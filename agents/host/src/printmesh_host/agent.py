@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 
+from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command
 from printmesh_core.models.host import HostState, RefreshRequest
@@ -27,11 +28,11 @@ class HostAgent(Agent):
         self._sample_lock = threading.Lock()
         self._shape: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         super().__init__(settings)
-        self.command_topics = {c.name: self.me.sub("command", c.name) for c in self.host.commands}
+        self.command_topics = {c.name: contract.HOST_COMMAND.topic(self.me, c.name) for c in self.host.commands}
 
     def attach(self) -> None:
         """Clear retained results of shell commands that are no longer configured."""
-        self.runtime.subscribe_relative(self.me.sub("command") + "/+", self._on_command_result)
+        self.runtime.subscribe_relative(contract.HOST_COMMAND.filter(self.me), self._on_command_result)
 
     def _on_command_result(self, message: Message) -> None:
         relative = self.topics.relative(message.topic) or ""
@@ -41,7 +42,8 @@ class HostAgent(Agent):
             self.runtime.publish_absolute(message.topic, b"", qos=1, retain=True)
 
     def commands(self) -> list[Command]:
-        return [Command("refresh", RefreshRequest, self._refresh, description="Sample now and return the state.")]
+        text = "Sample now and return the state."
+        return [Command(contract.REFRESH.name, contract.REFRESH.request, self._refresh, description=text)]
 
     def _refresh(self, request: RefreshRequest) -> HostState:
         return self.sample_and_publish()
@@ -55,12 +57,12 @@ class HostAgent(Agent):
             )
             if shape != self._shape:  # entities change only when the set of metrics does
                 self._shape = shape
-                entities = host_entities(state, self.topics.absolute(self.me.state), self.host)
+                entities = host_entities(state, self.topics.absolute(contract.HOST_STATE.topic(self.me)), self.host)
                 entities += command_entities(
                     self.host, {n: self.topics.absolute(t) for n, t in self.command_topics.items()}
                 )
                 self.announce(entities)  # first, so HA drops a vanished metric's entity before its state goes null
-            self.publish_state(self.me.state, state)
+            self.publish_state(contract.HOST_STATE.topic(self.me), state)
         return state
 
     def _command_loop(self, cmd: ShellCommand) -> None:

@@ -17,12 +17,12 @@ import logging
 import threading
 import time
 
+from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command, CommandFailed
 from printmesh_core.discovery import Entity
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 from printmesh_core.mqtt import Message
-from printmesh_core.topics import join
 from printmesh_sensors.config import SensorsSettings
 from printmesh_sensors.drivers.base import ReadError
 from printmesh_sensors.entities import SensorTopics, object_ids, sensor_entities
@@ -31,8 +31,7 @@ from printmesh_sensors.runner import MAX_UNCONFIRMED, Busy, SensorRunner, Stoppe
 
 log = logging.getLogger("printmesh.sensors")
 
-LEAVES = ("state", "health", "availability")
-NOT_SENSORS = frozenset({"cmd", "res"})
+NOT_SENSORS = contract.COMPONENT_LEVELS  # levels of the agent itself, never a sensor
 JOIN_TIMEOUT = 3.0  # a healthy read takes well under a second; a stuck one never ends
 
 
@@ -59,7 +58,7 @@ class SensorsAgent(Agent):
         self.config = settings.sensors
         super().__init__(settings)
         names = [s.name for s in self.config.sensors]
-        self.relative = {n: SensorTopics(*(self.me.sub(n, leaf) for leaf in LEAVES)) for n in names}
+        self.relative = {n: SensorTopics(*(r.topic(self.me, n) for r in contract.SENSOR_RETAINED)) for n in names}
         publisher = _Publisher(self)
         unit = self.config.temperature_unit
         self.runners = {s.name: SensorRunner(s, unit, publisher, self.stopping) for s in self.config.sensors}
@@ -67,8 +66,8 @@ class SensorsAgent(Agent):
 
     # ------------------------------------------------------------------ MQTT
     def attach(self) -> None:
-        for leaf in LEAVES:
-            self.runtime.subscribe_relative(join(self.me.base, "+", leaf), self._on_retained)
+        for route in contract.SENSOR_RETAINED:
+            self.runtime.subscribe_relative(route.filter(self.me), self._on_retained)
         # Availability is published on change only: after a broker restart without
         # persistence it would be gone, and HA would show working sensors unavailable.
         self.runtime.on_connected(self._on_reconnect)
@@ -86,7 +85,8 @@ class SensorsAgent(Agent):
             self.runtime.publish_absolute(message.topic, b"", qos=1, retain=True)
 
     def commands(self) -> list[Command]:
-        return [Command("read", ReadRequest, self._read, description="Read one sensor now; the reading or the error.")]
+        text = "Read one sensor now; the reading or the error."
+        return [Command(contract.READ.name, contract.READ.request, self._read, description=text)]
 
     def _read(self, request: ReadRequest) -> SensorReading:
         runner = self.runners.get(request.sensor)

@@ -11,18 +11,32 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from printmesh_core.models.base import Payload
-from printmesh_core.models.envelope import CommandRequest
+from printmesh_core.models.printer_commands import (  # re-exported: one import for every printer model
+    COORD_MAX,
+    GCODE_LINE_MAX,
+    GCODE_LINES_MAX,
+    LAYER_MAX,
+    CancelRequest,
+    GcodeRequest,
+    HoldPlan,
+    HoldRequest,
+    MoveRequest,
+    PauseRequest,
+    ReleaseRequest,
+    ResumeRequest,
+)
+
+__all__ = [
+    "COORD_MAX", "GCODE_LINES_MAX", "GCODE_LINE_MAX", "LAYER_MAX", "CancelRequest", "GcodeRequest", "HoldPlan",
+    "HoldRequest", "MoveRequest", "PauseRequest", "ReleaseRequest", "ResumeRequest",
+]  # fmt: skip
 
 HeaterState = Literal["heating", "cooling", "at_target", "idle"]
 EtaMethod = Literal["exponential", "linear", "none"]
 HoldPhase = Literal["idle", "draining", "held", "busy", "returning"]
-LAYER_MAX = 1_000_000
-COORD_MAX = 10_000.0  # mm; far beyond any printer, only to keep junk out of the plan code
-GCODE_LINES_MAX = 50
-GCODE_LINE_MAX = 256
 
 
 class _Part(BaseModel):
@@ -227,91 +241,37 @@ class PrinterHold(Payload):
     armed: HoldPlan | None = Field(default=None, description="The plan armed for this or the next print.")
 
 
-# ------------------------------------------------------------------ commands
-class HoldPlan(_Part):
-    """Which layers to hold at. A layer matches if any rule matches."""
+class HoldStarted(_Part):
+    """The body of the ``held`` event: the print stopped right before ``layer``'s first line."""
 
-    layers: list[int] = Field(default_factory=list, max_length=10_000, description="Explicit layer numbers, from 1.")
-    every: int | None = Field(default=None, ge=1, le=LAYER_MAX, description="Every N-th layer: N, 2N, 3N, ...")
-    first: bool = Field(default=False, description="The first layer seen in the print.")
-    last: bool = Field(default=False, description="The last layer, when the layer count is known.")
-
-    @model_validator(mode="after")
-    def _check(self) -> HoldPlan:
-        if any(not 1 <= layer <= LAYER_MAX for layer in self.layers):
-            raise ValueError(f"layers count from 1 and are at most {LAYER_MAX}")
-        if not (self.layers or self.every or self.first or self.last):
-            raise ValueError("an empty plan holds nothing: give layers, every, first or last")
-        return self
+    hold_id: int = Field(description="Counts holds since the plugin started; give it back to move and release.")
+    layer: int | None = Field(default=None, description="Layer the hold happened at (null for a hold 'now').")
+    origin: Point | None = Field(default=None, description="Where the head was when held; it returns there.")
+    z: float | None = Field(default=None, description="Z of the layer about to be printed, mm.")
+    path: str | None = Field(default=None, description="The printed file's path in its storage.")
+    started_at: float | None = Field(default=None, description="When the print started, Unix seconds.")
 
 
-class HoldRequest(CommandRequest):
-    """``<node>/printer/cmd/hold``: hold now, at one layer, or arm a plan (replaces the armed one)."""
+class PrinterHeld(Payload):
+    """``<node>/printer/held`` (not retained), and the same message on ``<node>/printer/event``.
 
-    now: bool = Field(default=False, description="Hold the running print as soon as possible.")
-    layer: int | None = Field(default=None, ge=1, le=LAYER_MAX, description="Hold once at this layer.")
-    plan: HoldPlan | None = Field(default=None, description="Hold at every layer the plan matches.")
-    holder: str | None = Field(
-        default=None,
-        max_length=200,
-        description="'<node_id>/<component>' of the requester; the hold is released when its status goes offline.",
-    )
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> HoldRequest:
-        if sum((self.now, self.layer is not None, self.plan is not None)) != 1:
-            raise ValueError("give exactly one of now, layer or plan")
-        return self
-
-
-class ReleaseRequest(CommandRequest):
-    """``<node>/printer/cmd/release``: return the head and let the print continue."""
-
-    disarm: bool = Field(default=False, description="Also drop the armed plan.")
-    hold_id: int | None = Field(
-        default=None, ge=1, description="Act only on this hold (its hold_id); another one running: stale_hold."
-    )
-
-
-class PauseRequest(CommandRequest):
-    """``<node>/printer/cmd/pause``: OctoPrint's pause (runs the pause scripts)."""
-
-
-class ResumeRequest(CommandRequest):
-    """``<node>/printer/cmd/resume``: OctoPrint's resume."""
-
-
-class CancelRequest(CommandRequest):
-    """``<node>/printer/cmd/cancel``: cancel the print; a hold is released first."""
-
-
-class MoveRequest(CommandRequest):
-    """``<node>/printer/cmd/move``: move the held head, absolute mm; an omitted axis stays put.
-
-    Answered once the printer has finished the move (M400 + echo token), or refused with
-    the offending axis and value.
+    A ``PrinterEvent`` whose payload is typed: the message that starts a hold. Its own topic
+    carries nothing else, so coordinators can share it (MQTT 5 shared subscription).
     """
 
-    x: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target X, mm.")
-    y: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target Y, mm.")
-    z: float | None = Field(default=None, ge=-COORD_MAX, le=COORD_MAX, description="Target Z, mm.")
-    feedrate: float | None = Field(default=None, gt=0, le=100_000, description="XY travel speed, mm/min.")
-    hold_id: int | None = Field(
-        default=None, ge=1, description="Act only on this hold (its hold_id); another one running: stale_hold."
-    )
+    event: Literal["held"] = Field(default="held", description="Always 'held'.")
+    payload: HoldStarted = Field(description="Which hold, where the head was, which layer and file.")
+    source: Literal["printmesh"] = Field(default="printmesh", description="Always printmesh's hold machine.")
 
 
-class GcodeRequest(CommandRequest):
-    """``<node>/printer/cmd/gcode``: send these lines; motion is refused while held (use move)."""
+class HoldEnded(_Part):
+    """The body of the ``released`` event on ``<node>/printer/event``: a hold ended, whoever asked."""
 
-    lines: list[str] = Field(min_length=1, max_length=GCODE_LINES_MAX, description="One command per line.")
-
-    @model_validator(mode="after")
-    def _check(self) -> GcodeRequest:
-        for line in self.lines:
-            if not line.strip() or len(line) > GCODE_LINE_MAX or any(c in line for c in "\r\n\x00"):
-                raise ValueError(f"each line must be one non-empty command of at most {GCODE_LINE_MAX} characters")
-        return self
+    hold_id: int | None = Field(default=None, description="The hold that ended.")
+    layer: int | None = Field(default=None, description="Layer it happened at.")
+    reason: str | None = Field(default=None, description="Why: 'released', 'max_hold', 'holder_offline', ...")
+    returned: bool | None = Field(default=None, description="The head went back to where it was held.")
+    error: str | None = Field(default=None, description="What went wrong on the way back, if anything.")
 
 
 PrinterHold.model_rebuild()

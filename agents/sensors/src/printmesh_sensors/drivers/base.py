@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from printmesh_core import contract
 from printmesh_core.config import Strict
 from printmesh_core.models.sensors import ErrorKind
 from printmesh_core.topics import TopicError, check_segment
@@ -32,7 +33,7 @@ MODEL_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 # Topic levels next to the sensors' own subtrees; a sensor named "cmd" would turn its
 # state topic into a command topic.
-RESERVED_NAMES = frozenset({"cmd", "res", "status", "state", "event", "health", "availability"})
+RESERVED_NAMES = contract.COMPONENT_LEVELS | {route.levels[-1] for route in contract.SENSOR_RETAINED}
 
 
 class ReadError(Exception):

@@ -1,0 +1,144 @@
+"""Calling commands: publish a request, and match each answer to its request by ``id``.
+
+One matcher for every requester. The coordinator keeps many printers' requests in flight
+and must never block: ``Correlator`` hands each answer to a callback with whoever sent
+the request (its *owner*), and remembers owners after the answer, because a camera's image
+(``<cam>/capture/<capture_id>``, the capture id being the request id) may come later.
+Tools, tests and benchmarks just wait: ``Requester.call``.
+
+Answers arrive on the plain ``res/<name>`` topics, which works with any broker and MQTT
+3.1.1, or on the requester's own MQTT 5 response topic when one is given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Generic, TypeVar
+
+from printmesh_core.contract import Unreadable, read
+from printmesh_core.models.envelope import CommandRequest, CommandResponse
+from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.topics import ComponentTopics, join
+
+log = logging.getLogger("printmesh.requests")
+
+T = TypeVar("T")
+KEPT = 4096  # owners remembered (oldest forgotten first)
+Body = CommandRequest | Mapping[str, Any] | None
+
+
+class RequestTimeout(TimeoutError):
+    pass
+
+
+def encode(body: Body) -> tuple[str, bytes]:
+    """(id, payload); a model leaves its defaults out, a mapping gets a fresh id if it has none."""
+    if isinstance(body, CommandRequest):
+        return body.id, body.model_dump_json(exclude_none=True, exclude_defaults=True).encode()
+    request = dict(body or {})
+    rid = str(request.setdefault("id", uuid.uuid4().hex))
+    return rid, json.dumps(request).encode()
+
+
+class Correlator(Generic[T]):
+    """Requests in flight, by id, each with its owner; answers go to ``on_answer(owner, response)``."""
+
+    def __init__(
+        self,
+        runtime: MqttRuntime,
+        on_answer: Callable[[T, CommandResponse], None],
+        *,
+        reply_topic: str | None = None,
+        kept: int = KEPT,
+    ) -> None:
+        self.runtime = runtime
+        self.on_answer = on_answer
+        self.reply_topic = reply_topic  # absolute; None: answers on res/<name>
+        self.kept = kept
+        self._owners: OrderedDict[str, T] = OrderedDict()
+        self._watched: set[str] = set()
+        self._lock = threading.Lock()
+
+    def attach(self) -> None:
+        """Subscribe to our response topic (MQTT 5); call before connecting, or at any time."""
+        if self.reply_topic is not None:
+            self.runtime.subscribe(self.reply_topic, self.on_response, qos=1)
+
+    def watch(self, target: ComponentTopics, command: str, wait: float | None = None) -> bool:
+        """Subscribe to ``target``'s ``res/<command>`` once; with ``wait``, until the broker acknowledged."""
+        topic = target.res(command)
+        with self._lock:
+            if topic in self._watched:  # the common case: one set lookup per call
+                return True
+            self._watched.add(topic)
+        return self.runtime.subscribe_relative(topic, self.on_response, qos=1, wait=wait)
+
+    def send(self, target: ComponentTopics, command: str, body: Body, owner: T) -> str:
+        """Publish a request to ``target``'s ``cmd/<command>``; returns its id."""
+        rid, payload = encode(body)
+        with self._lock:
+            self._owners[rid] = owner
+            while len(self._owners) > self.kept:
+                self._owners.popitem(last=False)
+        topic = join(self.runtime.root, target.cmd(command))
+        self.runtime.publish_absolute(topic, payload, qos=1, response_topic=self.reply_topic)
+        return rid
+
+    def owner(self, request_id: str) -> T | None:
+        with self._lock:
+            return self._owners.get(request_id)
+
+    def forget(self, request_id: str) -> None:
+        with self._lock:
+            self._owners.pop(request_id, None)
+
+    def on_response(self, message: Message) -> None:
+        if not message.payload:
+            return
+        try:
+            response = read(CommandResponse, message.payload)
+        except Unreadable as exc:
+            log.warning("ignoring unreadable answer on %s: %s", message.topic, exc)
+            return
+        owner = self.owner(response.id) if response.id is not None else None
+        if owner is not None:  # else another requester's (res/ topics are shared), or long forgotten
+            self.on_answer(owner, response)
+
+
+def _resolve(future: Future[CommandResponse], response: CommandResponse) -> None:
+    if not future.done():
+        future.set_result(response)
+
+
+class Requester:
+    """Waits for each answer: ``call`` returns the response or raises ``RequestTimeout``."""
+
+    def __init__(self, runtime: MqttRuntime, reply_topic: str | None = None) -> None:
+        self.runtime = runtime
+        self.matcher: Correlator[Future[CommandResponse]] = Correlator(runtime, _resolve, reply_topic=reply_topic)
+        self.matcher.attach()
+
+    def watch(self, target: ComponentTopics, command: str, timeout: float = 5.0) -> bool:
+        """Subscribe to a response topic ahead of the first call (waits for the broker's ack)."""
+        return self.matcher.watch(target, command, wait=timeout)
+
+    def call(self, target: ComponentTopics, command: str, body: Body = None, timeout: float = 10.0) -> CommandResponse:
+        if self.matcher.reply_topic is None:
+            self.watch(target, command, timeout)
+        if not isinstance(body, CommandRequest):
+            body = {"id": uuid.uuid4().hex, **(body or {})}
+        future: Future[CommandResponse] = Future()
+        rid = self.matcher.send(target, command, body, future)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            raise RequestTimeout(f"no response to {command} (id {rid}) within {timeout}s") from None
+        finally:
+            self.matcher.forget(rid)
