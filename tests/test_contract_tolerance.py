@@ -40,7 +40,6 @@ from printmesh_coordinator.messages import (
     ProfileSeen,
 )
 from printmesh_core import contract
-from printmesh_core.broker import LocalBroker
 from printmesh_core.models.camera import CaptureRequest
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.host import RefreshRequest
@@ -59,6 +58,7 @@ from printmesh_core.models.printer import (
 from printmesh_core.models.sensors import ReadRequest
 from printmesh_core.models.status import Availability, Status
 from printmesh_core.topics import Topics
+from printmesh_devkit.broker import LocalBroker
 
 UNKNOWN = "added_by_a_newer_version"
 T = Topics("printmesh", "co")
