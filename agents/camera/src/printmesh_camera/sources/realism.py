@@ -1,0 +1,63 @@
+"""What makes a rendered frame look like a camera's: optics blur, jitter, drift, noise, JPEG.
+
+All of it is applied after the part is drawn (2D, cheap), so the cached part image stays
+valid while the pose jitters and the light drifts. Randomness comes from ``(seed, frame)``:
+the same seed and frame number give the same pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from printmesh_camera.sources.base import Image
+from printmesh_camera.virtual_config import RealismConfig
+
+NOISE_BANK = 4  # precomputed noise images, picked per frame
+
+
+class Realism:
+    def __init__(self, config: RealismConfig, seed: int, size: tuple[int, int]) -> None:
+        self.config = config
+        self.seed = seed
+        width, height = size
+        self._noise: list[tuple[Image, Image]] = []
+        if config.noise > 0:
+            rng = np.random.default_rng([seed, 7])
+            for _ in range(NOISE_BANK):
+                n = rng.normal(0, config.noise, (height, width, 1)).astype(np.float32)
+                n = np.repeat(n, 3, axis=2) + rng.normal(0, config.noise * 0.4, (height, width, 3)).astype(np.float32)
+                n = np.clip(n, -127, 127)
+                self._noise.append((np.maximum(n, 0).astype(np.uint8), np.maximum(-n, 0).astype(np.uint8)))
+
+    def apply(self, image: Image, frame: int, elapsed: float) -> Image:
+        """The frame as the camera delivers it; ``elapsed`` (seconds since open) drives the drift."""
+        cfg = self.config
+        rng = np.random.default_rng([self.seed, frame])
+        height, width = image.shape[:2]
+        if cfg.jitter > 0:
+            dx, dy = rng.normal(0, cfg.jitter, 2)
+            rot = rng.normal(0, cfg.jitter * 0.02)
+            matrix = cv2.getRotationMatrix2D((width / 2, height / 2), float(rot), 1.0)
+            matrix[:, 2] += (dx, dy)
+            image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        else:
+            image = image.copy()
+        image = cv2.GaussianBlur(image, (3, 3), 0)
+        if cfg.drift > 0:
+            phase = 2 * math.pi * elapsed / cfg.drift_period + self.seed
+            gain = 1.0 + cfg.drift * math.sin(phase)
+            warm = cfg.drift * 0.5 * math.sin(phase * 0.61 + 1.0)
+            image = cv2.multiply(image, np.array([gain * (1 - warm), gain, gain * (1 + warm), 0.0]), dtype=cv2.CV_8U)
+        if self._noise:
+            plus, minus = self._noise[int(rng.integers(0, len(self._noise)))]
+            cv2.add(image, plus, dst=image)
+            cv2.subtract(image, minus, dst=image)
+        if cfg.jpeg_quality is not None:
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+            if ok:
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        return image

@@ -1,0 +1,123 @@
+"""A pinhole camera in printer coordinates, and the scene behind the part (backdrop, bed).
+
+Printer coordinates are millimetres with Z up, as the G-code has them. The camera is
+always above what it films (a frame camera looks down at the bed, a carriage camera sits
+above the nozzle), which is what lets the part be drawn layer by layer in painter's order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from printmesh_camera.sources.base import Image
+
+NEAR = 1.0  # mm: points closer to the camera plane than this are not drawn
+SHIFT = 4  # fixed-point bits for cv2 drawing (sub-pixel accuracy)
+BED_BGR = np.array([46, 44, 40], np.float32)
+GRID_STEP = 10.0  # mm between bed grid lines
+
+
+@dataclass(frozen=True)
+class Pose:
+    eye: tuple[float, float, float]
+    target: tuple[float, float, float]
+    fov: float  # horizontal, degrees
+    width: int
+    height: int
+
+
+def head_pose(
+    head: tuple[float, float, float], offset: tuple[float, float, float], pitch: float, fov: float, size: tuple[int, int]
+) -> Pose:
+    """A carriage camera: ``offset`` from the nozzle, looking towards it horizontally, ``pitch`` down."""
+    eye = (head[0] + offset[0], head[1] + offset[1], head[2] + offset[2])
+    dx, dy = -offset[0], -offset[1]
+    norm = math.hypot(dx, dy) or 1.0
+    dx, dy = (dx / norm, dy / norm) if (dx or dy) else (0.0, 1.0)
+    p = math.radians(pitch)
+    forward = (dx * math.cos(p), dy * math.cos(p), -math.sin(p))
+    target = (eye[0] + forward[0] * 100, eye[1] + forward[1] * 100, eye[2] + forward[2] * 100)
+    return Pose(eye, target, fov, size[0], size[1])
+
+
+class Projector:
+    """World (mm) to pixel coordinates for one pose."""
+
+    def __init__(self, pose: Pose) -> None:
+        self.pose = pose
+        self.eye = np.array(pose.eye, np.float64)
+        forward = np.array(pose.target, np.float64) - self.eye
+        forward /= np.linalg.norm(forward)
+        up = np.array([0.0, 0.0, 1.0])
+        if abs(float(forward @ up)) > 0.999:  # looking straight down: screen up is +Y
+            up = np.array([0.0, 1.0, 0.0])
+        right = np.cross(forward, up)
+        right /= np.linalg.norm(right)
+        self.rotation = np.stack([right, np.cross(right, forward), forward]).astype(np.float32)
+        self.focal = (pose.width / 2) / math.tan(math.radians(pose.fov) / 2)
+        self.centre = (pose.width / 2, pose.height / 2)
+
+    def project(self, points: Image) -> tuple[Image, Image]:
+        """(pixels float32 (..., 2), depth (...)) of points (..., 3)."""
+        cam = (points - self.eye.astype(np.float32)) @ self.rotation.T
+        depth = cam[..., 2]
+        safe = np.maximum(depth, NEAR)
+        px = self.centre[0] + self.focal * cam[..., 0] / safe
+        py = self.centre[1] - self.focal * cam[..., 1] / safe
+        return np.stack([px, py], axis=-1), depth
+
+    def fixed(self, points: Image) -> Image:
+        """Projected points in cv2's fixed point (``SHIFT`` bits), int32."""
+        pixels, _ = self.project(points)
+        return np.round(pixels * (1 << SHIFT)).astype(np.int32)
+
+
+def clip_near(polygon: Image, projector: Projector) -> Image | None:
+    """The part of a 3D polygon in front of the near plane (Sutherland-Hodgman, one plane)."""
+    _, depth = projector.project(polygon.astype(np.float32))
+    out = []
+    count = len(polygon)
+    for i in range(count):
+        a, b = polygon[i], polygon[(i + 1) % count]
+        da, db = depth[i] - NEAR * 2, depth[(i + 1) % count] - NEAR * 2
+        if da >= 0:
+            out.append(a)
+        if (da >= 0) != (db >= 0):
+            out.append(a + (b - a) * (da / (da - db)))
+    return np.array(out, np.float32) if len(out) >= 3 else None
+
+
+def backdrop(projector: Projector, bed: tuple[float, float], light_z: float, footprint: Image | None) -> Image:
+    """Enclosure gradient, the bed with a grid, and a soft contact shadow under the part."""
+    pose = projector.pose
+    column = np.linspace(70, 25, pose.height, dtype=np.float32)[:, None]
+    image = np.repeat(np.repeat(column, pose.width, axis=1)[:, :, None], 3, axis=2)
+    image = (image * np.array([1.05, 1.0, 0.95], np.float32)).astype(np.uint8)
+    corners = np.array([[0, 0, 0], [bed[0], 0, 0], [bed[0], bed[1], 0], [0, bed[1], 0]], np.float32)
+    plate = clip_near(corners, projector)
+    if plate is None:
+        return image
+    bed_colour = BED_BGR * (0.55 + 0.45 * max(0.0, light_z))
+    cv2.fillPoly(image, [projector.fixed(plate)], bed_colour.tolist(), cv2.LINE_AA, SHIFT)
+    lines = []
+    for x in np.arange(GRID_STEP, bed[0], GRID_STEP):
+        lines.append(np.array([[x, 0, 0], [x, bed[1], 0], [x + 0.3, bed[1], 0], [x + 0.3, 0, 0]], np.float32))
+    for y in np.arange(GRID_STEP, bed[1], GRID_STEP):
+        lines.append(np.array([[0, y, 0], [bed[0], y, 0], [bed[0], y + 0.3, 0], [0, y + 0.3, 0]], np.float32))
+    clipped = [c for c in (clip_near(line, projector) for line in lines) if c is not None]
+    if clipped:
+        cv2.fillPoly(image, [projector.fixed(c) for c in clipped], (bed_colour * 1.35).tolist(), cv2.LINE_AA, SHIFT)
+    if footprint is not None and len(footprint) >= 3:
+        shade = np.zeros(image.shape[:2], np.uint8)
+        ring = clip_near(np.column_stack([footprint, np.zeros(len(footprint))]).astype(np.float32), projector)
+        if ring is not None:
+            cv2.fillPoly(shade, [projector.fixed(ring)], 255, cv2.LINE_8, SHIFT)
+            blur = max(3, (pose.width // 80) | 1)
+            shade = cv2.GaussianBlur(cv2.dilate(shade, np.ones((3, 3), np.uint8)), (blur, blur), 0)
+            factor = 1.0 - 0.4 * (shade.astype(np.float32) / 255.0)
+            image = (image * factor[:, :, None]).astype(np.uint8)
+    return image
