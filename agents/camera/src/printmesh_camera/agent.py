@@ -19,10 +19,16 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
+from functools import partial
 
 from printmesh_camera.config import CameraSettings
 from printmesh_camera.entities import camera_entities
+from printmesh_camera.follow import LEAVES as PRINTER_LEAVES
+from printmesh_camera.follow import PrinterFeeds
 from printmesh_camera.jobs import CaptureJob
+from printmesh_camera.sources import make_source
+from printmesh_camera.virtual_config import VirtualSourceConfig
 from printmesh_camera.worker import CameraWorker
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command, Reply, error
@@ -51,7 +57,13 @@ class CameraAgent(Agent):
     def __init__(self, settings: CameraSettings) -> None:
         self.cameras = {c.name: c for c in settings.camera.cameras}
         super().__init__(settings)
-        self.workers = {name: CameraWorker(cfg, self) for name, cfg in self.cameras.items()}
+        # the printers virtual cameras follow, fed from their bridges' topics
+        self.printers = PrinterFeeds()
+        for cfg in self.cameras.values():
+            if isinstance(cfg.source, VirtualSourceConfig):
+                self.printers.follower(cfg.source.printer)
+        factory = partial(make_source, feeds=self.printers)
+        self.workers = {name: CameraWorker(cfg, self, factory) for name, cfg in self.cameras.items()}
         self._press_ids = itertools.count(1)
 
     # ------------------------------------------------------------ topics
@@ -133,6 +145,15 @@ class CameraAgent(Agent):
     def attach(self) -> None:
         self.runtime.subscribe_relative(join(self.me.base, "+", "press"), self._on_press, qos=1)
         self.runtime.subscribe_relative(join(self.me.base, "+", "availability"), self._on_availability, qos=1)
+        for node in self.printers.nodes:
+            follower = self.printers.follower(node)
+            for leaf in PRINTER_LEAVES:
+                topic = self.topics.component("printer", node).sub(leaf)
+                self.runtime.subscribe_relative(topic, partial(self._on_printer, follower.feed, leaf), qos=1)
+
+    @staticmethod
+    def _on_printer(feed: Callable[[str, bytes], None], leaf: str, message: Message) -> None:
+        feed(leaf, message.payload)
 
     def _camera_of(self, message: Message) -> str:
         relative = self.topics.relative(message.topic) or ""

@@ -79,7 +79,8 @@ class Placement:
 def shade_table(colour_bgr: Image) -> Image:
     """BGR per shade level (0 = unlit, LEVELS - 1 = fully lit)."""
     lit = AMBIENT + (1 - AMBIENT) * np.linspace(0, 1, LEVELS, dtype=np.float32)
-    return np.clip(colour_bgr[None, :] * lit[:, None], 0, 255)
+    table: Image = np.clip(colour_bgr[None, :] * lit[:, None], 0, 255)
+    return table
 
 
 def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image, colour_bgr: Image,
@@ -102,7 +103,8 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
             return np.column_stack([q[:, 0:1] * cos - q[:, 1:2] * sin, q[:, 0:1] * sin + q[:, 1:2] * cos]) + pivot
 
         p0, p1 = move(p0) + offset, move(p1) + offset
-        normal = np.column_stack([normal[:, 0:1] * cos - normal[:, 1:2] * sin, normal[:, 0:1] * sin + normal[:, 1:2] * cos])
+        nx, ny = normal[:, 0:1], normal[:, 1:2]
+        normal = np.column_stack([nx * cos - ny * sin, nx * sin + ny * cos])
     eye = projector.eye[:2].astype(np.float32)
     facing = np.sign(np.einsum("ij,ij->i", normal, eye - (p0 + p1) / 2))[:, None]
     side = normal * np.where(facing == 0, 1, facing)
@@ -116,7 +118,7 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
     ], axis=1).astype(np.float32)  # fmt: skip
     pixels, depth = projector.project(corners)
     fixed = np.round(pixels * (1 << SHIFT)).astype(np.int32)
-    ok = (depth > 2).all(axis=1)
+    ok: Image = np.asarray((depth > 2).all(axis=1))
     lambert = np.clip(side @ light[:2], 0, 1)
     level = np.minimum((lambert * (LEVELS - 1) + 0.5).astype(np.int32), LEVELS - 1)
     table = shade_table(colour_bgr)

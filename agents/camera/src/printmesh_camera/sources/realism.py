@@ -58,6 +58,7 @@ class Realism:
             cv2.subtract(image, minus, dst=image)
         if cfg.jpeg_quality is not None:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
-            if ok:
-                image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+            if decoded is not None:
+                image = decoded
         return image

@@ -30,9 +30,10 @@ class Pose:
     height: int
 
 
-def head_pose(
-    head: tuple[float, float, float], offset: tuple[float, float, float], pitch: float, fov: float, size: tuple[int, int]
-) -> Pose:
+Vec3 = tuple[float, float, float]
+
+
+def head_pose(head: Vec3, offset: Vec3, pitch: float, fov: float, size: tuple[int, int]) -> Pose:
     """A carriage camera: ``offset`` from the nozzle, looking towards it horizontally, ``pitch`` down."""
     eye = (head[0] + offset[0], head[1] + offset[1], head[2] + offset[2])
     dx, dy = -offset[0], -offset[1]
@@ -112,7 +113,7 @@ def backdrop(projector: Projector, bed: tuple[float, float], light_z: float, foo
     if clipped:
         cv2.fillPoly(image, [projector.fixed(c) for c in clipped], (bed_colour * 1.35).tolist(), cv2.LINE_AA, SHIFT)
     if footprint is not None and len(footprint) >= 3:
-        shade = np.zeros(image.shape[:2], np.uint8)
+        shade: Image = np.zeros(image.shape[:2], np.uint8)
         ring = clip_near(np.column_stack([footprint, np.zeros(len(footprint))]).astype(np.float32), projector)
         if ring is not None:
             cv2.fillPoly(shade, [projector.fixed(ring)], 255, cv2.LINE_8, SHIFT)

@@ -8,6 +8,7 @@ Travel moves, retractions (E without XY) and Z hops leave nothing behind and are
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +66,8 @@ def parse_lines(lines: list[str]) -> Toolpath:
     for raw in lines:
         code, _, comment = raw.partition(";")
         if comment.startswith("WIDTH:"):
-            try:
+            with contextlib.suppress(ValueError):
                 width = float(comment[6:]) or DEFAULT_WIDTH
-            except ValueError:
-                pass
         code = code.strip()
         if not code:
             continue
