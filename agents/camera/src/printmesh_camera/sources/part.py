@@ -24,7 +24,8 @@ from printmesh_camera.sources.scene import SHIFT, Projector
 from printmesh_camera.sources.toolpath import Toolpath
 
 LEVELS = 12  # quantised shade levels
-AMBIENT = 0.3
+OCCUPANCY = 0.1  # mm per cell of the occlusion grids
+AMBIENT = 0.42
 
 
 class Geometry:
@@ -53,6 +54,39 @@ class Geometry:
         first = layers[min(1, len(layers) - 1)].segments if layers else np.zeros((0, 5), np.float32)
         pts = np.concatenate([first[:, 0:2], first[:, 2:4]]) if len(first) else np.zeros((0, 2), np.float32)
         self.footprint: Image | None = cv2.convexHull(pts.astype(np.float32))[:, 0, :] if len(pts) >= 3 else None
+        self.wall_hidden, self.top_hidden = self._occlusion(seg)
+
+    def _occlusion(self, seg: Image) -> tuple[Image, Image]:
+        """Which walls (per side: +normal, -normal) touch a neighbour in their own layer, and which tops
+        the next layer covers: those are never seen from above, and skipping them halves a cold frame."""
+        count = len(seg)
+        walls, tops = np.zeros((count, 2), bool), np.zeros(count, bool)
+        if count == 0:
+            return walls, tops
+        lo = seg[:, 0:4].reshape(-1, 2).min(axis=0) - 2
+        hi = seg[:, 0:4].reshape(-1, 2).max(axis=0) + 2
+        cols, rows = (np.ceil((hi - lo) / OCCUPANCY)).astype(int) + 1
+        mid = (seg[:, 0:2] + seg[:, 2:4]) / 2
+        reach = self.normal * seg[:, 4:5]
+
+        def cells(points: Image) -> tuple[Image, Image]:
+            ij = np.clip(((points - lo) / OCCUPANCY).round().astype(np.int64), 0, [cols - 1, rows - 1])
+            return ij[:, 1], ij[:, 0]
+
+        previous: Image | None = None
+        for i in range(self.count, 0, -1):  # top down: layer i's grid is "the next layer" of layer i - 1
+            a, b = int(self.starts[i - 1]), int(self.starts[i])
+            grid = np.zeros((rows, cols), np.uint8)
+            lines = np.round((seg[a:b, 0:4].reshape(-1, 2, 2) - lo) / OCCUPANCY * (1 << SHIFT)).astype(np.int32)
+            thick = max(1, round(float(np.median(seg[a:b, 4])) / OCCUPANCY))
+            cv2.polylines(grid, list(lines), False, 255, thick, cv2.LINE_8, SHIFT)
+            walls[a:b, 0] = grid[cells(mid[a:b] + reach[a:b])] > 0
+            walls[a:b, 1] = grid[cells(mid[a:b] - reach[a:b])] > 0
+            if previous is not None:
+                covered = [previous[cells(p)] > 0 for p in (seg[a:b, 0:2], mid[a:b], seg[a:b, 2:4])]
+                tops[a:b] = covered[0] & covered[1] & covered[2]
+            previous = grid
+        return walls, tops
 
     def end(self, layers: int) -> int:
         """Index one past the last segment of layer ``layers``."""
@@ -107,7 +141,13 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
         normal = np.column_stack([nx * cos - ny * sin, nx * sin + ny * cos])
     eye = projector.eye[:2].astype(np.float32)
     facing = np.sign(np.einsum("ij,ij->i", normal, eye - (p0 + p1) / 2))[:, None]
-    side = normal * np.where(facing == 0, 1, facing)
+    facing = np.where(facing == 0, 1, facing)
+    side = normal * facing
+    # a wall against a neighbour, a top under the next layer (when drawn, not shifted off it): unseen
+    wall_seen = ~np.where(facing[:, 0] > 0, geo.wall_hidden[a:b, 0], geo.wall_hidden[a:b, 1])
+    above = np.minimum(layer + 1, geo.count)
+    same_place = (place.angle[above] == place.angle[layer]) & (place.offset[above] == place.offset[layer]).all(axis=1)
+    top_seen = ~(geo.top_hidden[a:b] & (layer < last) & same_place)
     z = geo.z[a:b, None]
     top, bottom = z, z - geo.h[a:b, None]
     out0, out1, in0, in1 = p0 + side * half, p1 + side * half, p0 - side * half, p1 - side * half
@@ -133,13 +173,14 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
         if e <= s:
             continue
         keep = np.flatnonzero(ok[s:e]) + s
-        lv = level[keep]
-        order = keep[np.argsort(lv, kind="stable")]
+        shown = keep[wall_seen[keep]]
+        order = shown[np.argsort(level[shown], kind="stable")]
         levels, cuts = np.unique(level[order], return_index=True)
         for j, lvl in enumerate(levels):
             group = order[cuts[j] : cuts[j + 1] if j + 1 < len(cuts) else len(order)]
             cv2.fillPoly(image, list(walls[group]), table[lvl].tolist(), cv2.LINE_8, SHIFT)
-        cv2.polylines(image, list(seams[keep]), False, seam_colour, 1, cv2.LINE_8, SHIFT)
+        cv2.polylines(image, list(seams[shown]), False, seam_colour, 1, cv2.LINE_8, SHIFT)
+        keep = keep[top_seen[keep]]
         cv2.fillPoly(image, list(tops[keep]), top_colour, cv2.LINE_8, SHIFT)
         cv2.polylines(image, list(ridges[keep]), False, ridge_colour, 1, cv2.LINE_8, SHIFT)
 
