@@ -23,7 +23,7 @@ from printmesh_camera.sources.base import Image
 from printmesh_camera.sources.scene import SHIFT, Projector
 from printmesh_camera.sources.toolpath import Toolpath
 
-LEVELS = 12  # quantised shade levels
+LEVELS = 8  # quantised shade levels
 OCCUPANCY = 0.1  # mm per cell of the occlusion grids
 AMBIENT = 0.42
 
@@ -117,6 +117,11 @@ def shade_table(colour_bgr: Image) -> Image:
     return table
 
 
+def pick(fixed: Image, rows: Image, corners: list[int]) -> list[Image]:
+    """Polygons for cv2 (C-contiguous int32 arrays): ``corners`` of each segment in ``rows``."""
+    return list(np.ascontiguousarray(fixed[rows][:, corners]))
+
+
 def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image, colour_bgr: Image,
                 first: int, last: int, place: Placement) -> None:  # fmt: skip
     """Draw layers ``first..last`` (1-based, inclusive) over ``image``, in painter's order."""
@@ -148,8 +153,11 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
     above = np.minimum(layer + 1, geo.count)
     same_place = (place.angle[above] == place.angle[layer]) & (place.offset[above] == place.offset[layer]).all(axis=1)
     top_seen = ~(geo.top_hidden[a:b] & (layer < last) & same_place)
-    z = geo.z[a:b, None]
-    top, bottom = z, z - geo.h[a:b, None]
+    sel = np.flatnonzero(wall_seen | top_seen)  # project only what can show
+    layer, p0, p1, side, half = layer[sel], p0[sel], p1[sel], side[sel], half[sel]
+    wall_seen, top_seen = wall_seen[sel], top_seen[sel]
+    z = geo.z[a:b][sel][:, None]
+    top, bottom = z, z - geo.h[a:b][sel][:, None]
     out0, out1, in0, in1 = p0 + side * half, p1 + side * half, p0 - side * half, p1 - side * half
     corners = np.stack([
         np.hstack([out0, top]), np.hstack([out1, top]), np.hstack([out1, bottom]), np.hstack([out0, bottom]),
@@ -161,28 +169,32 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
     ok: Image = np.asarray((depth > 2).all(axis=1))
     lambert = np.clip(side @ light[:2], 0, 1)
     level = np.minimum((lambert * (LEVELS - 1) + 0.5).astype(np.int32), LEVELS - 1)
-    table = shade_table(colour_bgr)
+    table = shade_table(colour_bgr).tolist()
     top_colour = (np.clip(colour_bgr * (AMBIENT + (1 - AMBIENT) * max(0.0, float(light[2]))), 0, 255)).tolist()
     ridge_colour = np.clip(colour_bgr * 1.25 + 18, 0, 255).tolist()
     seam_colour = (colour_bgr * 0.35).tolist()
-    walls, tops = fixed[:, [0, 1, 2, 3]], fixed[:, [0, 1, 4, 5]]
-    seams, ridges = fixed[:, [3, 2]], fixed[:, [6, 7]]
-    bounds = np.searchsorted(layer, np.arange(first, last + 2))
-    for i in range(len(bounds) - 1):
-        s, e = int(bounds[i]), int(bounds[i + 1])
-        if e <= s:
-            continue
-        keep = np.flatnonzero(ok[s:e]) + s
-        shown = keep[wall_seen[keep]]
-        order = shown[np.argsort(level[shown], kind="stable")]
-        levels, cuts = np.unique(level[order], return_index=True)
-        for j, lvl in enumerate(levels):
-            group = order[cuts[j] : cuts[j + 1] if j + 1 < len(cuts) else len(order)]
-            cv2.fillPoly(image, list(walls[group]), table[lvl].tolist(), cv2.LINE_8, SHIFT)
-        cv2.polylines(image, list(seams[shown]), False, seam_colour, 1, cv2.LINE_8, SHIFT)
-        keep = keep[top_seen[keep]]
-        cv2.fillPoly(image, list(tops[keep]), top_colour, cv2.LINE_8, SHIFT)
-        cv2.polylines(image, list(ridges[keep]), False, ridge_colour, 1, cv2.LINE_8, SHIFT)
+    # walls sorted by (layer, shade level): one fillPoly per level per layer
+    shown = np.flatnonzero(ok & wall_seen)
+    key = layer[shown] * LEVELS + level[shown]
+    order = shown[np.argsort(key, kind="stable")]
+    keys, cuts = np.unique(key[np.argsort(key, kind="stable")], return_index=True)
+    cuts = np.append(cuts, len(order))
+    wall_layer = keys // LEVELS
+    walls, seams = pick(fixed, order, [0, 1, 2, 3]), pick(fixed, order, [3, 2])
+    covered = np.flatnonzero(ok & top_seen)
+    tops, ridges = pick(fixed, covered, [0, 1, 4, 5]), pick(fixed, covered, [6, 7])
+    top_cuts = np.searchsorted(layer[covered], np.arange(first, last + 2))
+    wall_cuts = np.searchsorted(wall_layer, np.arange(first, last + 2))
+    for i in range(last - first + 1):
+        g0, g1 = int(wall_cuts[i]), int(wall_cuts[i + 1])
+        for g in range(g0, g1):
+            cv2.fillPoly(image, walls[cuts[g] : cuts[g + 1]], table[keys[g] % LEVELS], cv2.LINE_8, SHIFT)
+        if g1 > g0:
+            cv2.polylines(image, seams[cuts[g0] : cuts[g1]], False, seam_colour, 1, cv2.LINE_8, SHIFT)
+        t0, t1 = int(top_cuts[i]), int(top_cuts[i + 1])
+        if t1 > t0:
+            cv2.fillPoly(image, tops[t0:t1], top_colour, cv2.LINE_8, SHIFT)
+            cv2.polylines(image, ridges[t0:t1], False, ridge_colour, 1, cv2.LINE_8, SHIFT)
 
 
 class PartCache:

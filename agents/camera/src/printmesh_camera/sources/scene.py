@@ -7,6 +7,7 @@ above the nozzle), which is what lets the part be drawn layer by layer in painte
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -92,33 +93,63 @@ def clip_near(polygon: Image, projector: Projector) -> Image | None:
     return np.array(out, np.float32) if len(out) >= 3 else None
 
 
+@functools.lru_cache(maxsize=4)
+def _enclosure(width: int, height: int) -> Image:
+    column = np.linspace(70, 25, height, dtype=np.float32)[:, None, None] * np.array([1.05, 1.0, 0.95], np.float32)
+    image: Image = np.ascontiguousarray(np.broadcast_to(column.astype(np.uint8), (height, width, 3)))
+    image.flags.writeable = False
+    return image
+
+
+def _grid_lines(projector: Projector, bed: tuple[float, float]) -> list[Image]:
+    """The bed's grid lines, each cut at the near plane (depth is linear along a line)."""
+    xs, ys = np.arange(GRID_STEP, bed[0], GRID_STEP), np.arange(GRID_STEP, bed[1], GRID_STEP)
+    starts = np.concatenate([np.column_stack([xs, 0 * xs]), np.column_stack([0 * ys, ys])])
+    ends = np.concatenate([np.column_stack([xs, 0 * xs + bed[1]]), np.column_stack([0 * ys + bed[0], ys])])
+    a = np.column_stack([starts, np.zeros(len(starts))]).astype(np.float32)
+    b = np.column_stack([ends, np.zeros(len(ends))]).astype(np.float32)
+    _, da = projector.project(a)
+    _, db = projector.project(b)
+    limit = NEAR * 2
+    keep = (da >= limit) | (db >= limit)
+    t = np.clip((limit - da) / np.where(db == da, 1e-6, db - da), 0, 1)[:, None]
+    a = np.where((da < limit)[:, None], a + (b - a) * t, a)
+    b = np.where(
+        (db < limit)[:, None], b + (a - b) * np.clip((limit - db) / np.where(da == db, 1e-6, da - db), 0, 1)[:, None], b
+    )
+    lines = projector.fixed(np.stack([a, b], axis=1)[keep])
+    return list(np.ascontiguousarray(lines))
+
+
 def backdrop(projector: Projector, bed: tuple[float, float], light_z: float, footprint: Image | None) -> Image:
     """Enclosure gradient, the bed with a grid, and a soft contact shadow under the part."""
     pose = projector.pose
-    column = np.linspace(70, 25, pose.height, dtype=np.float32)[:, None]
-    image = np.repeat(np.repeat(column, pose.width, axis=1)[:, :, None], 3, axis=2)
-    image = (image * np.array([1.05, 1.0, 0.95], np.float32)).astype(np.uint8)
+    image = _enclosure(pose.width, pose.height).copy()
     corners = np.array([[0, 0, 0], [bed[0], 0, 0], [bed[0], bed[1], 0], [0, bed[1], 0]], np.float32)
     plate = clip_near(corners, projector)
     if plate is None:
         return image
     bed_colour = BED_BGR * (0.55 + 0.45 * max(0.0, light_z))
     cv2.fillPoly(image, [projector.fixed(plate)], bed_colour.tolist(), cv2.LINE_AA, SHIFT)
-    lines = []
-    for x in np.arange(GRID_STEP, bed[0], GRID_STEP):
-        lines.append(np.array([[x, 0, 0], [x, bed[1], 0], [x + 0.3, bed[1], 0], [x + 0.3, 0, 0]], np.float32))
-    for y in np.arange(GRID_STEP, bed[1], GRID_STEP):
-        lines.append(np.array([[0, y, 0], [bed[0], y, 0], [bed[0], y + 0.3, 0], [0, y + 0.3, 0]], np.float32))
-    clipped = [c for c in (clip_near(line, projector) for line in lines) if c is not None]
-    if clipped:
-        cv2.fillPoly(image, [projector.fixed(c) for c in clipped], (bed_colour * 1.35).tolist(), cv2.LINE_AA, SHIFT)
+    cv2.polylines(image, _grid_lines(projector, bed), False, (bed_colour * 1.35).tolist(), 1, cv2.LINE_AA, SHIFT)
     if footprint is not None and len(footprint) >= 3:
-        shade: Image = np.zeros(image.shape[:2], np.uint8)
         ring = clip_near(np.column_stack([footprint, np.zeros(len(footprint))]).astype(np.float32), projector)
         if ring is not None:
-            cv2.fillPoly(shade, [projector.fixed(ring)], 255, cv2.LINE_8, SHIFT)
-            blur = max(3, (pose.width // 80) | 1)
-            shade = cv2.GaussianBlur(cv2.dilate(shade, np.ones((3, 3), np.uint8)), (blur, blur), 0)
-            factor = 1.0 - 0.4 * (shade.astype(np.float32) / 255.0)
-            image = (image * factor[:, :, None]).astype(np.uint8)
+            _shadow(image, projector.fixed(ring), max(3, (pose.width // 80) | 1))
     return image
+
+
+def _shadow(image: Image, ring: Image, blur: int) -> None:
+    """Darken a blurred copy of ``ring`` (fixed point), working only in its bounding box."""
+    height, width = image.shape[:2]
+    x, y, w, h = cv2.boundingRect(ring >> SHIFT)
+    x0, y0 = max(0, x - blur), max(0, y - blur)
+    x1, y1 = min(width, x + w + blur), min(height, y + h + blur)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [ring - np.array([x0 << SHIFT, y0 << SHIFT], np.int32)], 255, cv2.LINE_8, SHIFT)
+    mask = cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8)), (blur, blur), 0)
+    factor = 1.0 - 0.4 * (mask.astype(np.float32) / 255.0)
+    roi = image[y0:y1, x0:x1]
+    roi[:] = (roi * factor[:, :, None]).astype(np.uint8)
