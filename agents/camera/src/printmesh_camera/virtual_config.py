@@ -61,7 +61,7 @@ class RealismConfig(Strict):
     )
     drift: float = Field(default=0.08, ge=0, le=0.5, description="Slow lighting drift, relative brightness amplitude.")
     drift_period: float = Field(default=120.0, gt=0, le=86400, description="Seconds per lighting drift cycle.")
-    jitter: float = Field(default=0.6, ge=0, le=20, description="Pose jitter, pixels (standard deviation).")
+    jitter: float = Field(default=1.0, ge=0, le=20, description="Pose jitter, whole pixels (standard deviation).")
 
 
 class OctoPrintApiConfig(Strict):

@@ -34,15 +34,13 @@ class Realism:
 
     def apply(self, image: Image, frame: int, elapsed: float) -> Image:
         """The frame as the camera delivers it; ``elapsed`` (seconds since open) drives the drift."""
-        cfg = self.config  # the warp's bilinear resampling stands in for the lens' softness
+        cfg = self.config
         rng = np.random.default_rng([self.seed, frame])
         height, width = image.shape[:2]
-        if cfg.jitter > 0:
-            dx, dy = rng.normal(0, cfg.jitter, 2)
-            rot = rng.normal(0, cfg.jitter * 0.02)
-            matrix = cv2.getRotationMatrix2D((width / 2, height / 2), float(rot), 1.0)
-            matrix[:, 2] += (dx, dy)
-            image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+        if cfg.jitter > 0:  # whole pixels: a resampled shift would blur thin lines differently every frame
+            dx, dy = (int(v) for v in np.round(rng.normal(0, cfg.jitter, 2)))
+            matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+            image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_NEAREST,
                                    borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
         else:
             image = image.copy()

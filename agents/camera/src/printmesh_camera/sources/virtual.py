@@ -25,6 +25,7 @@ log = logging.getLogger("printmesh.camera")
 
 DEFAULT_SIZE = (1280, 720)
 LOAD_WAIT = 20.0  # seconds a read waits for the job's file to be parsed
+NOTHING = object()  # nothing loading (None is a valid file: no job, an empty bed)
 
 
 def job_file(folder: Path, file_path: str) -> Path:
@@ -49,7 +50,7 @@ class VirtualSource(Source):
         self._opened = time.monotonic()
         self._lock = threading.Lock()
         self._loaded: tuple[str | None, VirtualRenderer] | None = None
-        self._loading: str | None = None
+        self._loading: object = NOTHING
         self._error: str | None = None
         self._done = threading.Event()
 
@@ -102,7 +103,7 @@ class VirtualSource(Source):
         """Start parsing the job's file in the background when it changed."""
         wanted = view.file_path if view.file_origin in (None, "local") else None
         with self._lock:
-            current = self._loaded[0] if self._loaded else object()
+            current = self._loaded[0] if self._loaded else NOTHING
             if wanted == current or wanted == self._loading:
                 return
             self._loading, self._error = wanted, None
@@ -139,4 +140,4 @@ class VirtualSource(Source):
     def close(self) -> None:
         with self._lock:
             self._loaded = None
-            self._loading = None
+            self._loading = NOTHING
