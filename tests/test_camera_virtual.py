@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_part_area_grows_with_the_layer(box, mount):
     r = renderer(box, mount=mount)
     areas = [part_area(r.frame(layer, None, layer)) for layer in (0, 1, 5, 10, 15, 20, 25, 30)]
     assert areas[0] == 0, "nothing printed, nothing drawn"
-    assert all(b > a for a, b in zip(areas, areas[1:], strict=False)), areas
+    assert all(b > a for a, b in itertools.pairwise(areas)), areas
 
 
 def test_layer_by_layer_cache_gives_the_image_of_a_fresh_render(box):
