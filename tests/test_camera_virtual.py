@@ -141,8 +141,9 @@ def test_head_mount_sees_the_part_from_each_grid_point(box):
 
 
 def test_realism_changes_pixels_but_not_the_part(box):
-    clean = renderer(box, realism=QUIET).frame(15, None, 1)
-    noisy = renderer(box, realism={"noise": 6, "jitter": 1, "drift": 0.1, "jpeg_quality": 60}).frame(15, None, 1)
+    clean = renderer(box, (1280, 720), realism=QUIET).frame(15, None, 1)
+    realism = {"noise": 6, "jitter": 1, "drift": 0.1, "jpeg_quality": 60}
+    noisy = renderer(box, (1280, 720), realism=realism).frame(15, None, 1)
     assert not np.array_equal(clean, noisy)
     assert abs(part_area(noisy) - part_area(clean)) < 0.3 * part_area(clean)  # JPEG smears colour at edges
 

@@ -25,6 +25,7 @@ from printmesh_camera.sources.toolpath import Toolpath
 
 LEVELS = 8  # quantised shade levels
 OCCUPANCY = 0.1  # mm per cell of the occlusion grids
+ALONG = np.linspace(0, 1, 11)  # where along a segment its cover by the next layer is checked
 AMBIENT = 0.42
 
 
@@ -83,8 +84,9 @@ class Geometry:
             walls[a:b, 0] = grid[cells(mid[a:b] + reach[a:b])] > 0
             walls[a:b, 1] = grid[cells(mid[a:b] - reach[a:b])] > 0
             if previous is not None:
-                covered = [previous[cells(p)] > 0 for p in (seg[a:b, 0:2], mid[a:b], seg[a:b, 2:4])]
-                tops[a:b] = covered[0] & covered[1] & covered[2]
+                # hidden only if covered all along: a line crossed by one infill line above stays
+                p0, p1 = seg[a:b, 0:2], seg[a:b, 2:4]
+                tops[a:b] = np.all([previous[cells(p0 + (p1 - p0) * t)] > 0 for t in ALONG], axis=0)
             previous = grid
         return walls, tops
 

@@ -55,8 +55,7 @@ class VirtualSource(Source):
         self._done = threading.Event()
 
     def open(self) -> None:
-        if self.config.files is not None and not self.config.files.is_dir() and self.config.octoprint is None:
-            raise SourceError(f"files: {self.config.files} is not a folder")
+        # a missing files folder is not an error yet: OctoPrint creates it when it starts, maybe after us
         self._pacer = Pacer(self.config.fps)
         self._counter = -1
         self._opened = time.monotonic()
@@ -70,7 +69,8 @@ class VirtualSource(Source):
             path = job_file(cfg.files, file_path)
             if path.is_file() or cfg.octoprint is None:
                 if not path.is_file():
-                    raise SourceError(f"job file {file_path!r} not found in {cfg.files}")
+                    where = "" if cfg.files.is_dir() else " (the folder does not exist)"
+                    raise SourceError(f"job file {file_path!r} not found in {cfg.files}{where}")
                 return parse_file(path)
         assert cfg.octoprint is not None
         url = f"{cfg.octoprint.url}/downloads/files/local/{quote(file_path)}"
