@@ -25,6 +25,7 @@ from printmesh_camera.sources.toolpath import Toolpath
 
 LEVELS = 8  # quantised shade levels
 OCCUPANCY = 0.1  # mm per cell of the occlusion grids
+EDGE_ON = 0.087  # sin(5 degrees)
 ALONG = np.linspace(0, 1, 11)  # where along a segment its cover by the next layer is checked
 AMBIENT = 0.42
 
@@ -147,11 +148,15 @@ def draw_layers(image: Image, geo: Geometry, projector: Projector, light: Image,
         nx, ny = normal[:, 0:1], normal[:, 1:2]
         normal = np.column_stack([nx * cos - ny * sin, nx * sin + ny * cos])
     eye = projector.eye[:2].astype(np.float32)
-    facing = np.sign(np.einsum("ij,ij->i", normal, eye - (p0 + p1) / 2))[:, None]
-    facing = np.where(facing == 0, 1, facing)
+    towards = eye - (p0 + p1) / 2
+    along = np.einsum("ij,ij->i", normal, towards)
+    facing = np.where(along < 0, -1.0, 1.0).astype(np.float32)[:, None]
     side = normal * facing
-    # a wall against a neighbour, a top under the next layer (when drawn, not shifted off it): unseen
-    wall_seen = ~np.where(facing[:, 0] > 0, geo.wall_hidden[a:b, 0], geo.wall_hidden[a:b, 1])
+    # a wall against a neighbour, a top under the next layer (when drawn, not shifted off it): unseen;
+    # a wall seen edge-on (under 5 degrees) is a sliver its seam and top already cover
+    height = float(projector.eye[2]) - geo.z[a:b]
+    grazing = np.abs(along) < EDGE_ON * np.sqrt(np.einsum("ij,ij->i", towards, towards) + height * height)
+    wall_seen = ~(np.where(facing[:, 0] > 0, geo.wall_hidden[a:b, 0], geo.wall_hidden[a:b, 1]) | grazing)
     above = np.minimum(layer + 1, geo.count)
     same_place = (place.angle[above] == place.angle[layer]) & (place.offset[above] == place.offset[layer]).all(axis=1)
     top_seen = ~(geo.top_hidden[a:b] & (layer < last) & same_place)
