@@ -27,8 +27,9 @@ class Realism:
         if config.noise > 0:
             rng = np.random.default_rng([seed, 7])
             for _ in range(NOISE_BANK):
-                n = rng.normal(0, config.noise, (height, width, 1)).astype(np.float32)
-                n = np.repeat(n, 3, axis=2) + rng.normal(0, config.noise * 0.4, (height, width, 3)).astype(np.float32)
+                # luminance noise shared by the channels, plus a little chroma noise
+                n = rng.standard_normal((height, width, 1), dtype=np.float32) * config.noise
+                n = n + rng.standard_normal((height, width, 3), dtype=np.float32) * (config.noise * 0.4)
                 n = np.clip(n, -127, 127)
                 self._noise.append((np.maximum(n, 0).astype(np.uint8), np.maximum(-n, 0).astype(np.uint8)))
 
