@@ -192,17 +192,26 @@ def test_follower_layers_head_and_tolerance():
     assert f.view().file_path == "box.gcode" and f.view().layers == 7 and f.view().head is None
     f.feed("layer", json.dumps({"layer": 8, "z": 1.6, "file_pos": 10, "source": "markers"}).encode())
     assert f.view().layers == 8
-    hold = {"phase": "held", "layer": 8, "origin": {"x": 100, "y": 100, "z": 1.6}}
+    hold = {"phase": "held", "hold_id": 1, "layer": 8, "origin": {"x": 100, "y": 100, "z": 1.6}}
     f.feed("hold", json.dumps(hold).encode())
     assert f.view().layers == 7, "held on layer 8's first line: 7 layers are printed"
     assert f.view().head == (100, 100, 1.6), "no head reported: the origin"
+    moved = {
+        "event": "moved",
+        "source": "printmesh",
+        "payload": {"hold_id": 1, "position": {"x": 70, "y": 130, "z": 6.6}},
+    }
+    f.feed("event", json.dumps(moved).encode())
+    assert f.view().head == (70, 130, 6.6), "today's bridge: the hold's last moved event"
     f.feed("hold", json.dumps({**hold, "phase": "busy", "head": {"x": 130, "y": 70, "z": 6.6}}).encode())
-    assert f.view().head == (130, 70, 6.6)
+    assert f.view().head == (130, 70, 6.6), "the bridge's head wins"
     f.feed("hold", b"not json")  # malformed: ignored, the state is kept
     f.feed("layer_progress", b"[1, 2]")
     assert f.view().head == (130, 70, 6.6) and f.view().layers == 7
     f.feed("hold", json.dumps({"phase": "idle"}).encode())
     assert f.view().layers == 8 and f.view().head is None
+    f.feed("hold", json.dumps({**hold, "hold_id": 2, "layer": 8}).encode())
+    assert f.view().head == (100, 100, 1.6), "a new hold forgets the last one's moves"
 
 
 def test_source_follows_the_job_file_and_layer(tmp_path):
@@ -231,3 +240,23 @@ def test_unknown_printer_paths_are_not_read(tmp_path: Path):
     source = make_source(virtual(tmp_path, fps=0), SizeHint(*SIZE), feeds=_feeds(follower))
     source.open()
     assert part_area(source.read(time.monotonic()).image) == 0  # an SD card file cannot be read: empty bed
+
+
+def test_a_slow_earlier_load_never_stands_in_for_the_job_file(tmp_path, monkeypatch):
+    """The empty bed loaded at open must not be served once the job's file is being loaded."""
+    import printmesh_camera.sources.virtual as module
+
+    real = module.VirtualRenderer
+
+    def slow(config, toolpath, size, realism=None):
+        time.sleep(0.5 if toolpath.count == 0 else 1.5)  # the empty bed is ready while the file is not
+        return real(config, toolpath, size, realism)
+
+    monkeypatch.setattr(module, "VirtualRenderer", slow)
+    (tmp_path / "box.gcode").write_bytes(SAMPLE.read_bytes())
+    follower = PrinterFollower("demo")
+    source = make_source(virtual(tmp_path, fps=0), SizeHint(*SIZE), feeds=_feeds(follower))
+    source.open()  # starts loading the empty bed
+    follower.feed("job", json.dumps({"file_path": "box.gcode", "file_origin": "local"}).encode())
+    follower.feed("layer_progress", json.dumps({"current": 10}).encode())
+    assert part_area(source.read(time.monotonic()).image) > 0

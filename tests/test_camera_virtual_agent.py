@@ -50,14 +50,29 @@ def test_virtual_camera_follows_the_bridge_topics(broker, observer, run_agent, t
     hold = PrinterHold(phase="held", hold_id=1, layer=25, origin=origin).model_dump(mode="json")
     observer.publish(f"{PRINTER}/hold", json.dumps(hold), retain=True)
     observer.publish(f"{PRINTER}/layer_progress", LayerProgress(current=25, total=30).to_json(), retain=True)
-    moved = {**hold, "phase": "busy", "head": {"x": 130, "y": 100, "z": 10}, "future_field": True}
     centre_x = centroid(part_mask(verify(capture(observer, id="held-origin"))[0]))[0]
-    observer.publish(f"{PRINTER}/hold", json.dumps(moved), retain=True)
-    for attempt in range(20):
-        shifted_x = centroid(part_mask(verify(capture(observer, id=f"held-moved-{attempt}"))[0]))[0]
-        if shifted_x < centre_x - 40:
-            break
-    assert shifted_x < centre_x - 40, "the head moved right: the part moves left in the frame"
+
+    def part_x_after(publish: object, name: str, moved: object) -> float:
+        assert callable(publish) and callable(moved)
+        publish()
+        x = 0.0
+        for attempt in range(20):  # the agent sees the message a moment after we publish it
+            x = centroid(part_mask(verify(capture(observer, id=f"{name}-{attempt}"))[0]))[0]
+            if moved(x):
+                break
+        return x
+
+    # today's bridge: the hold's "moved" event says where the head went
+    moved = {"event": "moved", "source": "printmesh",
+             "payload": {"hold_id": 1, "layer": 25, "position": {"x": 130, "y": 100, "z": 10}}}  # fmt: skip
+    x = part_x_after(lambda: observer.publish(f"{PRINTER}/event", json.dumps(moved)), "moved",
+                     lambda x: x < centre_x - 40)  # fmt: skip
+    assert x < centre_x - 40, "the head moved right: the part moves left in the frame"
+    # a bridge that reports hold.head (unknown fields are tolerated)
+    busy = {**hold, "phase": "busy", "head": {"x": 70, "y": 100, "z": 10}, "future_field": True}
+    x = part_x_after(lambda: observer.publish(f"{PRINTER}/hold", json.dumps(busy), retain=True), "head",
+                     lambda x: x > centre_x + 40)  # fmt: skip
+    assert x > centre_x + 40, "the head moved left: the part moves right in the frame"
 
 
 def test_virtual_camera_refuses_a_job_file_outside_its_folder(broker, observer, run_agent, tmp_path):

@@ -1,9 +1,12 @@
 """What the virtual camera knows of a printer, from the bridge's topics.
 
-The agent subscribes to ``<printer>/printer/{job,layer_progress,layer,hold}`` and feeds
+The agent subscribes to ``<printer>/printer/{job,layer_progress,layer,hold,event}`` and feeds
 each message here (MQTT thread); the virtual source reads a snapshot (camera thread).
 Messages of another process are read tolerantly: unknown fields are dropped, and a
 malformed message is logged and ignored, never fatal.
+
+Where the head is during a hold: ``hold.head`` when the bridge reports it, else the
+position of the hold's last ``moved`` event on ``<printer>/printer/event``, else the origin.
 
 Layers printed: the bridge holds a print on the first line of layer N, before any of it
 is sent, so during a hold at the current layer the part has N - 1 layers; otherwise the
@@ -21,11 +24,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from printmesh_core.models.layers import LayerEvent
-from printmesh_core.models.printer import LayerProgress, Point, PrinterHold, PrinterJob
+from printmesh_core.models.printer import LayerProgress, Point, PrinterEvent, PrinterHold, PrinterJob
 
 log = logging.getLogger("printmesh.camera")
 
-LEAVES = ("job", "layer_progress", "layer", "hold")
+LEAVES = ("job", "layer_progress", "layer", "hold", "event")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -62,6 +65,7 @@ class PrinterFollower:
         self._current = 0
         self._hold: PrinterHold | None = None
         self._head: tuple[float, float, float] | None = None
+        self._moved: tuple[float, float, float] | None = None  # last "moved" event of this hold
 
     def feed(self, leaf: str, payload: bytes) -> None:
         """One message of ``<printer>/printer/<leaf>``; an empty payload clears a retained value."""
@@ -76,26 +80,29 @@ class PrinterFollower:
 
     def _apply(self, leaf: str, doc: dict[str, Any] | None) -> None:
         if leaf == "job":
-            job = tolerant(PrinterJob, doc) if doc else None
-            old = self._job
-            if job is not None and old is not None and old.started_at and job.started_at != old.started_at:
-                self._current = 0  # a new print
-            self._job = job
+            self._job = tolerant(PrinterJob, doc) if doc else None
         elif leaf == "layer_progress":
             progress = tolerant(LayerProgress, doc) if doc else None
-            if progress is not None and progress.current is not None:
-                self._current = progress.current
+            if progress is not None:
+                self._current = progress.current or 0  # none yet: a print starting
         elif leaf == "layer" and doc:
             self._current = tolerant(LayerEvent, doc).layer
         elif leaf == "hold":
-            self._hold = tolerant(PrinterHold, doc) if doc else None
+            hold = tolerant(PrinterHold, doc) if doc else None
+            if hold is None or self._hold is None or hold.hold_id != self._hold.hold_id:
+                self._moved = None  # another hold: the last one's moves do not count
+            self._hold = hold
             # head (where the head is during a hold) is newer than this version's PrinterHold
             self._head = _point(doc.get("head")) if doc else None
+        elif leaf == "event" and doc:
+            event = tolerant(PrinterEvent, doc)
+            if event.source == "printmesh" and event.event == "moved" and event.payload:
+                self._moved = _point(event.payload.get("position"))
 
     def view(self) -> PrinterView:
         with self._lock:
             job, hold, current = self._job, self._hold, self._current
-            head = self._head
+            head = self._head or self._moved
         held = hold is not None and hold.phase != "idle"
         layers = current - 1 if held and hold is not None and hold.layer == current else current
         if held and hold is not None and head is None and hold.origin is not None:

@@ -21,7 +21,9 @@ Point = tuple[float, float, float]
 
 
 class VirtualRenderer:
-    def __init__(self, config: VirtualSourceConfig, toolpath: Toolpath, size: tuple[int, int]) -> None:
+    def __init__(
+        self, config: VirtualSourceConfig, toolpath: Toolpath, size: tuple[int, int], realism: Realism | None = None
+    ) -> None:
         self.config = config
         self.size = size
         self.toolpath = toolpath
@@ -30,7 +32,7 @@ class VirtualRenderer:
         self.light = light / np.linalg.norm(light)
         r, g, b = config.color
         self.colour = np.array([b, g, r], np.float32)
-        self.realism = Realism(config.realism, config.seed, size)
+        self.realism = realism or Realism(config.realism, config.seed, size)
         self._backdrop: tuple[Pose, Image] | None = None
         self._projector: Projector | None = None
         self._part = PartCache()

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from printmesh_camera.follow import PrinterFollower, PrinterView
 from printmesh_camera.sources.base import Frame, Pacer, SizeHint, Source, SourceError
+from printmesh_camera.sources.realism import Realism
 from printmesh_camera.sources.render import VirtualRenderer
 from printmesh_camera.sources.toolpath import Toolpath, parse_file, parse_lines
 from printmesh_camera.virtual_config import VirtualSourceConfig
@@ -53,6 +54,8 @@ class VirtualSource(Source):
         self._loading: object = NOTHING
         self._error: str | None = None
         self._done = threading.Event()
+        self._generation = 0
+        self._shared_realism: Realism | None = None
 
     def open(self) -> None:
         # a missing files folder is not an error yet: OctoPrint creates it when it starts, maybe after us
@@ -82,33 +85,45 @@ class VirtualSource(Source):
             raise SourceError(f"cannot download {file_path!r} from OctoPrint: {exc}") from None
         return parse_lines(text.splitlines())
 
-    def _load(self, file_path: str | None) -> None:
+    def _load(self, file_path: str | None, generation: int) -> None:
+        loaded: tuple[str | None, VirtualRenderer] | None = None
+        error: str | None = None
         try:
             toolpath = self.fetch(file_path) if file_path else Toolpath([])
-            renderer = VirtualRenderer(self.config, toolpath, self.size)
-            with self._lock:
-                self._loaded, self._error = (file_path, renderer), None
+            loaded = (file_path, VirtualRenderer(self.config, toolpath, self.size, self._realism()))
             if file_path:
                 log.info("virtual camera: %s has %d layers", file_path, toolpath.count)
         except SourceError as exc:
-            with self._lock:
-                self._error = str(exc)
+            error = str(exc)
         except Exception as exc:
-            with self._lock:
-                self._error = f"cannot read job file {file_path!r}: {exc}"
-        finally:
+            error = f"cannot read job file {file_path!r}: {exc}"
+        with self._lock:
+            if generation != self._generation:
+                return  # a later job's file is being loaded: only its result counts
+            if loaded is not None:
+                self._loaded = loaded
+            self._error, self._loading = error, NOTHING
             self._done.set()
+
+    def _realism(self) -> Realism:
+        """The noise bank depends on size and seed only: made once, shared by every file's renderer."""
+        with self._lock:
+            if self._shared_realism is None:
+                self._shared_realism = Realism(self.config.realism, self.config.seed, self.size)
+            return self._shared_realism
 
     def _ensure(self, view: PrinterView) -> None:
         """Start parsing the job's file in the background when it changed."""
         wanted = view.file_path if view.file_origin in (None, "local") else None
         with self._lock:
             current = self._loaded[0] if self._loaded else NOTHING
-            if wanted == current or wanted == self._loading:
+            if wanted == self._loading or (wanted == current and self._loading is NOTHING):
                 return
+            self._generation += 1
             self._loading, self._error = wanted, None
             self._done.clear()
-        threading.Thread(target=self._load, args=(wanted,), name="virtual-camera-load", daemon=True).start()
+            generation = self._generation
+        threading.Thread(target=self._load, args=(wanted, generation), name="virtual-camera-load", daemon=True).start()
 
     def renderer(self, view: PrinterView) -> VirtualRenderer:
         """The renderer of the job's file, waiting for its parse if it is under way."""
@@ -141,3 +156,4 @@ class VirtualSource(Source):
         with self._lock:
             self._loaded = None
             self._loading = NOTHING
+            self._generation += 1  # a load still running is dropped
