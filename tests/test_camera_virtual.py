@@ -191,7 +191,7 @@ def test_follower_layers_head_and_tolerance():
     f.feed("layer_progress", json.dumps({"current": 7, "total": 30}).encode())
     assert f.view().file_path == "box.gcode" and f.view().layers == 7 and f.view().head is None
     f.feed("layer", json.dumps({"layer": 8, "z": 1.6, "file_pos": 10, "source": "markers"}).encode())
-    assert f.view().layers == 8
+    assert f.view().layers == 8 and f.view().file_path == "box.gcode"
     hold = {"phase": "held", "hold_id": 1, "layer": 8, "origin": {"x": 100, "y": 100, "z": 1.6}}
     f.feed("hold", json.dumps(hold).encode())
     assert f.view().layers == 7, "held on layer 8's first line: 7 layers are printed"
@@ -212,6 +212,17 @@ def test_follower_layers_head_and_tolerance():
     assert f.view().layers == 8 and f.view().head is None
     f.feed("hold", json.dumps({**hold, "hold_id": 2, "layer": 8}).encode())
     assert f.view().head == (100, 100, 1.6), "a new hold forgets the last one's moves"
+
+
+def test_the_file_is_known_from_the_layer_table_or_events_before_the_job_topic_says():
+    f = PrinterFollower("demo")
+    f.feed("job", json.dumps({"file_path": "old.gcode", "file_origin": "local"}).encode())  # the last print's
+    f.feed("layers", json.dumps({"path": "new.gcode", "source": "markers", "layers": []}).encode())
+    assert f.view().file_path == "new.gcode"
+    f.feed(
+        "layer", json.dumps({"layer": 1, "z": 0.2, "file_pos": 1, "source": "markers", "path": "next.gcode"}).encode()
+    )
+    assert f.view().file_path == "next.gcode" and f.view().layers == 1
 
 
 def test_source_follows_the_job_file_and_layer(tmp_path):

@@ -1,9 +1,12 @@
 """What the virtual camera knows of a printer, from the bridge's topics.
 
-The agent subscribes to ``<printer>/printer/{job,layer_progress,layer,hold,event}`` and feeds
+The agent subscribes to ``<printer>/printer/{job,layers,layer_progress,layer,hold,event}`` and feeds
 each message here (MQTT thread); the virtual source reads a snapshot (camera thread).
 Messages of another process are read tolerantly: unknown fields are dropped, and a
 malformed message is logged and ignored, never fatal.
+
+Which file: the latest of the job's ``file_path``, the layer table's and the layer
+events' ``path`` (the job topic comes every 5 s; the layer table as the print starts).
 
 Where the head is during a hold: ``hold.head`` when the bridge reports it, else the
 position of the hold's last ``moved`` event on ``<printer>/printer/event``, else the origin.
@@ -28,7 +31,7 @@ from printmesh_core.models.printer import LayerProgress, Point, PrinterEvent, Pr
 
 log = logging.getLogger("printmesh.camera")
 
-LEAVES = ("job", "layer_progress", "layer", "hold", "event")
+LEAVES = ("job", "layers", "layer_progress", "layer", "hold", "event")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -66,6 +69,7 @@ class PrinterFollower:
         self._hold: PrinterHold | None = None
         self._head: tuple[float, float, float] | None = None
         self._moved: tuple[float, float, float] | None = None  # last "moved" event of this hold
+        self._file: tuple[str, str | None] | None = None  # (storage path, origin), latest that named one
 
     def feed(self, leaf: str, payload: bytes) -> None:
         """One message of ``<printer>/printer/<leaf>``; an empty payload clears a retained value."""
@@ -81,12 +85,19 @@ class PrinterFollower:
     def _apply(self, leaf: str, doc: dict[str, Any] | None) -> None:
         if leaf == "job":
             self._job = tolerant(PrinterJob, doc) if doc else None
+            if self._job is not None and self._job.file_path:
+                self._file = (self._job.file_path, self._job.file_origin)
+        elif leaf == "layers" and doc and isinstance(doc.get("path"), str):
+            self._file = (doc["path"], "local")  # the layer table, scanned when the print starts
         elif leaf == "layer_progress":
             progress = tolerant(LayerProgress, doc) if doc else None
             if progress is not None:
                 self._current = progress.current or 0  # none yet: a print starting
         elif leaf == "layer" and doc:
-            self._current = tolerant(LayerEvent, doc).layer
+            layer = tolerant(LayerEvent, doc)
+            self._current = layer.layer
+            if layer.path:
+                self._file = (layer.path, "local")
         elif leaf == "hold":
             hold = tolerant(PrinterHold, doc) if doc else None
             if hold is None or self._hold is None or hold.hold_id != self._hold.hold_id:
@@ -101,15 +112,15 @@ class PrinterFollower:
 
     def view(self) -> PrinterView:
         with self._lock:
-            job, hold, current = self._job, self._hold, self._current
+            hold, current, file = self._hold, self._current, self._file
             head = self._head or self._moved
         held = hold is not None and hold.phase != "idle"
         layers = current - 1 if held and hold is not None and hold.layer == current else current
         if held and hold is not None and head is None and hold.origin is not None:
             head = (hold.origin.x, hold.origin.y, hold.origin.z)
         return PrinterView(
-            file_path=job.file_path if job else None,
-            file_origin=job.file_origin if job else None,
+            file_path=file[0] if file else None,
+            file_origin=file[1] if file else None,
             layers=max(0, layers),
             head=head if held else None,
         )
