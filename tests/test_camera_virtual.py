@@ -114,7 +114,7 @@ def test_same_seed_same_frame_and_another_seed_differs(box):
 
 @pytest.mark.parametrize("mount", ["fixed", "head"])
 def test_part_area_grows_with_the_layer(box, mount):
-    r = renderer(box, mount=mount)
+    r = renderer(box, (1280, 720), mount=mount)  # the demo's size
     areas = [part_area(r.frame(layer, None, layer)) for layer in (0, 1, 5, 10, 15, 20, 25, 30)]
     assert areas[0] == 0, "nothing printed, nothing drawn"
     assert all(b > a for a, b in itertools.pairwise(areas)), areas

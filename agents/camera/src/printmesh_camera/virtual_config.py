@@ -48,8 +48,8 @@ class FixedPoseConfig(Strict):
 class HeadPoseConfig(Strict):
     """A camera on the carriage: a fixed offset from the nozzle and a look-down angle."""
 
-    offset: Vector = Field(default=(0.0, -65.0, 55.0), description="Camera position relative to the nozzle, mm.")
-    pitch: float = Field(default=40.0, ge=0, le=89, description="Look-down angle below horizontal, degrees.")
+    offset: Vector = Field(default=(0.0, -55.0, 45.0), description="Camera position relative to the nozzle, mm.")
+    pitch: float = Field(default=45.0, ge=0, le=89, description="Look-down angle below horizontal, degrees.")
 
 
 class RealismConfig(Strict):
@@ -92,7 +92,7 @@ class VirtualSourceConfig(Strict):
     )
     fixed: FixedPoseConfig = FixedPoseConfig()
     head: HeadPoseConfig = HeadPoseConfig()
-    fov: float = Field(default=70.0, gt=5, lt=150, description="Horizontal field of view, degrees.")
+    fov: float = Field(default=90.0, gt=5, lt=150, description="Horizontal field of view, degrees.")
     bed: tuple[float, float] = Field(default=(200.0, 200.0), description="Bed size [x, y], mm, drawn from 0,0.")
     color: tuple[int, int, int] = Field(default=(235, 120, 40), description="Filament colour [r, g, b].")
     light: Vector = Field(default=(-0.4, -0.7, 0.8), description="Direction towards the light [x, y, z].")
