@@ -5,14 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from virtual_camera_support import SAMPLE, centroid, part_area, part_mask, virtual
+from virtual_camera_support import SAMPLE, centroid, feeds_of, part_area, part_mask, virtual
 
 from printmesh_camera.config import CameraSettings
-from printmesh_camera.follow import PrinterFeeds, PrinterFollower
+from printmesh_camera.follow import PrinterFollower
 from printmesh_camera.sources import SourceError, make_source
 from printmesh_camera.sources.base import SizeHint
 from printmesh_camera.sources.render import VirtualRenderer
@@ -85,16 +84,10 @@ def test_job_file_never_escapes_its_folder(tmp_path):
 def test_source_refuses_a_job_file_outside_files_and_says_so(tmp_path):
     follower = PrinterFollower("demo")
     follower.feed("job", json.dumps({"file_path": "../../etc/passwd", "file_origin": "local"}).encode())
-    source = make_source(virtual(tmp_path), SizeHint(*SIZE), feeds=_feeds(follower))
+    source = make_source(virtual(tmp_path), SizeHint(*SIZE), feeds=feeds_of(follower))
     source.open()
     with pytest.raises(SourceError, match="outside"):
         source.read(time.monotonic())
-
-
-def _feeds(follower: PrinterFollower) -> PrinterFeeds:
-    feeds = PrinterFeeds()
-    feeds._followers[follower.node] = follower
-    return feeds
 
 
 def test_parser_counts_layers_and_keeps_only_extrusions(box):
@@ -223,51 +216,3 @@ def test_the_file_is_known_from_the_layer_table_or_events_before_the_job_topic_s
         "layer", json.dumps({"layer": 1, "z": 0.2, "file_pos": 1, "source": "markers", "path": "next.gcode"}).encode()
     )
     assert f.view().file_path == "next.gcode" and f.view().layers == 1
-
-
-def test_source_follows_the_job_file_and_layer(tmp_path):
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "box.gcode").write_bytes(SAMPLE.read_bytes())
-    follower = PrinterFollower("demo")
-    source = make_source(virtual(tmp_path, fps=0), SizeHint(*SIZE), feeds=_feeds(follower))
-    source.open()
-    empty = source.read(time.monotonic()).image
-    assert empty.shape == (SIZE[1], SIZE[0], 3) and part_area(empty) == 0
-    follower.feed("job", json.dumps({"file_path": "sub/box.gcode", "file_origin": "local"}).encode())
-    areas = []
-    for layer in (3, 12, 24):
-        follower.feed("layer_progress", json.dumps({"current": layer}).encode())
-        areas.append(part_area(source.read(time.monotonic()).image))
-    assert 0 < areas[0] < areas[1] < areas[2], areas
-    follower.feed("job", json.dumps({"file_path": "missing.gcode", "file_origin": "local"}).encode())
-    with pytest.raises(SourceError, match="not found"):
-        source.read(time.monotonic())
-    source.close()
-
-
-def test_unknown_printer_paths_are_not_read(tmp_path: Path):
-    follower = PrinterFollower("demo")
-    follower.feed("job", json.dumps({"file_path": "box.gcode", "file_origin": "sdcard"}).encode())
-    source = make_source(virtual(tmp_path, fps=0), SizeHint(*SIZE), feeds=_feeds(follower))
-    source.open()
-    assert part_area(source.read(time.monotonic()).image) == 0  # an SD card file cannot be read: empty bed
-
-
-def test_a_slow_earlier_load_never_stands_in_for_the_job_file(tmp_path, monkeypatch):
-    """The empty bed loaded at open must not be served once the job's file is being loaded."""
-    import printmesh_camera.sources.virtual as module
-
-    real = module.VirtualRenderer
-
-    def slow(config, toolpath, size, realism=None):
-        time.sleep(0.5 if toolpath.count == 0 else 1.5)  # the empty bed is ready while the file is not
-        return real(config, toolpath, size, realism)
-
-    monkeypatch.setattr(module, "VirtualRenderer", slow)
-    (tmp_path / "box.gcode").write_bytes(SAMPLE.read_bytes())
-    follower = PrinterFollower("demo")
-    source = make_source(virtual(tmp_path, fps=0), SizeHint(*SIZE), feeds=_feeds(follower))
-    source.open()  # starts loading the empty bed
-    follower.feed("job", json.dumps({"file_path": "box.gcode", "file_origin": "local"}).encode())
-    follower.feed("layer_progress", json.dumps({"current": 10}).encode())
-    assert part_area(source.read(time.monotonic()).image) > 0

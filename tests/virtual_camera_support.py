@@ -8,14 +8,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from printmesh_camera.follow import PrinterFeeds, PrinterFollower
 from printmesh_camera.virtual_config import VirtualSourceConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-box.gcode"
 
 
-def virtual(files: Path | str = "/tmp", **extra: Any) -> VirtualSourceConfig:
-    return VirtualSourceConfig.model_validate({"type": "virtual", "printer": "demo", "files": str(files), **extra})
+def virtual(files: Path | str | None = "/tmp", **extra: Any) -> VirtualSourceConfig:
+    folder = None if files is None else str(files)
+    return VirtualSourceConfig.model_validate({"type": "virtual", "printer": "demo", "files": folder, **extra})
 
 
 def part_mask(image: np.ndarray) -> np.ndarray:
@@ -33,3 +35,10 @@ def centroid(mask: np.ndarray) -> tuple[float, float]:
     ys, xs = np.nonzero(mask)
     assert len(xs), "no part pixels"
     return float(xs.mean()), float(ys.mean())
+
+
+def feeds_of(follower: PrinterFollower) -> PrinterFeeds:
+    """What the agent hands a virtual source: the follower of its printer, fed by the test instead."""
+    feeds = PrinterFeeds()
+    feeds._followers[follower.node] = follower
+    return feeds
