@@ -19,15 +19,21 @@ import json
 import logging
 import re
 import time
+from functools import partial
 
 from printmesh_camera.config import CameraSettings
 from printmesh_camera.entities import camera_entities
+from printmesh_camera.follow import ROUTES as PRINTER_ROUTES
+from printmesh_camera.follow import PrinterFeeds, PrinterFollower
 from printmesh_camera.jobs import CaptureJob
+from printmesh_camera.sources import make_source
+from printmesh_camera.virtual_config import VirtualSourceConfig
 from printmesh_camera.worker import CameraWorker
 from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command, Reply, error
-from printmesh_core.contract import RawRoute
+from printmesh_core.contract import RawRoute, Route
+from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CameraInfo, CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.mqtt import Message
@@ -52,7 +58,13 @@ class CameraAgent(Agent):
     def __init__(self, settings: CameraSettings) -> None:
         self.cameras = {c.name: c for c in settings.camera.cameras}
         super().__init__(settings)
-        self.workers = {name: CameraWorker(cfg, self) for name, cfg in self.cameras.items()}
+        # the printers virtual cameras follow, fed from their bridges' topics
+        self.printers = PrinterFeeds()
+        for cfg in self.cameras.values():
+            if isinstance(cfg.source, VirtualSourceConfig):
+                self.printers.follower(cfg.source.printer)
+        factory = partial(make_source, feeds=self.printers)
+        self.workers = {name: CameraWorker(cfg, self, factory) for name, cfg in self.cameras.items()}
         self._press_ids = itertools.count(1)
 
     # ------------------------------------------------------------ topics
@@ -132,6 +144,15 @@ class CameraAgent(Agent):
     def attach(self) -> None:
         self.runtime.subscribe_relative(contract.CAMERA_PRESS.filter(self.me), self._on_press, qos=1)
         self.runtime.subscribe_relative(contract.CAMERA_AVAILABILITY.filter(self.me), self._on_availability, qos=1)
+        for node in self.printers.nodes:
+            follower = self.printers.follower(node)
+            printer = contract.component(self.topics, contract.PRINTER, node)
+            for route in PRINTER_ROUTES:
+                self.runtime.subscribe_relative(route.topic(printer), partial(self._on_printer, follower, route), qos=1)
+
+    @staticmethod
+    def _on_printer(follower: PrinterFollower, route: Route[Payload], message: Message) -> None:
+        follower.feed(route, message.payload)
 
     def _camera_of(self, message: Message) -> str:
         relative = self.topics.relative(message.topic) or ""

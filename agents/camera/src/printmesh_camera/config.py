@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
+from printmesh_camera.virtual_config import VirtualSourceConfig
 from printmesh_core import contract
 from printmesh_core.config import AgentSettings, Strict, check_unique
 
@@ -123,7 +124,7 @@ class SyntheticSourceConfig(Strict):
     )
 
 
-SOURCE_TYPES = ("device", "url", "file", "synthetic")
+SOURCE_TYPES = ("device", "url", "file", "synthetic", "virtual")
 
 
 def _source_type(value: Any) -> str | None:
@@ -136,7 +137,8 @@ SourceConfig = Annotated[
     Annotated[DeviceSourceConfig, Tag("device")]
     | Annotated[UrlSourceConfig, Tag("url")]
     | Annotated[FileSourceConfig, Tag("file")]
-    | Annotated[SyntheticSourceConfig, Tag("synthetic")],
+    | Annotated[SyntheticSourceConfig, Tag("synthetic")]
+    | Annotated[VirtualSourceConfig, Tag("virtual")],
     Discriminator(
         _source_type,
         custom_error_type="source_type",

@@ -14,7 +14,9 @@ from printmesh_camera.config import (
     SyntheticSourceConfig,
     UrlSourceConfig,
 )
+from printmesh_camera.follow import PrinterFeeds
 from printmesh_camera.sources.base import Frame, MissingDependency, SizeHint, Source, SourceError
+from printmesh_camera.virtual_config import VirtualSourceConfig
 
 __all__ = ["Frame", "MissingDependency", "SizeHint", "Source", "SourceError", "describe", "make_source"]
 
@@ -27,11 +29,15 @@ def describe(config: SourceConfig) -> str:
         return f"url {config.url}"
     if isinstance(config, FileSourceConfig):
         return f"file {config.path}"
+    if isinstance(config, VirtualSourceConfig):
+        return f"virtual {config.mount} camera of printer {config.printer}"
     return f"synthetic {config.fps:g} fps" if config.fps else "synthetic (unpaced)"
 
 
-def make_source(config: SourceConfig, hint: SizeHint) -> Source:
-    """Build (not open) the source for ``config``, importing its module now."""
+def make_source(config: SourceConfig, hint: SizeHint, feeds: PrinterFeeds | None = None) -> Source:
+    """Build (not open) the source for ``config``, importing its module now.
+
+    ``feeds`` gives a virtual camera the printer it follows (the agent subscribes for it)."""
     try:
         if isinstance(config, DeviceSourceConfig):
             from printmesh_camera.sources.device import DeviceSource
@@ -49,6 +55,11 @@ def make_source(config: SourceConfig, hint: SizeHint) -> Source:
             from printmesh_camera.sources.synthetic import SyntheticSource
 
             return SyntheticSource(config, hint)
+        if isinstance(config, VirtualSourceConfig):
+            from printmesh_camera.sources.virtual import VirtualSource
+
+            follower = feeds.follower(config.printer) if feeds is not None else None
+            return VirtualSource(config, hint, follower)
     except ImportError as exc:
         raise MissingDependency.from_import(exc) from None
     raise SourceError(f"unknown source type {getattr(config, 'type', '?')!r}")
