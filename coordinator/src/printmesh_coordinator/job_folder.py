@@ -103,8 +103,8 @@ def read_job(folder: Path) -> JobFolder:
         shots: dict[tuple[str, int], Shot] = {}
         for image in md.images:
             name = safe_name(folder, image.path)
-            if name is None:
-                log.warning("page: %s: image path %r is not a file of this folder", folder, image.path)
+            if name is None or not (folder / name).is_file():
+                log.warning("page: %s: image %r is not a file of this folder", folder, image.path)
                 continue
             shots[(image.camera, image.index)] = Shot(name, image.camera, image.index, image.sha256)
             order.setdefault(image.camera, len(order))

@@ -135,7 +135,8 @@ def render(
         f'<p class="note">Job folder {escape(job.name)}.</p>'
         f'<section id="summary"><h2>Summary</h2>{_summary(job, final, now)}</section>'
         f'<section id="timelapse"><h2>Timelapse</h2>{_videos(videos, final, note)}</section>'
-        f'<section id="plots"><h2>Timing</h2>{page_svg.layer_plot(rows, job.started)}'
+        f'<section id="plots"><h2>Timing</h2><h3>Printing time per layer, between holds</h3>'
+        f"{page_svg.layer_plot(rows, job.started)}<h3>Each hold's time split</h3>"
         f"{page_svg.hold_plot(rows)}{page_svg.legend()}</section>"
         f'<section id="contact-sheet"><h2>Contact sheet</h2>{_sheet(job, thumbs)}</section>'
         "</body></html>\n"
