@@ -8,6 +8,8 @@ every browser test asserts about a page, from a synthetic folder or an end-to-en
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,13 +40,22 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def _looks_alike(thumb_path: Path, image_path: Path) -> float:
-    """Mean absolute difference (0-255) between a thumbnail and its image scaled to the same size."""
-    thumb = cv2.imread(str(thumb_path))
-    image = cv2.imread(str(image_path))
-    assert thumb is not None and image is not None, (thumb_path, image_path)
-    small = cv2.resize(image, (thumb.shape[1], thumb.shape[0]), interpolation=cv2.INTER_AREA)
-    return float(np.mean(np.abs(small.astype(np.int16) - thumb.astype(np.int16))))
+def _check_thumbnails(folder: Path, pairs: list[tuple[str, str]]) -> None:
+    """Each thumbnail is its own image scaled down: closer to it than to any other image of the job."""
+    thumbs = {href: cv2.imread(str(folder / src)) for href, src in pairs}
+    fulls = {href: cv2.imread(str(folder / href)) for href, _ in pairs}
+    for href, thumb in thumbs.items():
+        assert thumb is not None and fulls[href] is not None, href
+        size = (thumb.shape[1], thumb.shape[0])
+
+        def diff(other: str, thumb: Any = thumb, size: tuple[int, int] = size) -> float:
+            small = cv2.resize(fulls[other], size, interpolation=cv2.INTER_AREA)
+            return float(np.mean(np.abs(small.astype(np.int16) - thumb.astype(np.int16))))
+
+        own = diff(href)
+        assert own < 8, f"thumbnail of {href} differs from it by {own:.1f}"
+        closest = min(fulls, key=diff)
+        assert closest == href or diff(closest) == own, f"thumbnail of {href} looks more like {closest}"
 
 
 def check_job_page(browser: Any, folder: Path, screenshot: Path | None = None) -> dict[str, int]:
@@ -72,7 +83,7 @@ def check_job_page(browser: Any, folder: Path, screenshot: Path | None = None) -
         assert full.is_file() and full.resolve().parent == folder.resolve(), shot
         assert hashlib.sha256(full.read_bytes()).hexdigest() == expected[shot["href"]] == shot["sha"], shot
         assert shot["img"] and not shot["img"].startswith(("/", "file:", "http")), shot
-        assert _looks_alike(folder / shot["img"], full) < 12, f"thumbnail {shot['img']} is not {shot['href']}"
+    _check_thumbnails(folder, [(s["href"], s["img"]) for s in shots])
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=10_000)
     # the videos: each loads and plays
     videos = page.eval_on_selector_all("video.timelapse", "els => els.map(v => v.getAttribute('src'))")
@@ -98,3 +109,20 @@ def check_job_page(browser: Any, folder: Path, screenshot: Path | None = None) -
     page.close()
     assert not errors, errors
     return {"images": len(shots), "videos": len(videos)}
+
+
+def final_page(folder: Path, timeout: float = 90.0) -> Path:
+    """Wait for the coordinator's worker to finish the page (videos encoded after the summary)."""
+    from printmesh_coordinator.page import page_state
+
+    end = time.monotonic() + timeout
+    while page_state(folder) != "final":
+        assert time.monotonic() < end, f"the job page of {folder} was not finished within {timeout:g} s"
+        time.sleep(0.2)
+    return folder / "index.html"
+
+
+def shot_path(name: str) -> Path | None:
+    """Where to save a screenshot of the page: ``$PRINTMESH_PAGE_SHOTS/<name>.png`` when that is set."""
+    where = os.environ.get("PRINTMESH_PAGE_SHOTS")
+    return Path(where) / f"{name}.png" if where else None
