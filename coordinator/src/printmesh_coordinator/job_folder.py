@@ -66,16 +66,21 @@ class JobFolder:
         return self.folder.name
 
 
-def safe_name(folder: Path, path: str) -> str | None:
-    """The plain name of ``path`` when that file would be directly inside ``folder``; else None."""
+def plain_files(folder: Path) -> set[str]:
+    """Names of the regular files directly in ``folder`` (symbolic links left out: they may point anywhere)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.is_file(follow_symlinks=False)}
+    except OSError:
+        return set()
+
+
+def safe_name(folder: Path, path: str, files: set[str] | None = None) -> str | None:
+    """The plain name of ``path`` when it is a regular file directly inside ``folder``; else None."""
     name = PurePosixPath(path.replace("\\", "/")).name
     if not name or name.startswith(".") or "\x00" in name:
         return None
-    try:
-        target = (folder / name).resolve()
-    except (OSError, ValueError):
-        return None
-    return name if target.parent == folder.resolve() else None
+    return name if name in (plain_files(folder) if files is None else files) else None
 
 
 def file_tag(text: str) -> str:
@@ -85,6 +90,7 @@ def file_tag(text: str) -> str:
 
 def read_job(folder: Path) -> JobFolder:
     job = JobFolder(folder)
+    files = plain_files(folder)
     metas: list[LayerCapture] = []
     for file in sorted(folder.glob(METADATA_GLOB)):
         try:
@@ -102,8 +108,8 @@ def read_job(folder: Path) -> JobFolder:
             columns.update((cam, i) for i in range(md.settings.points))
         shots: dict[tuple[str, int], Shot] = {}
         for image in md.images:
-            name = safe_name(folder, image.path)
-            if name is None or not (folder / name).is_file():
+            name = safe_name(folder, image.path, files)
+            if name is None:
                 log.warning("page: %s: image %r is not a file of this folder", folder, image.path)
                 continue
             shots[(image.camera, image.index)] = Shot(name, image.camera, image.index, image.sha256)

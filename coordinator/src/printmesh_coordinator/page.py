@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from printmesh_coordinator import page_html, timelapse
-from printmesh_coordinator.job_folder import JobFolder, atomic_write, file_tag, read_job
+from printmesh_coordinator.job_folder import JobFolder, atomic_write, file_tag, plain_files, read_job
 from printmesh_coordinator.page_html import STATE_META, Video
 
 log = logging.getLogger("printmesh.coordinator.page")
@@ -71,13 +71,14 @@ def _thumbs(job: JobFolder, force: bool) -> tuple[dict[str, str], int]:
     """Relative thumbnail path per image name; only missing ones are made unless ``force``."""
     out: dict[str, str] = {}
     made = 0
+    existing = set() if force else plain_files(job.folder / ASSETS / "thumbs")
     for row in job.rows:
         for shot in row.shots.values():
-            relative = f"{ASSETS}/thumbs/{Path(shot.name).stem}.jpg"
-            target = job.folder / relative
-            if not force and target.exists():
+            name = f"{Path(shot.name).stem}.jpg"
+            relative = f"{ASSETS}/thumbs/{name}"
+            if name in existing:
                 out[shot.name] = relative
-            elif (job.folder / shot.name).is_file() and thumbnail(job.folder / shot.name, target):
+            elif thumbnail(job.folder / shot.name, job.folder / relative):
                 out[shot.name] = relative
                 made += 1
     return out, made
