@@ -186,3 +186,12 @@ def test_timelapse_frames_are_fitted_to_even_sides_within_720p(tmp_path, size):
     ok, img = capture.read()
     capture.release()
     assert ok and img.shape[1] <= 1280 and img.shape[0] <= 720 and img.shape[0] % 2 == img.shape[1] % 2 == 0
+
+
+def test_a_rewritten_metadata_file_is_read_again(tmp_path):
+    folder = make_job(tmp_path, [5], points=1)
+    assert read_job(folder).rows[0].complete
+    meta_file = next(folder.glob("layer_*_metadata_*.json"))
+    md = LayerCapture.model_validate_json(meta_file.read_bytes())
+    meta_file.write_text(md.model_copy(update={"complete": False}).model_dump_json())
+    assert not read_job(folder).rows[0].complete

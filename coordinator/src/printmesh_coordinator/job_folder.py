@@ -25,6 +25,8 @@ log = logging.getLogger("printmesh.coordinator.page")
 METADATA_GLOB = "layer_*_metadata_*.json"
 SUMMARY_NAME = "job_summary.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_PARSED: dict[Path, tuple[tuple[int, int], LayerCapture]] = {}  # metadata files seen, by (mtime, size)
+PARSED_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,27 @@ def file_tag(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("._") or "camera"
 
 
+def _metadata(file: Path) -> LayerCapture:
+    """Parsed once per version of the file: the per-layer update re-reads every layer's metadata."""
+    st = file.stat()
+    key = (st.st_mtime_ns, st.st_size)
+    seen = _PARSED.get(file)
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    md = LayerCapture.model_validate_json(file.read_bytes())
+    if len(_PARSED) >= PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[file] = (key, md)
+    return md
+
+
 def read_job(folder: Path) -> JobFolder:
     job = JobFolder(folder)
     files = plain_files(folder)
     metas: list[LayerCapture] = []
     for file in sorted(folder.glob(METADATA_GLOB)):
         try:
-            metas.append(LayerCapture.model_validate_json(file.read_bytes()))
+            metas.append(_metadata(file))
         except (OSError, ValidationError) as exc:
             log.warning("page: skipping unreadable metadata %s: %s", file, exc)
             job.unreadable.append(file.name)
