@@ -4,19 +4,18 @@ The loop only queues a folder (a dict insert under a lock); the worker coalesces
 requests for the same folder and runs at a lower CPU priority, so thumbnails and video
 encoding cannot delay a move, a capture or a release. On shutdown a running encode is
 stopped between frames and the page is left saying how to finish it (``--render``).
+OpenCV is imported by the worker as it starts, not by the loop: startup stays light and
+the import never lands in the middle of a hold.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import threading
 from pathlib import Path
-
-import cv2
-
-from printmesh_coordinator import page
 
 log = logging.getLogger("printmesh.coordinator.page")
 
@@ -55,6 +54,7 @@ class PageWorker:
     def _run(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        page = importlib.import_module("printmesh_coordinator.page")
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
@@ -69,7 +69,7 @@ class PageWorker:
                 if final:
                     log.info("job page %s (%d timelapse videos)%s", built.index, len(built.videos),
                              f": {built.note}" if built.note else "")  # fmt: skip
-            except (OSError, ValueError, cv2.error) as exc:
+            except Exception as exc:  # a bad folder must not end the worker (OSError, cv2.error...)
                 log.error("job page of %s not written: %s", folder, exc)
             finally:
                 with self._cond:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from printmesh_coordinator import page
 from printmesh_coordinator.job_folder import METADATA_GLOB
 
 
@@ -33,6 +32,8 @@ def run_tool(args: argparse.Namespace) -> int | None:
     if not any(folder.glob(METADATA_GLOB)):
         print(f"printmesh coordinator: --render: no {METADATA_GLOB} in {folder}: not a job folder", file=sys.stderr)
         return 2
+    from printmesh_coordinator import page  # OpenCV: only when rendering
+
     try:
         built = page.build(folder.resolve(), final=True, force=True)
     except OSError as exc:
