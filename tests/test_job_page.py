@@ -149,6 +149,8 @@ def test_render_command_rebuilds_page_and_videos_from_the_folder(tmp_path):
     cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--render", str(folder)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
+    assert oct((folder / "index.html").stat().st_mode & 0o777) == "0o644"
+    assert oct(next((folder / "page/video").glob("*.webm")).stat().st_mode & 0o777) == "0o644"
     assert done.stdout.strip() == str((folder / "index.html").resolve())
     assert page.page_state(folder) == "final" and len(list((folder / "page/video").glob("*.webm"))) == 2
     bad = subprocess.run([*cmd[:-1], str(tmp_path)], capture_output=True, text=True, timeout=60)
@@ -195,3 +197,14 @@ def test_a_rewritten_metadata_file_is_read_again(tmp_path):
     md = LayerCapture.model_validate_json(meta_file.read_bytes())
     meta_file.write_text(md.model_copy(update={"complete": False}).model_dump_json())
     assert not read_job(folder).rows[0].complete
+
+
+def test_a_second_final_build_keeps_videos_newer_than_their_frames(tmp_path):
+    folder = make_job(tmp_path, [5, 10], points=1)
+    (video,) = page.build(folder, final=True).videos
+    first = (folder / video.href).stat().st_mtime_ns
+    assert page.build(folder, final=True).videos == [video]
+    assert (folder / video.href).stat().st_mtime_ns == first
+    make_job(tmp_path, [5, 10, 15], points=1)  # a later layer: its frame is newer than the video
+    (again,) = page.build(folder, final=True).videos
+    assert again.frames == 3 and count_frames(folder / again.href) == 3

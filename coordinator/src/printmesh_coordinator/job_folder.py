@@ -24,6 +24,7 @@ log = logging.getLogger("printmesh.coordinator.page")
 
 METADATA_GLOB = "layer_*_metadata_*.json"
 SUMMARY_NAME = "job_summary.json"
+MODE = 0o644  # the page is meant to be served: readable by a web server's user (mkstemp makes 0600)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _PARSED: dict[Path, tuple[tuple[int, int], LayerCapture]] = {}  # metadata files seen, by (mtime, size)
 PARSED_MAX = 4096
@@ -149,6 +150,7 @@ def atomic_write(target: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:
+            os.fchmod(fd, MODE)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]

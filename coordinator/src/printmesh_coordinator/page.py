@@ -84,8 +84,20 @@ def _thumbs(job: JobFolder, force: bool) -> tuple[dict[str, str], int]:
     return out, made
 
 
-def encode_videos(job: JobFolder, thumbs: dict[str, str], stop: threading.Event | None = None) -> list[Video]:
-    """One video per (camera, grid index), frames in layer order; stale videos are removed."""
+def _newer(target: Path, sources: list[Path]) -> bool:
+    try:
+        return target.stat().st_mtime_ns >= max(p.stat().st_mtime_ns for p in sources)
+    except OSError:
+        return False
+
+
+def encode_videos(
+    job: JobFolder, thumbs: dict[str, str], stop: threading.Event | None = None, force: bool = False
+) -> list[Video]:
+    """One video per (camera, grid index), frames in layer order; stale videos are removed.
+
+    A video newer than all its frames is kept as it is, unless ``force``.
+    """
     folder = job.folder / ASSETS / "video"
     several = len({c for c, _ in job.columns}) > 1
     videos: list[Video] = []
@@ -98,14 +110,18 @@ def encode_videos(job: JobFolder, thumbs: dict[str, str], stop: threading.Event 
         name = f"pos_{index:02d}" + (f"_{file_tag(camera)}" if several else "")
         while f"{name}.webm" in keep:
             name += "_"
-        count = timelapse.encode(frames, folder / f"{name}.webm", stop)
+        target = folder / f"{name}.webm"
+        if not force and _newer(target, frames):  # the summary may be written twice: encode once
+            count = timelapse.count_frames(target)
+        else:
+            count = timelapse.encode(frames, target, stop)
         if count:
             keep.add(f"{name}.webm")
             poster = thumbs.get(shots[-1].name)
             videos.append(Video(f"{ASSETS}/video/{name}.webm", camera, index, count, poster))
     if folder.is_dir():
         for old in folder.glob("*.webm"):
-            if old.name not in keep:
+            if old.name not in keep and not old.name.startswith("."):
                 old.unlink(missing_ok=True)
     return videos
 
@@ -132,7 +148,7 @@ def build(folder: Path, final: bool = False, force: bool = False, stop: threadin
     built = Built(folder / INDEX, made)
     if final:
         try:
-            built.videos = encode_videos(job, thumbs, stop)
+            built.videos = encode_videos(job, thumbs, stop, force)
         except timelapse.Aborted:
             built.note = f"Timelapse not encoded: the coordinator stopped. Run: printmesh coordinator --render {folder}"
         except (OSError, cv2.error) as exc:

@@ -72,6 +72,7 @@ def encode(images: Sequence[Path], target: Path, stop: threading.Event | None = 
             writer.release()
             writer = None
         if written:
+            os.chmod(tmp, 0o644)  # served with the page
             os.replace(tmp, target)
         return written
     finally:
