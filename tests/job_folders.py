@@ -56,7 +56,8 @@ def make_job(
     all_failures: list[SummaryFailure] = []
     for n, layer in enumerate(layers):
         t0 = START + 60 * (n + 1)
-        images, failures = [], []
+        images: list[CapturedImage] = []
+        failures: list[CaptureFailure] = []
         budget = failed.get(layer, points * len(cameras))
         for index in range(points):
             for cam in cameras:

@@ -31,8 +31,11 @@ def chromium() -> Iterator[Any]:
     """A playwright Browser on the system chromium; fails (not skips) when either is missing."""
     if not CHROMIUM.exists():
         pytest.fail("chromium is not installed: run .ci/run or apt-get install chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-    with sync_api.sync_playwright() as pw:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -r requirements-dev.txt (never `playwright install`)")
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
             yield browser
@@ -42,10 +45,10 @@ def chromium() -> Iterator[Any]:
 
 def _check_thumbnails(folder: Path, pairs: list[tuple[str, str]]) -> None:
     """Each thumbnail is its own image scaled down: closer to it than to any other image of the job."""
-    thumbs = {href: cv2.imread(str(folder / src)) for href, src in pairs}
-    fulls = {href: cv2.imread(str(folder / href)) for href, _ in pairs}
+    thumbs: dict[str, Any] = {href: cv2.imread(str(folder / src)) for href, src in pairs}
+    fulls: dict[str, Any] = {href: cv2.imread(str(folder / href)) for href, _ in pairs}
+    assert all(v is not None for v in [*thumbs.values(), *fulls.values()]), "every image and thumbnail decodes"
     for href, thumb in thumbs.items():
-        assert thumb is not None and fulls[href] is not None, href
         size = (thumb.shape[1], thumb.shape[0])
 
         def diff(other: str, thumb: Any = thumb, size: tuple[int, int] = size) -> float:
