@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import AgentProcess, Observer
+from job_page_browser import check_job_page, chromium, final_page, shot_path
 from octoprint_harness import OctoPrint, start_octoprint
 from printing import FAST, command_lines, file_indexes, hold_windows, printable, sends
 
@@ -131,6 +132,10 @@ def test_every_planned_layer_gets_a_checked_3x3_grid_and_the_print_completes(rig
             assert stamp is not None and stamp.label == f"L{layer:04d} P{image.index:02d}", (image.path, stamp)
     assert (r.captures / PRINTER / summary.job / "job_summary.json").exists()
     check_serial_log(r, data)
+    final_page(r.captures / PRINTER / summary.job)  # the job page, in a real browser
+    with chromium() as browser:
+        seen = check_job_page(browser, r.captures / PRINTER / summary.job, shot_path("e2e_job_page"))
+    assert seen == {"images": 9 * len(PLANNED), "videos": 9}
 
 
 def test_camera_killed_mid_grid_is_recorded_and_the_print_completes(rig):

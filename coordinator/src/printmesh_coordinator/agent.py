@@ -43,6 +43,7 @@ from printmesh_coordinator.messages import (
     WriteSummary,
     Written,
 )
+from printmesh_coordinator.page_worker import PageWorker
 from printmesh_coordinator.report import view
 from printmesh_coordinator.state import MachineState, Setup, initial
 from printmesh_coordinator.store import SUMMARY_NAME, Store
@@ -56,6 +57,7 @@ log = logging.getLogger("printmesh.coordinator")
 
 IDLE_WAIT = 0.25  # s the loop waits at most, to notice a stop request
 SHUTDOWN_GRACE = 15.0  # s at most to release running holds when stopping
+PAGE_GRACE = 3.0  # s for the job pages queued at stop; a running video encode is then dropped
 
 
 class Clock:
@@ -89,6 +91,7 @@ class CoordinatorAgent(Agent):
             p.node: initial(Setup(p, settings.node_id, f"{session}-{i}")) for i, p in enumerate(self.section.printers)
         }
         self.store = Store(self.section.captures_dir, self.section.fsync)
+        self.pages = PageWorker() if self.section.pages else None
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
 
     def deliver(self, printer: str | None, message: Input) -> None:
@@ -157,6 +160,8 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             if state.run is not None:
                 log.warning("%s: hold %s still running at exit; the bridge releases it", name, state.run.hold_id)
+        if self.pages is not None:
+            self.pages.close(PAGE_GRACE)
 
     def feed(self, printer: str, message: Input) -> None:
         """Decide, then carry out; a file's outcome goes straight back to the same machine."""
@@ -184,6 +189,8 @@ class CoordinatorAgent(Agent):
         elif isinstance(command, PublishCapture):
             self.publish_state(contract.COORDINATOR_CAPTURE.topic(self.me, printer), command.metadata)
             self._log_capture(command.metadata)
+            if command.metadata.metadata_path is not None:
+                self._page(printer, command.metadata.job, final=False)
         elif isinstance(command, Note):
             log.log(logging.getLevelName(command.level.upper()), "%s", command.text)
         return None
@@ -211,9 +218,21 @@ class CoordinatorAgent(Agent):
         except OSError as exc:
             log.error("%s: job summary of %s not written: %s", printer, command.job, _oserror(exc))
         self.publish_state(contract.COORDINATOR_SUMMARY.topic(self.me, printer), summary)
+        self._page(printer, command.job, final=True)
         log.info("%s: job %s %s: %d layers captured, %d images, %d failures, %.1f s held",
                  printer, command.job, summary.outcome, len(summary.layers_captured), summary.images,
                  len(summary.failures), summary.total_hold_time)  # fmt: skip
+
+    def _page(self, printer: str, job: str, final: bool) -> None:
+        """Queue the job page's update; the worker thread writes it, never this loop."""
+        if self.pages is None:
+            return
+        try:
+            folder = self.store.path(f"{printer}/{job}")
+        except OSError as exc:
+            log.error("%s: no job page for %s: %s", printer, job, exc)
+            return
+        (self.pages.finish if final else self.pages.update)(folder)
 
     def _log_capture(self, md: LayerCapture) -> None:
         t = md.timings

@@ -1,9 +1,22 @@
-"""Entry point registered under ``printmesh.components``, with the ``--preview`` option."""
+"""Entry point registered under ``printmesh.components``, with ``--preview`` and ``--render``."""
 
+import argparse
+
+from printmesh_coordinator import preview, render
 from printmesh_coordinator.agent import CoordinatorAgent
 from printmesh_coordinator.config import CoordinatorSettings
-from printmesh_coordinator.preview import add_arguments, run_tool
 from printmesh_core.agent import ComponentSpec
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    preview.add_arguments(parser)
+    render.add_arguments(parser)
+
+
+def run_tool(settings: CoordinatorSettings, args: argparse.Namespace) -> int | None:
+    status = render.run_tool(args)
+    return status if status is not None else preview.run_tool(settings, args)
+
 
 COMPONENT = ComponentSpec(
     name="coordinator",

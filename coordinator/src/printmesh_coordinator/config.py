@@ -137,6 +137,11 @@ class CoordinatorSection(Strict):
         description="fsync every file before its rename: survives a power cut, but costs the print hold time "
         "(tens of ms per image on an SD card). Writes are atomic either way.",
     )
+    pages: bool = Field(
+        default=True,
+        description="Write a job page beside the images (index.html, thumbnails, a timelapse video per grid "
+        "position and camera), updated after every layer and finished with the videos when the job ends.",
+    )
     share_group: str | None = Field(
         default="printmesh",
         description="MQTT 5 shared subscription group: coordinators in one group split the printers' holds. "

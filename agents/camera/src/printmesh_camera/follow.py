@@ -18,10 +18,11 @@ current layer counts as printed (what a camera sees mid-layer is close to it).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from printmesh_core import contract
 from printmesh_core.contract import Route
@@ -48,6 +49,16 @@ class PrinterView:
     file_origin: str | None = None
     layers: int = 0
     head: tuple[float, float, float] | None = None
+
+
+def _point(value: object) -> tuple[float, float, float] | None:
+    """A position inside an event body (a newer bridge may add fields to it)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return _xyz(Point.model_validate(value, extra="ignore"))
+    except ValidationError:
+        return None
 
 
 def _xyz(point: Point | None) -> tuple[float, float, float] | None:
@@ -98,7 +109,7 @@ class PrinterFollower:
             self._head = _xyz(hold.head) if hold is not None else None
         elif isinstance(value, PrinterEvent) and value.source == "printmesh" and value.event == "moved":
             position = (value.payload or {}).get("position")
-            self._moved = _xyz(contract.read(Point, json.dumps(position))) if isinstance(position, dict) else None
+            self._moved = _point(position)
 
     def view(self) -> PrinterView:
         with self._lock:

@@ -1,0 +1,87 @@
+"""Job pages are written on their own thread, never on the loop that decides holds.
+
+The loop only queues a folder (a dict insert under a lock); the worker coalesces repeated
+requests for the same folder and runs at a lower CPU priority, so thumbnails and video
+encoding cannot delay a move, a capture or a release. On shutdown a running encode is
+stopped between frames and the page is left saying how to finish it (``--render``).
+OpenCV is imported by the worker as it starts, not by the loop: startup stays light and
+the import never lands in the middle of a hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+log = logging.getLogger("printmesh.coordinator.page")
+
+NICE = 10
+
+
+class PageWorker:
+    def __init__(self) -> None:
+        self._pending: dict[Path, bool] = {}  # folder -> final, in request order
+        self._cond = threading.Condition()
+        self._closing = False
+        self.stop = threading.Event()  # set: abort a running encode between frames
+        self.built = 0
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="job-page", daemon=True)
+        self._thread.start()
+
+    def update(self, folder: Path) -> None:
+        """Any thread: rebuild the running page of ``folder`` (after a layer was stored)."""
+        self._queue(folder, False)
+
+    def finish(self, folder: Path) -> None:
+        """Any thread: the job ended; encode its videos and write its final page."""
+        self._queue(folder, True)
+
+    def _queue(self, folder: Path, final: bool) -> None:
+        with self._cond:
+            self._pending[folder] = self._pending.get(folder, False) or final
+            self._cond.notify()
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or being built (for tests and the benchmark)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        page = importlib.import_module("printmesh_coordinator.page")
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closing)
+                if not self._pending:
+                    return
+                folder = next(iter(self._pending))
+                final = self._pending.pop(folder)
+                self._busy = True
+            try:
+                built = page.build(folder, final=final, stop=self.stop)
+                self.built += 1
+                if final:
+                    log.info("job page %s (%d timelapse videos)%s", built.index, len(built.videos),
+                             f": {built.note}" if built.note else "")  # fmt: skip
+            except Exception as exc:  # a bad folder must not end the worker (OSError, cv2.error...)
+                log.error("job page of %s not written: %s", folder, exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def close(self, grace: float) -> None:
+        """Finish what is queued within ``grace`` seconds, then stop encoding and return."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(grace)
+        if self._thread.is_alive():
+            self.stop.set()
+            self._thread.join(grace)

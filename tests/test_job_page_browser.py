@@ -1,0 +1,35 @@
+"""The job page in Debian's chromium (playwright, executable_path): a synthetic job with a failed layer.
+
+The end-to-end run's own page is checked the same way in ``test_capture_e2e.py``.
+"""
+
+from __future__ import annotations
+
+from job_folders import make_job
+from job_page_browser import check_job_page, chromium, shot_path
+
+from printmesh_coordinator import page
+
+
+def test_page_loads_without_errors_thumbnails_match_videos_play_and_the_plot_is_there(tmp_path):
+    folder = make_job(tmp_path, [5, 10, 15, 20], failed={15: 4}, cameras=("top", "side"), points=2)
+    page.build(folder, final=True)
+    with chromium() as browser:
+        seen = check_job_page(browser, folder, shot_path("synthetic_job_page"))
+        assert seen == {"images": 3 * 4 + 4, "videos": 4}
+        view = browser.new_page()
+        view.goto((folder / "index.html").as_uri())
+        assert view.locator("tr.incomplete td.failure").inner_text().startswith("incomplete")
+        assert view.locator("tr.incomplete").get_attribute("data-layer") == "15"
+        view.close()
+
+
+def test_running_page_reloads_itself(tmp_path):
+    folder = make_job(tmp_path, [5], points=1, summary=False)
+    page.build(folder)
+    with chromium() as browser:
+        view = browser.new_page()
+        view.goto((folder / "index.html").as_uri())
+        assert view.locator('meta[http-equiv="refresh"]').get_attribute("content") == "10"
+        assert view.locator("video").count() == 0 and view.locator("a.shot img").count() == 1
+        view.close()
