@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octoprint_printmesh.logic.gcode import Modes, token_in
-from octoprint_printmesh.logic.hold import job_command_refusal, status_payload, step
-from octoprint_printmesh.logic.hold_types import (
+from octoprint_printmesh.hold.machine import job_command_refusal, status_payload, step
+from octoprint_printmesh.hold.types import (
     Action,
     Armed,
     GcodeRequested,
@@ -38,6 +37,7 @@ from octoprint_printmesh.logic.hold_types import (
     Tick,
     TokenSeen,
 )
+from octoprint_printmesh.logic.gcode import Modes, token_in
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.models.printer import BuildVolume, HoldRequest, PrinterProfile
 
@@ -599,7 +599,7 @@ def test_every_hold_is_released_exactly_once_and_never_outlives_its_watchdog(pre
 
 
 def test_a_move_or_release_for_an_earlier_hold_never_touches_the_running_one():
-    from octoprint_printmesh.logic.hold_types import ReleaseRequested
+    from octoprint_printmesh.hold.types import ReleaseRequested
 
     m = held()
     running = m.state.hold_id
