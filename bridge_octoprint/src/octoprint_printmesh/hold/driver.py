@@ -59,7 +59,7 @@ TICK = 0.2  # seconds between deadline checks while a hold runs
 
 @dataclass(frozen=True)
 class Effects:
-    """What the hold needs from OctoPrint and the broker; the plugin supplies these."""
+    """What the hold needs from OctoPrint and the broker; the printer node binds these."""
 
     set_job_on_hold: Callable[[bool], None]
     send: Callable[[Sequence[str]], None]  # printer.commands, tagged as ours
@@ -190,7 +190,7 @@ class HoldDriver:
     def _later(self, event: HoldInput) -> None:
         self.submit(lambda: self.feed(event))
 
-    # ----------------------------------------------------------- worker thread
+    # ------------------------------------------------------------ hold thread
     def register(self, request_id: str | None, answer: Answer) -> str:
         """A key for the machine's Reply actions that finds this request's answer later."""
         key = f"k{next(self._keys)}"
@@ -208,7 +208,7 @@ class HoldDriver:
         self.submit(lambda: self.publish_status(force=True))
 
     def feed(self, event: HoldInput) -> None:
-        """Step the machine and carry out its actions on the calling (non-comm) thread."""
+        """Step the machine and carry out its actions on the calling thread (never the comm thread)."""
         with self._lock:
             self.state, actions = machine.step(self.state, event, self.clock(), self.config)
             self.active = self.state.phase != "idle"
