@@ -2,7 +2,7 @@
 
 Feeds every command line of real sliced files, with the tags OctoPrint attaches
 (``source:file``, ``filepos:N``, ``fileline:N``), through the plugin's own hook bodies
-(``hooks.CommHooks.queuing``, the plugin's only per-line hook: layers with the scanned
+(``comm_hooks.CommHooks.queuing``, the plugin's only per-line hook: layers with the scanned
 table or the live fallback, a hold plan armed so every layer boundary runs the hold
 decision, and the modes and fans it tracks), side by side with a hook that returns at
 once. Prints p50/p99 in microseconds per line.
@@ -16,14 +16,13 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-from octoprint_printmesh.bridge import Bridge
-from octoprint_printmesh.follow import LayerFollower
-from octoprint_printmesh.hooks import CommHooks
+from octoprint_printmesh.comm_hooks import CommHooks
+from octoprint_printmesh.hold.types import Armed, HoldCommand, PrintStarted
+from octoprint_printmesh.layer_follower import LayerFollower
 from octoprint_printmesh.layers import scan_file
-from octoprint_printmesh.logic.hold_types import Armed
+from octoprint_printmesh.printer_node import PrinterNode
 from octoprint_printmesh.settings import to_bridge_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "gcode"
@@ -58,13 +57,16 @@ def measure(feed: Callable[[frozenset[str], str], None], lines: list[tuple[froze
 
 
 def hooks_for(table: object | None, name: str) -> CommHooks:
-    """The plugin's hooks on a bridge that is never started (publishing only queues), with a
+    """The plugin's hooks on a node that is never started (publishing only queues), with a
     hold plan armed for a layer no file reaches: every boundary runs the hold decision."""
-    bridge = Bridge(to_bridge_settings({"node_id": "bench"}), lambda message: None)
-    bridge.holds.state = replace(bridge.holds.state, armed=Armed(frozenset({99_999})), printing=True)
-    follower = LayerFollower(bridge.record_layer)
+    node = PrinterNode(to_bridge_settings({"node_id": "bench"}), lambda message: None)
+    node.holds.feed(PrintStarted(name))
+    node.holds.feed(HoldCommand("bench", plan=Armed(frozenset({99_999}))))
+    follower = LayerFollower(node.record_layer, node.holds.at_layer)
     follower.begin(name, table)  # type: ignore[arg-type]
-    return CommHooks(bridge, follower)
+    hooks = CommHooks()
+    hooks.attach(follower, node.holds, node.record_fan)
+    return hooks
 
 
 def layer_starts(rounds: int) -> list[float]:
@@ -78,7 +80,8 @@ def layer_starts(rounds: int) -> list[float]:
         for layer in range(1, 101):
             event = LayerEvent(layer=layer, z=layer * 0.2, file_pos=layer, total_layers=100, source="markers")
             started = time.perf_counter_ns()
-            hooks.bridge.holds.at_layer(event, "G1 Z1")
+            assert hooks.holds is not None
+            hooks.holds.at_layer(event, "G1 Z1")
             samples.append((time.perf_counter_ns() - started) / 1000)
     return samples
 

@@ -19,7 +19,7 @@ import pytest
 from octoprint_harness import octoprint_venv
 
 from octoprint_printmesh.entities import NO_ETA, PrinterShape, printer_entities, printer_shape
-from octoprint_printmesh.jobcmds import JobControl, job_commands
+from octoprint_printmesh.job_commands import JobControl, job_commands
 from octoprint_printmesh.logic.fans import Fans, FanSettings, fans_payload, feed
 from octoprint_printmesh.logic.telemetry import job_payload, profile_payload, state_payload, temperatures_payload
 from octoprint_printmesh.settings import DEFAULTS

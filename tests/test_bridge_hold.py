@@ -103,10 +103,13 @@ def test_hold_at_layer_3_moves_release_and_the_print_completes_untouched(observe
         origin = held["origin"]
         status = observer.topic(f"{BASE}/hold", after=mark, where=lambda d: d["phase"] == "held")
         assert status["holder"] == HOLDER and status["deadline"] > time.time()
+        assert status["head"] == origin, "the head is at the origin when held"
         assert call(observer, "pause")["error"]["code"] == "held", "OctoPrint's pause must not fight a hold"
 
         up = call(observer, "move", {"x": 20, "y": 30, "z": origin["z"] + 10})
         assert up["ok"] and up["data"]["position"] == {"x": 20, "y": 30, "z": origin["z"] + 10}, up
+        moved = observer.topic(f"{BASE}/hold", after=mark, where=lambda d: d["head"] == up["data"]["position"])
+        assert moved["phase"] == "held", "the retained status follows each confirmed move"
         far = call(observer, "move", {"x": 180, "y": 180, "feedrate": 6000})
         assert far["ok"] and far["data"]["position"]["x"] == 180, far
         out = call(observer, "move", {"x": 250, "y": 10})

@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octoprint_printmesh.logic.gcode import Modes, token_in
-from octoprint_printmesh.logic.hold import job_command_refusal, status_payload, step
-from octoprint_printmesh.logic.hold_types import (
+from octoprint_printmesh.hold.machine import job_command_refusal, status_payload, step
+from octoprint_printmesh.hold.types import (
     Action,
     Armed,
     GcodeRequested,
@@ -38,8 +37,10 @@ from octoprint_printmesh.logic.hold_types import (
     Tick,
     TokenSeen,
 )
+from octoprint_printmesh.hold.views import held_payload
+from octoprint_printmesh.logic.gcode import Modes, token_in
 from printmesh_core.models.layers import LayerEvent
-from printmesh_core.models.printer import BuildVolume, HoldRequest, PrinterProfile
+from printmesh_core.models.printer import BuildVolume, HoldRequest, Point, PrinterProfile
 
 CONFIG = HoldConfig(session="t", confirm_timeout=30, max_hold=300, move_timeout=60, return_timeout=60)
 PROFILE = PrinterProfile(name="p", volume=BuildVolume(width=200, depth=200, height=200))
@@ -599,7 +600,7 @@ def test_every_hold_is_released_exactly_once_and_never_outlives_its_watchdog(pre
 
 
 def test_a_move_or_release_for_an_earlier_hold_never_touches_the_running_one():
-    from octoprint_printmesh.logic.hold_types import ReleaseRequested
+    from octoprint_printmesh.hold.types import ReleaseRequested
 
     m = held()
     running = m.state.hold_id
@@ -617,3 +618,31 @@ def test_a_move_or_release_for_an_earlier_hold_never_touches_the_running_one():
     assert m.state.phase == "idle" and m.holds() == [True, False] and m.replies("r2")[0].ok
     out = m.feed(ReleaseRequested("r3", hold_id=running))
     assert [(r.ok, r.data) for r in out if isinstance(r, Reply)] == [(True, {"held": False})]
+
+
+# ------------------------------------------------------------------ views: the held payload and the head
+def test_held_payload_is_built_once_with_the_print_it_belongs_to():
+    m = Machine()
+    m.feed(PrintStarted("cube.gcode", 900.0))
+    m.feed(HoldCommand("arm", plan=Armed(frozenset({5}))))
+    m.feed(LayerReached(5, total=10, z=1.0))
+    m.feed(ORIGIN)
+    out = m.echo()
+    expected = {"hold_id": 1, "layer": 5, "origin": {"x": 60.0, "y": 70.0, "z": 0.6}, "z": 1.0,
+                "path": "cube.gcode", "started_at": 900.0}  # fmt: skip
+    assert out[0] == PublishEvent("held", expected)
+    assert held_payload(m.state) == expected, "the same view, from the one function that builds it"
+
+
+def test_head_is_the_origin_when_held_then_each_confirmed_move_and_null_when_idle():
+    m = Machine()
+    assert status_payload(m.state, m.now).head is None
+    m = held()
+    assert status_payload(m.state, m.now).head == Point(x=60.0, y=70.0, z=0.6)
+    m.feed(move())
+    assert status_payload(m.state, m.now).head == Point(x=60.0, y=70.0, z=0.6), "not moved until confirmed"
+    m.echo()
+    assert status_payload(m.state, m.now).head == Point(x=20.0, y=30.0, z=10.0)
+    m.feed(ReleaseRequested("r1"))
+    m.echo()
+    assert m.state.phase == "idle" and status_payload(m.state, m.now).head is None

@@ -8,16 +8,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from octoprint_printmesh.logic.gcode import (
-    Modes,
-    echo_line,
-    fmt,
-    parse,
-    parse_position,
-    token_in,
-    track,
-)
-from octoprint_printmesh.logic.safety import (
+from octoprint_printmesh.hold.safety import (
     Origin,
     Plan,
     Pos,
@@ -28,6 +19,15 @@ from octoprint_printmesh.logic.safety import (
     physical_region,
     plan_move,
     plan_return,
+)
+from octoprint_printmesh.logic.gcode import (
+    Modes,
+    echo_line,
+    fmt,
+    parse,
+    parse_position,
+    token_in,
+    track,
 )
 from printmesh_core.models.printer import BuildVolume, CustomBox, PrinterProfile
 

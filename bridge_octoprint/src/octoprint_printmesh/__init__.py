@@ -3,7 +3,7 @@
 OctoPrint reads ``__plugin_name__`` and ``__plugin_pythoncompat__`` from this file's
 source, then asks the module for ``__plugin_implementation__`` and ``__plugin_hooks__``.
 Those come from ``plugin`` on first access (PEP 562), so the plain modules of this package
-(``layers``, ``logic``, ``bridge``, ``settings``) import and test without OctoPrint.
+(``layers``, ``logic``, ``hold``, ``printer_node``, ``settings``) import and test without OctoPrint.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The plugin class: OctoPrint's mixins and hooks, wired to plain modules.
 
-The class below only wires OctoPrint's mixins and hooks to plain modules (``bridge``,
-``settings``); it never does network I/O or waits on OctoPrint's comm or event threads.
+The class below only wires OctoPrint's mixins and hooks to plain modules (``printer_node``,
+``comm_hooks``, ``hold``, ``settings``); it never does network I/O or waits on OctoPrint's
+comm or event threads.
 
 The hooks only record and queue, with one exception that costs no waiting: at a layer
 boundary the hold plan is decided on the comm thread, so the job goes on hold before the
-layer's first line leaves (``holds.HoldDriver.at_layer``).
+layer's first line leaves (``hold.driver.HoldDriver.at_layer``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from typing import Any
 
 import octoprint.plugin
 
-from octoprint_printmesh.bridge import Bridge, PrinterIO
-from octoprint_printmesh.follow import LayerFollower
-from octoprint_printmesh.hooks import CommHooks
-from octoprint_printmesh.jobcmds import JobControl, job_commands
-from octoprint_printmesh.logic.gcode import Modes
-from octoprint_printmesh.logic.hold_types import PrintStarted, PrintStopped, job_command_refusal
-from octoprint_printmesh.pump import Snapshot
+from octoprint_printmesh.comm_hooks import CommHooks
+from octoprint_printmesh.hold.driver import ReplyHook
+from octoprint_printmesh.job_commands import JobControl, job_commands
+from octoprint_printmesh.layer_follower import LayerFollower
+from octoprint_printmesh.printer_node import PrinterIO, PrinterNode
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
+from octoprint_printmesh.telemetry_publisher import Snapshot
 from printmesh_core import __version__ as core_version
 from printmesh_core.config import ConfigError
 
@@ -40,25 +40,29 @@ class PrintmeshPlugin(
 ):
     """OctoPrint injects ``_logger``, ``_settings``, ``_plugin_manager`` and friends."""
 
-    _bridge: Bridge | None = None
+    _node: PrinterNode | None = None
     _follower: LayerFollower | None = None
-    _hooks: CommHooks | None = None
     _broker_message: dict[str, Any] | None = None  # the last of each, for pages opened later
     _hold_message: dict[str, Any] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.comm_hooks = CommHooks()  # registered once with OctoPrint; see __plugin_hooks__
+        self.replies = ReplyHook()
 
     # ------------------------------------------------------------ lifecycle
     def initialize(self) -> None:
         # Events fired during startup (Connected, PrinterStateChanged) reach on_event
-        # before on_after_startup, so the bridge must exist from here.
-        self._start_bridge()
+        # before on_after_startup, so the node must exist from here.
+        self._start_node()
 
     def on_after_startup(self) -> None:
         self._logger.info("printmesh plugin %s started (printmesh-core %s)", self._plugin_version, core_version)
 
     def on_shutdown(self) -> None:
-        self._stop_bridge()
+        self._stop_node()
 
-    def _start_bridge(self) -> None:
+    def _start_node(self) -> None:
         try:
             settings = to_bridge_settings(self._settings.get([], merged=True) or {})
         except ConfigError as exc:
@@ -71,28 +75,30 @@ class PrintmeshPlugin(
             pause=lambda: self._printer.pause_print(tags=set(TAGS)),
             resume=lambda: self._printer.resume_print(tags=set(TAGS)),
             cancel=lambda: self._printer.cancel_print(tags=set(TAGS)),
-            refusal=lambda command: job_command_refusal(self._bridge.holds.state, command) if self._bridge else None,  # type: ignore[arg-type]
-            before_cancel=lambda: self._bridge.holds.feed(PrintStopped("cancel requested")) if self._bridge else None,
+            refusal=lambda command: self._node.holds.refusal(command) if self._node else None,  # type: ignore[arg-type]
+            before_cancel=lambda: self._node.holds.cancel_requested() if self._node else None,
         )
         printer = PrinterIO(
             set_job_on_hold=lambda on: self._printer.set_job_on_hold(on),
             send=lambda lines: self._printer.commands(list(lines), tags=set(TAGS)),
         )
-        self._bridge = Bridge(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
-        self._follower = LayerFollower(self._bridge.record_layer)
-        self._hooks = CommHooks(self._bridge, self._follower)
-        self._bridge.snapshot = self._snapshot
-        self._bridge.start()
+        self._node = node = PrinterNode(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
+        self._follower = LayerFollower(node.record_layer, node.holds.at_layer)
+        self.comm_hooks.attach(self._follower, node.holds, node.record_fan)
+        self.replies.driver = node.holds
+        self._node.snapshot = self._snapshot
+        self._node.start()
         self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
 
-    def _stop_bridge(self) -> None:
-        self._hooks = None
-        bridge, self._bridge = self._bridge, None
-        if bridge is not None:
-            bridge.stop()
+    def _stop_node(self) -> None:
+        self.comm_hooks.detach()
+        self.replies.driver = None
+        node, self._node = self._node, None
+        if node is not None:
+            node.stop()
 
     def _snapshot(self) -> Snapshot:
-        """Read OctoPrint's current state (memory only); called from the bridge's worker thread."""
+        """Read OctoPrint's current state (memory only); called from the node's worker thread."""
         profile = self._printer_profile_manager.get_current_or_default() or {}
         return Snapshot(
             data=self._printer.get_current_data() or {},
@@ -140,8 +146,8 @@ class PrintmeshPlugin(
 
     def on_settings_save(self, data: dict[str, Any]) -> dict[str, Any]:
         saved: dict[str, Any] = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
-        self._stop_bridge()  # reconnect with the new settings, off the request if slow
-        self._start_bridge()
+        self._stop_node()  # reconnect with the new settings, off the request if slow
+        self._start_node()
         return saved
 
     # --------------------------------------------------------------- events
@@ -150,39 +156,22 @@ class PrintmeshPlugin(
             for message in (self._broker_message, self._hold_message):
                 if message is not None:
                     self._plugin_manager.send_plugin_message(self._identifier, message)
-        bridge, follower = self._bridge, self._follower
-        if bridge is None or follower is None:
+        node, follower = self._node, self._follower
+        if node is None or follower is None:
             return
-        bridge.record_event(event, payload)  # enqueue only
+        node.record_event(event, payload)  # enqueue only
         if event == "PrintStarted":
-            bridge.holds.context = {"path": (payload or {}).get("path"), "started_at": time.time()}
-            bridge.feed_hold(PrintStarted())
+            node.holds.print_started((payload or {}).get("path"), time.time())
         if event == "PrintStarted" and payload and payload.get("origin") == "local":
             path = str(payload.get("path"))
             follower.begin(path, None)  # live fallback until the scan is in
             disk_path = self._file_manager.path_on_disk("local", path)
-            bridge.request_scan(path, disk_path, follower.install)
+            node.request_scan(path, disk_path, follower.install)
         elif event in STOPS:
             follower.end()
-            bridge.feed_hold(PrintStopped(STOPS[event]))
+            node.holds.print_stopped(STOPS[event])
         if event in ("Connected", "Disconnected"):
-            bridge.holds.modes = Modes()  # a new connection: nothing is known to be homed
-
-    # ---------------------------------------------------------------- hooks
-    def on_gcode_queuing(
-        self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
-    ) -> tuple[None] | None:
-        """Comm thread: follow the layers; hold at a planned boundary (no I/O, no waiting)."""
-        hooks = self._hooks
-        if hooks is not None and hooks.queuing(cmd, gcode, kwargs.get("tags", args[1] if len(args) > 1 else None)):
-            return (None,)  # held before this line: it is kept back and sent at the release
-        return None
-
-    def on_gcode_received(self, comm: Any, line: str, *args: Any, **kwargs: Any) -> str:
-        hooks = self._hooks
-        if hooks is not None:
-            hooks.received(line)
-        return line
+            node.holds.connection_changed()  # a new connection: nothing is known to be homed
 
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:
@@ -202,6 +191,7 @@ class PrintmeshPlugin(
 __plugin_implementation__ = PrintmeshPlugin()
 __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
-    "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.on_gcode_queuing,
-    "octoprint.comm.protocol.gcode.received": __plugin_implementation__.on_gcode_received,
+    # the comm thread's hooks go straight to their bodies: the layers and the hold, the replies to the hold
+    "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.comm_hooks.on_gcode_queuing,
+    "octoprint.comm.protocol.gcode.received": __plugin_implementation__.replies.on_gcode_received,
 }

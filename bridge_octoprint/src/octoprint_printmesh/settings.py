@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from octoprint_printmesh.logic.hold_types import HoldConfig
-from octoprint_printmesh.logic.safety import SafetySettings
+from octoprint_printmesh.hold.safety import SafetySettings
+from octoprint_printmesh.hold.types import HoldConfig
 from printmesh_core.config import AgentSettings, ConfigError, Strict, format_validation_error
 
 SETTINGS_VERSION = 2

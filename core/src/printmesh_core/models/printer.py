@@ -238,6 +238,13 @@ class PrinterHold(Payload):
     deadline: float | None = Field(default=None, description="When the watchdog starts the release, Unix seconds.")
     holder: str | None = Field(default=None, description="Component whose status the hold is tied to.")
     origin: Point | None = Field(default=None, description="Where the head was when held; it returns there.")
+    head: Point | None = Field(
+        default=None,
+        description=(
+            "Where the head is now during a hold: the origin when held, then the target of each confirmed move; "
+            "null when idle"
+        ),
+    )
     armed: HoldPlan | None = Field(default=None, description="The plan armed for this or the next print.")
 
 

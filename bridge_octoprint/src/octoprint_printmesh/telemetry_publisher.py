@@ -42,7 +42,7 @@ class Snapshot:
 
 
 @dataclass
-class Pump:
+class TelemetryPublisher:
     publish: Publish
     policy: TemperaturePolicy = field(default_factory=TemperaturePolicy)
     job_interval: float = 5.0

@@ -4,6 +4,9 @@ The hook runs on OctoPrint's comm thread, so everything here is constant-time an
 I/O: scanning a file for its layer table happens on the bridge's worker thread. Until the
 table is ready (a print started before its file was scanned), the live fallback detector
 follows the print; when the table arrives it takes over without repeating a layer.
+
+A new layer goes two ways: ``emit`` queues its publication, and ``at_layer`` hands it to
+the hold (``hold.driver.HoldDriver.at_layer``), which may keep the layer's first line back.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ def file_position(tags: Iterable[str] | None) -> int | None:
 
 
 class LayerFollower:
-    def __init__(self, emit: Callable[[LayerEvent], None]) -> None:
+    def __init__(
+        self, emit: Callable[[LayerEvent], None], at_layer: Callable[[LayerEvent, str], bool] = lambda e, line: False
+    ) -> None:
         self.emit = emit  # must only enqueue: it runs on the comm thread
+        self.at_layer = at_layer  # True: the job was put on hold before this line
         self._tracker: Tracker | None = None
         self._last_layer = 0
         self.path: str | None = None
@@ -48,17 +54,17 @@ class LayerFollower:
     def end(self) -> None:
         self._tracker = None
 
-    def on_line(self, tags: Iterable[str] | None, line: str) -> LayerEvent | None:
-        """The layer event this file line starts, if any (already emitted)."""
+    def on_line(self, tags: Iterable[str] | None, line: str) -> bool:
+        """Follow one line; True when it starts a layer the hold stopped before (suppress it)."""
         tracker = self._tracker
         if tracker is None:
-            return None
+            return False
         pos = file_position(tags)
         if pos is None:
-            return None
+            return False
         event = tracker.feed(pos, line)
         if event is not None and event.layer != self._last_layer:
             self._last_layer = event.layer
             self.emit(event)
-            return event
-        return None
+            return self.at_layer(event, line)
+        return False

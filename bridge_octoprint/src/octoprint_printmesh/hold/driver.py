@@ -1,10 +1,14 @@
 """The shell around the pure hold machine: one lock, one state, and the effects carried out.
 
-Two threads feed it. At a planned layer boundary OctoPrint's comm thread, inside the
+This driver is the only writer of the hold's state: everything outside the ``hold``
+package calls one of its named methods (``print_started``, ``line_tracked``,
+``reconnected`` ...) and never assigns a field.
+
+Two threads step it. At a planned layer boundary OctoPrint's comm thread, inside the
 ``gcode.queuing`` hook, asks ``at_layer``: if the plan matches, the job goes on hold
 right there and the layer's first line is kept back (the hook suppresses it), so not a
 single line of that layer reaches the printer before the hold. Everything else (commands,
-printer replies, ticks, OctoPrint events) is fed on the bridge's worker thread, where the
+printer replies, ticks, OctoPrint events) is queued for the hold's own thread, where the
 effects that talk to OctoPrint or the broker run. The kept-back line is sent just before
 the job is let go, after the head is back; it is dropped only when the print ended.
 """
@@ -13,17 +17,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from octoprint_printmesh.logic import hold as machine
-from octoprint_printmesh.logic.gcode import Modes, parse_position, token_in
-from octoprint_printmesh.logic.hold_types import (
+from octoprint_printmesh.hold import machine
+from octoprint_printmesh.hold.types import (
     Action,
     HoldConfig,
+    HolderOffline,
     HoldInput,
     HoldState,
     LayerReached,
@@ -31,11 +36,15 @@ from octoprint_printmesh.logic.hold_types import (
     PrintStarted,
     PrintStopped,
     PublishEvent,
+    ReleaseRequested,
     Reply,
     SendGcode,
     SetJobOnHold,
+    Tick,
     TokenSeen,
 )
+from octoprint_printmesh.hold.views import job_command_refusal, status_payload
+from octoprint_printmesh.logic.gcode import Modes, parse_position, token_in, track
 from printmesh_core.commands import error
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.layers import LayerEvent
@@ -44,17 +53,18 @@ from printmesh_core.models.printer import PrinterHold
 log = logging.getLogger("octoprint.plugins.printmesh.hold")
 
 Answer = Callable[[CommandResponse], None]
+QUEUE_LIMIT = 10_000
+TICK = 0.2  # seconds between deadline checks while a hold runs
 
 
 @dataclass(frozen=True)
 class Effects:
-    """What the hold needs from OctoPrint and the broker; the plugin supplies these."""
+    """What the hold needs from OctoPrint and the broker; the printer node binds these."""
 
     set_job_on_hold: Callable[[bool], None]
     send: Callable[[Sequence[str]], None]  # printer.commands, tagged as ours
     event: Callable[[str, dict[str, Any]], None]  # <node>/printer/event, source printmesh
     status: Callable[[PrinterHold], None]  # retained <node>/printer/hold
-    handoff: Callable[[list[Action]], None]  # run these on the worker thread, in order
 
 
 class HoldDriver:
@@ -66,11 +76,47 @@ class HoldDriver:
         self.modes = Modes()  # tracked from the lines sent (comm thread); read when the origin is reported
         self.active = False  # read without the lock by the comm-thread hooks
         self.stashed: str | None = None  # layer N's first line, kept back by the hold
-        self.context: dict[str, Any] = {}  # file and start time, added to the 'held' event
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[str | None, Answer]] = {}
         self._keys = itertools.count(1)
         self._last_status: str | None = None
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(QUEUE_LIMIT)
+        self._worker = threading.Thread(target=self._work, name="printmesh-hold", daemon=True)
+        self.dropped = 0
+
+    # ------------------------------------------------------- the hold's thread
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._worker.join(5)
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the hold's thread, in order; never blocks the caller."""
+        try:
+            self._queue.put_nowait(fn)
+        except queue.Full:
+            self.dropped += 1
+
+    def _work(self) -> None:
+        self.publish_status(force=True)  # the first status, before anything else
+        while True:
+            try:
+                fn = self._queue.get(timeout=TICK if self.active else None)
+            except queue.Empty:
+                fn = self._noop
+            if fn is None:
+                return
+            try:
+                fn()
+                if self.active:  # deadlines are checked on every input; a tick covers quiet spells
+                    self.feed(Tick())
+            except Exception:
+                log.exception("hold input failed")
+
+    def _noop(self) -> None:
+        pass
 
     # ------------------------------------------------------------- comm thread
     def at_layer(self, event: LayerEvent, line: str) -> bool:
@@ -85,11 +131,23 @@ class HoldDriver:
                 self.active = True
         if started:
             self.fx.set_job_on_hold(True)  # only takes OctoPrint's hold lock for a moment: no waiting
-            self.fx.handoff([a for a in actions if not isinstance(a, SetJobOnHold)])
+            rest: list[Action] = [a for a in actions if not isinstance(a, SetJobOnHold)]
+            self.submit(lambda: self.run(rest))
         return started
 
-    def on_received(self, line: str) -> HoldInput | None:
-        """A line from the printer, while a hold runs: the echo token or the M114 position."""
+    def line_tracked(self, line: str) -> None:
+        """A line that changes the modes a hold must restore (G90/M83/F/G28) was sent."""
+        self.modes = track(self.modes, line)
+
+    def received(self, line: str) -> None:
+        """A line from the printer: while a hold runs, its echo token or the M114 position."""
+        if not self.active:
+            return
+        found = self._reply_in(line)
+        if found is not None:
+            self._later(found)
+
+    def _reply_in(self, line: str) -> HoldInput | None:
         token = token_in(line)
         if token is not None:
             return TokenSeen(token)
@@ -99,7 +157,40 @@ class HoldDriver:
                 return OriginReported(pos["x"], pos["y"], pos["z"], self.modes)
         return None
 
-    # ----------------------------------------------------------- worker thread
+    # ----------------------------------------------- OctoPrint's event thread, the broker
+    def print_started(self, path: str | None, at: float) -> None:
+        self._later(PrintStarted(path, at))
+
+    def print_stopped(self, reason: str) -> None:
+        self._later(PrintStopped(reason))
+
+    def cancel_requested(self) -> None:
+        """Release before OctoPrint tears the job down (runs now, on the command's thread)."""
+        self.feed(PrintStopped("cancel requested"))
+
+    def connection_changed(self) -> None:
+        """A new connection: nothing is known to be homed."""
+        self.modes = Modes()
+
+    def broker_lost(self) -> None:
+        """Nobody can move or release a hold without the broker: let the print go on."""
+        self._later(ReleaseRequested(None, disarm=True, reason="broker_lost"))
+
+    def holder_offline(self, holder: str) -> None:
+        self._later(HolderOffline(holder))
+
+    def refusal(self, command: Literal["pause", "resume", "cancel"]) -> str | None:
+        """Why OctoPrint's pause/resume must wait for the hold, or None."""
+        return job_command_refusal(self.state, command)
+
+    @property
+    def homed(self) -> frozenset[str]:
+        return self.modes.homed
+
+    def _later(self, event: HoldInput) -> None:
+        self.submit(lambda: self.feed(event))
+
+    # ------------------------------------------------------------ hold thread
     def register(self, request_id: str | None, answer: Answer) -> str:
         """A key for the machine's Reply actions that finds this request's answer later."""
         key = f"k{next(self._keys)}"
@@ -112,8 +203,12 @@ class HoldDriver:
         if answer is not None:
             answer(error(request_id, code, message))
 
+    def reconnected(self) -> None:
+        """After a (re)connect: the broker may have lost the retained status."""
+        self.submit(lambda: self.publish_status(force=True))
+
     def feed(self, event: HoldInput) -> None:
-        """Step the machine and carry out its actions on the calling (non-comm) thread."""
+        """Step the machine and carry out its actions on the calling thread (never the comm thread)."""
         with self._lock:
             self.state, actions = machine.step(self.state, event, self.clock(), self.config)
             self.active = self.state.phase != "idle"
@@ -139,9 +234,7 @@ class HoldDriver:
         elif isinstance(action, SendGcode):
             self.fx.send(action.lines)
         elif isinstance(action, PublishEvent):
-            payload = dict(action.payload)
-            if action.event == "held":
-                payload.update({"z": self.state.layer_z, **self.context})
+            payload = action.payload
             if action.event in ("held", "released"):
                 log.info("hold %s at layer %s %s (%s)", payload.get("hold_id"), payload.get("layer"),
                          action.event, payload.get("reason") or payload.get("origin"))  # fmt: skip
@@ -161,8 +254,25 @@ class HoldDriver:
             answer(error(request_id, reply.code or "failed", reply.message or "failed", details))
 
     def publish_status(self, force: bool = False) -> None:
-        status = machine.status_payload(self.state, self.clock())
+        status = status_payload(self.state, self.clock())
         body = status.model_dump_json(exclude={"ts"})
         if force or body != self._last_status:
             self._last_status = body
             self.fx.status(status)
+
+
+class ReplyHook:
+    """OctoPrint's ``gcode.received`` hook: registered once, pointed at the current driver.
+
+    Only a running hold reads the printer's replies (its echo tokens and the M114
+    position), so they go from OctoPrint's comm thread straight to ``HoldDriver.received``.
+    """
+
+    def __init__(self) -> None:
+        self.driver: HoldDriver | None = None
+
+    def on_gcode_received(self, comm: Any, line: str, *args: Any, **kwargs: Any) -> str:
+        driver = self.driver
+        if driver is not None:
+            driver.received(line)
+        return line

@@ -1,7 +1,7 @@
 """``hold``, ``release``, ``move`` and ``gcode``: requests turned into hold-machine inputs.
 
 These commands are deferred: the network thread only registers the answer and queues the
-request for the bridge's worker, which checks the permissions, reads the printer profile
+request for the hold's thread, which checks the permissions, reads the printer profile
 and the homed axes, and feeds the machine. The answer comes when the machine says so (a
 move, when the printer has echoed its token), never when the lines were merely queued.
 """
@@ -12,15 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from octoprint_printmesh.holds import Answer, HoldDriver
-from octoprint_printmesh.logic.gcode import parse
-from octoprint_printmesh.logic.hold_types import (
+from octoprint_printmesh.hold.driver import Answer, HoldDriver
+from octoprint_printmesh.hold.types import (
     GcodeRequested,
     HoldCommand,
     HoldInput,
     MoveRequested,
     ReleaseRequested,
 )
+from octoprint_printmesh.logic.gcode import parse
 from octoprint_printmesh.settings import Permissions
 from printmesh_core.commands import Command
 from printmesh_core.models.envelope import CommandRequest
@@ -52,13 +52,11 @@ class HoldCommands:
         driver: HoldDriver,
         permissions: Permissions,
         profile: Callable[[], PrinterProfile | None],
-        submit: Callable[[Callable[[], None]], None],
         watch_holder: Callable[[str], str | None],
     ) -> None:
         self.driver = driver
         self.permissions = permissions
-        self.profile = profile  # read on the worker thread
-        self.submit = submit  # run a callable on the worker thread
+        self.profile = profile  # read on the hold's thread
         self.watch_holder = watch_holder  # subscribe to '<node>/<component>' status; an error text if invalid
 
     def commands(self) -> list[Command]:
@@ -75,7 +73,7 @@ class HoldCommands:
     def _accept(self, request: CommandRequest, message: Any, answer: Answer) -> None:
         """Network thread: remember how to answer, and queue the rest."""
         key = self.driver.register(request.id, answer)
-        self.submit(lambda: self._run(request, key))
+        self.driver.submit(lambda: self._run(request, key))
 
     def _run(self, request: CommandRequest, key: str) -> None:
         result = self.translate(request, key)
@@ -102,7 +100,7 @@ class HoldCommands:
             profile = self.profile()
             if profile is None:
                 return Refused("no_profile", "no printer profile is known, so no move can be checked")
-            homed = self.driver.modes.homed
+            homed = self.driver.homed
             return MoveRequested(
                 key, request.x, request.y, request.z, request.feedrate, homed, profile, hold_id=request.hold_id
             )

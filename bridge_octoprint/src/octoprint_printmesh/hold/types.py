@@ -1,4 +1,4 @@
-"""State, inputs, actions and settings of the hold state machine (see ``hold.py``), and views of the state."""
+"""State, inputs, actions and settings of the hold state machine (see ``machine.py``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from octoprint_printmesh.hold.safety import Origin, Pos, SafetySettings
 from octoprint_printmesh.logic.gcode import Modes
-from octoprint_printmesh.logic.safety import Origin, Pos, SafetySettings
 from printmesh_core.models.layers import LayerEvent
-from printmesh_core.models.printer import HoldPhase, HoldPlan, HoldRequest, Point, PrinterHold, PrinterProfile
+from printmesh_core.models.printer import HoldPhase, HoldPlan, HoldRequest, PrinterProfile
 
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -98,6 +98,8 @@ class HoldState:
     hold_reply: str | None = None  # the hold command answered once held
     release_replies: tuple[str, ...] = ()
     release_reason: str | None = None
+    job_path: str | None = None  # the printed file and when it started, for the 'held' event
+    job_started: float | None = None
 
 
 # ------------------------------------------------------------------ inputs
@@ -184,7 +186,8 @@ class Tick:
 
 @dataclass(frozen=True)
 class PrintStarted:
-    pass
+    path: str | None = None  # the printed file, named in the 'held' event
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -234,33 +237,3 @@ class PublishEvent:
 
 
 Action = SetJobOnHold | SendGcode | Reply | PublishEvent
-
-
-# ------------------------------------------------------------------ views
-def status_payload(state: HoldState, now: float) -> PrinterHold:
-    """The retained ``<node>/printer/hold`` message for this state."""
-    origin = state.origin.pos if state.origin is not None else None
-    active = state.phase != "idle"
-    return PrinterHold(
-        ts=now,
-        phase=state.phase,
-        hold_id=state.hold_id if active else None,
-        layer=state.layer if active else None,
-        since=state.since if active else None,
-        deadline=state.watchdog if active else None,
-        holder=state.holder,
-        origin=Point(x=origin.x, y=origin.y, z=origin.z) if origin is not None and active else None,
-        armed=state.armed.to_model() if state.armed is not None else None,
-    )
-
-
-def job_command_refusal(state: HoldState, command: Literal["pause", "resume", "cancel"]) -> str | None:
-    """Why OctoPrint's pause/resume must not run now, or None.
-
-    A pause or resume during a hold fights over the same file stream (a resume would
-    not lift the hold; a pause would record our capture position as the pause position).
-    Cancel is always allowed: the shell feeds ``PrintStopped`` first, which releases.
-    """
-    if command != "cancel" and state.phase != "idle":
-        return f"the print is held by printmesh ({state.phase}); release it first"
-    return None

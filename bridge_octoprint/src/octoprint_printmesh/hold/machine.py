@@ -1,4 +1,4 @@
-"""The hold state machine: ``step(state, input, now, config) -> (state, actions)``.
+"""The pure hold machine: ``step(state, input, now, config) -> (state, actions)``.
 
 A hold stops OctoPrint streaming the file (``set_job_on_hold``, not a pause: no pause
 scripts, no PrintPaused), drains the printer (M400, M114 for the origin, an echo token),
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from octoprint_printmesh.logic.gcode import barrier
-from octoprint_printmesh.logic.hold_types import (
+from octoprint_printmesh.hold.safety import Origin, Pos, Refusal, check_gcode, plan_move, plan_return, restore_lines
+from octoprint_printmesh.hold.types import (
     Action,
     HoldCommand,
     HoldConfig,
@@ -44,11 +44,10 @@ from octoprint_printmesh.logic.hold_types import (
     SetJobOnHold,
     Tick,
     TokenSeen,
-    job_command_refusal,
-    status_payload,
 )
-from octoprint_printmesh.logic.hold_types import GcodeRequested as GcodeReq
-from octoprint_printmesh.logic.safety import Origin, Pos, Refusal, check_gcode, plan_move, plan_return, restore_lines
+from octoprint_printmesh.hold.types import GcodeRequested as GcodeReq
+from octoprint_printmesh.hold.views import held_payload, job_command_refusal, status_payload
+from octoprint_printmesh.logic.gcode import barrier
 
 Step = tuple[HoldState, list[Action]]
 __all__ = ["job_command_refusal", "status_payload", "step"]
@@ -97,6 +96,7 @@ def _finish(state: HoldState, reason: str, returned: bool, error: str | None = N
     idle = HoldState(
         armed=state.armed, holder=state.holder, printing=state.printing, first_seen=state.first_seen,
         last_layer=state.last_layer, seq=state.seq, hold_id=state.hold_id,
+        job_path=state.job_path, job_started=state.job_started,
     )  # fmt: skip
     return idle, actions
 
@@ -184,9 +184,8 @@ def _on_layer(state: HoldState, event: LayerReached, now: float, config: HoldCon
 
 def _on_token(state: HoldState, token: str) -> Step:
     if state.phase == "draining" and token == state.token:
-        origin = None if state.origin is None else state.origin.pos
         held = replace(state, phase="held", token=None, deadline=None, hold_reply=None)
-        payload = {**_info(state), "origin": None if origin is None else asdict(origin)}
+        payload = held_payload(state)
         actions: list[Action] = [PublishEvent("held", payload)]
         if state.hold_reply is not None:
             actions.append(Reply(state.hold_reply, True, payload))
@@ -289,6 +288,7 @@ def _dispatch(state: HoldState, event: HoldInput, now: float, config: HoldConfig
         return released, [PublishEvent("hold_disarmed", {"reason": "holder_offline", "holder": event.holder}), *actions]
     if isinstance(event, PrintStarted):
         state, actions = _finish(state, "print_started", False) if state.phase != "idle" else (state, [])
+        state = replace(state, job_path=event.path, job_started=event.started_at)
         return replace(state, printing=True, first_seen=False, last_layer=None), actions
     if isinstance(event, PrintStopped):
         state, actions = _finish(state, event.reason, False) if state.phase != "idle" else (state, [])
