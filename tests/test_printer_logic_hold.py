@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from octoprint_printmesh.logic.gcode import Modes, token_in
+from octoprint_printmesh.gcode import Modes, token_in
 from octoprint_printmesh.logic.hold import job_command_refusal, status_payload, step
 from octoprint_printmesh.logic.hold_types import (
     Action,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from octoprint_printmesh.gcode import parse
 from octoprint_printmesh.holds import Answer, HoldDriver
-from octoprint_printmesh.logic.gcode import parse
 from octoprint_printmesh.logic.hold_types import (
     GcodeRequested,
     HoldCommand,

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from octoprint_printmesh.gcode import Modes, parse_position, token_in
 from octoprint_printmesh.logic import hold as machine
-from octoprint_printmesh.logic.gcode import Modes, parse_position, token_in
 from octoprint_printmesh.logic.hold_types import (
     Action,
     HoldConfig,

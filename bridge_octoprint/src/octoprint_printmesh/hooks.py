@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from octoprint_printmesh.bridge import Bridge
 from octoprint_printmesh.follow import LayerFollower
-from octoprint_printmesh.logic.gcode import track
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour, track
 
 MODAL = frozenset({"G90", "G91", "M82", "M83", "G28", "M18", "M84", "M112"})  # lines that change tracked modes
 FANS = frozenset({"M106", "M107"})
@@ -23,6 +23,7 @@ class CommHooks:
     def __init__(self, bridge: Bridge, follower: LayerFollower) -> None:
         self.bridge = bridge
         self.follower = follower
+        self.flavour: Flavour = DEFAULT_FLAVOUR  # the firmware's, set by the plugin
 
     def queuing(self, cmd: str, gcode: str | None, tags: Iterable[str] | None) -> bool:
         """True: the job was put on hold before this line, which the hook must suppress.
@@ -43,7 +44,7 @@ class CommHooks:
             self.bridge.record_fan(cmd)
         elif gcode in MODAL or (gcode in MOVES and "F" in cmd):
             holds = self.bridge.holds
-            holds.modes = track(holds.modes, cmd)
+            holds.modes = track(holds.modes, cmd, flavour=self.flavour)
 
     def received(self, line: str) -> None:
         """While a hold runs, pass its echo tokens and the position reply to the worker."""

@@ -16,10 +16,11 @@ from typing import Any
 import octoprint.plugin
 
 from octoprint_printmesh.bridge import Bridge, PrinterIO
+from octoprint_printmesh.firmware_flavour import FLAVOUR
 from octoprint_printmesh.follow import LayerFollower
+from octoprint_printmesh.gcode import Modes
 from octoprint_printmesh.hooks import CommHooks
 from octoprint_printmesh.jobcmds import JobControl, job_commands
-from octoprint_printmesh.logic.gcode import Modes
 from octoprint_printmesh.logic.hold_types import PrintStarted, PrintStopped, job_command_refusal
 from octoprint_printmesh.pump import Snapshot
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
@@ -82,6 +83,7 @@ class PrintmeshPlugin(
         self._follower = LayerFollower(self._bridge.record_layer)
         self._hooks = CommHooks(self._bridge, self._follower)
         self._bridge.snapshot = self._snapshot
+        FLAVOUR.attach(settings.gcode.flavour, self._hooks, self._follower)
         self._bridge.start()
         self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
 
@@ -161,12 +163,14 @@ class PrintmeshPlugin(
             path = str(payload.get("path"))
             follower.begin(path, None)  # live fallback until the scan is in
             disk_path = self._file_manager.path_on_disk("local", path)
-            bridge.request_scan(path, disk_path, follower.install)
+            bridge.request_scan(path, disk_path, follower.install, follower.flavour)
         elif event in STOPS:
             follower.end()
             bridge.feed_hold(PrintStopped(STOPS[event]))
         if event in ("Connected", "Disconnected"):
             bridge.holds.modes = Modes()  # a new connection: nothing is known to be homed
+        if event == "Disconnected":
+            FLAVOUR.forget()
 
     # ---------------------------------------------------------------- hooks
     def on_gcode_queuing(

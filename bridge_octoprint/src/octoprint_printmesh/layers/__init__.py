@@ -16,8 +16,8 @@ Layer numbers are 1-based physical layers in print order (raft included); the sl
 label (Cura's ``;LAYER:-5``..) is kept as ``slicer_layer``.
 """
 
+from octoprint_printmesh.gcode import Motion
 from octoprint_printmesh.layers.fallback import FallbackDetector, FallbackTracker
-from octoprint_printmesh.layers.gcode import Motion
 from octoprint_printmesh.layers.scanner import ScanResult, scan_file, scan_stream
 from octoprint_printmesh.layers.tracker import LayerTracker, Tracker
 

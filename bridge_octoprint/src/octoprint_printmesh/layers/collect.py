@@ -19,8 +19,8 @@ import contextlib
 import re
 from dataclasses import dataclass
 
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, EXTRUDES, Z_MOVED, Flavour, Motion
 from octoprint_printmesh.layers.fallback import FallbackRows
-from octoprint_printmesh.layers.gcode import EXTRUDES, Z_MOVED, Motion
 from octoprint_printmesh.layers.markers import (
     PRIORITY,
     TAKES_VALUE,
@@ -54,9 +54,9 @@ class Row:
 
 
 class Collector:
-    def __init__(self, full: bool, min_layer_height: float = 0.0) -> None:
+    def __init__(self, full: bool, min_layer_height: float = 0.0, flavour: Flavour = DEFAULT_FLAVOUR) -> None:
         self.full = full  # interpret every line (needed for the fallback table)
-        self.motion = Motion()
+        self.motion = Motion(flavour)
         self.fallback = FallbackRows(min_layer_height)
         self.rows: dict[MarkerStyle, list[Row]] = {s: [] for s in PRIORITY}
         self.waiting: list[Row] = []  # started, first command line not seen yet

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from octoprint_printmesh.layers.gcode import EXTRUDES, Z_MOVED, Motion
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, EXTRUDES, Z_MOVED, Flavour, Motion
 from printmesh_core.models.layers import LayerEvent
 
 TOLERANCE = 0.002  # mm: slicers print Z with 3 decimals; spiral rounding stays well inside this
@@ -101,13 +101,16 @@ class FallbackTracker:
     :func:`~octoprint_printmesh.layers.scanner.scan_file` whenever the file can be read.
     """
 
-    def __init__(self, min_layer_height: float = 0.0, path: str | None = None) -> None:
+    def __init__(
+        self, min_layer_height: float = 0.0, path: str | None = None, flavour: Flavour = DEFAULT_FLAVOUR
+    ) -> None:
         self._min = min_layer_height
         self._path = path
+        self._flavour = flavour
         self.reset()
 
     def reset(self) -> None:
-        self._motion = Motion()
+        self._motion = Motion(self._flavour)
         self._detector = FallbackDetector(self._min)
 
     def feed(self, file_pos: int, line: str) -> LayerEvent | None:

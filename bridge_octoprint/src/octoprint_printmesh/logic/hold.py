@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from octoprint_printmesh.logic.gcode import barrier
+from octoprint_printmesh.gcode import barrier
 from octoprint_printmesh.logic.hold_types import (
     Action,
     HoldCommand,

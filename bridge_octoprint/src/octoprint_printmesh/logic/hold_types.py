@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from octoprint_printmesh.logic.gcode import Modes
+from octoprint_printmesh.gcode import Modes
 from octoprint_printmesh.logic.safety import Origin, Pos, SafetySettings
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.models.printer import HoldPhase, HoldPlan, HoldRequest, Point, PrinterHold, PrinterProfile
