@@ -118,7 +118,18 @@ def track(modes: Modes, line: str, *, flavour: Flavour = DEFAULT_FLAVOUR) -> Mod
 class Motion:
     """Modal state and position of one G-code stream; ``feed`` each comment-free line in order."""
 
-    __slots__ = ("e", "e_follows_xyz", "flavour", "fw_retracted", "relative_e", "relative_xyz", "x", "y", "z")
+    __slots__ = (
+        "e",
+        "e_follows_xyz",
+        "e_resets",
+        "flavour",
+        "fw_retracted",
+        "relative_e",
+        "relative_xyz",
+        "x",
+        "y",
+        "z",
+    )
 
     def __init__(self, flavour: Flavour = DEFAULT_FLAVOUR) -> None:
         self.flavour = flavour
@@ -130,9 +141,10 @@ class Motion:
         self.z: float | None = None
         self.e = 0.0
         self.fw_retracted = False
+        self.e_resets = 0  # G92 lines that set E: a start G-code purge ends with one
 
     def feed(self, line: str) -> int:
-        """Apply one line; return ``EXTRUDES``/``Z_MOVED`` flags (0 for anything else)."""
+        """Apply one line; return ``EXTRUDES``/``Z_MOVED`` flags (0 for anything else, G92 included)."""
         if not line.isupper():  # also true for "" and for lines with no letters
             line = line.upper()
         if "*" in line:  # a checksum written into the file
@@ -219,6 +231,7 @@ class Motion:
         if len(parts) == 1:
             self.x = self.y = self.z = 0.0
             self.e = 0.0
+            self.e_resets += 1
             return
         for token in parts[1:]:
             value = _num(token)
@@ -227,6 +240,7 @@ class Motion:
             letter = token[0]
             if letter == "E":
                 self.e = value
+                self.e_resets += 1
             elif letter == "Z":
                 self.z = value
             elif letter == "X":

@@ -124,7 +124,7 @@ class Collector:
         if self._e_line is not None or self.e_block is not None:
             self._sync()
         motion = self.motion
-        z_before = motion.z
+        z_before, resets = motion.z, motion.e_resets
         flags = motion.feed(cmd.decode("latin-1"))
         for row in first:
             row.z_seen = motion.z
@@ -138,6 +138,8 @@ class Collector:
                 self.open.clear()
             if self.full:
                 self.fallback.observe(flags, motion.z, offset, file_pos)
+        elif self.full and motion.e_resets != resets:
+            self.fallback.e_reset()
 
     def _light(self, cmd: bytes) -> None:
         head = cmd[:3]
