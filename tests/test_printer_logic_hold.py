@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from octoprint_printmesh.gcode import Modes, token_in
 from octoprint_printmesh.hold.machine import job_command_refusal, status_payload, step
 from octoprint_printmesh.hold.types import (
     Action,
@@ -38,7 +39,6 @@ from octoprint_printmesh.hold.types import (
     TokenSeen,
 )
 from octoprint_printmesh.hold.views import held_payload
-from octoprint_printmesh.logic.gcode import Modes, token_in
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.models.printer import BuildVolume, HoldRequest, Point, PrinterProfile
 

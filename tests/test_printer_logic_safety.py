@@ -8,6 +8,15 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from octoprint_printmesh.gcode import (
+    Modes,
+    echo_line,
+    fmt,
+    parse,
+    parse_position,
+    token_in,
+    track,
+)
 from octoprint_printmesh.hold.safety import (
     Origin,
     Plan,
@@ -19,15 +28,6 @@ from octoprint_printmesh.hold.safety import (
     physical_region,
     plan_move,
     plan_return,
-)
-from octoprint_printmesh.logic.gcode import (
-    Modes,
-    echo_line,
-    fmt,
-    parse,
-    parse_position,
-    token_in,
-    track,
 )
 from printmesh_core.models.printer import BuildVolume, CustomBox, PrinterProfile
 
@@ -85,7 +85,7 @@ def test_track_positioning_extrusion_and_feedrate():
     assert m.absolute and not m.extrusion_relative
     m = track(m, "M83")
     assert m.extrusion_relative
-    assert track(Modes(extrusion_relative=True), "G90", g90_sets_extruder=False).extrusion_relative
+    assert track(Modes(extrusion_relative=True), "G90", flavour="klipper").extrusion_relative
     m = track(m, "G1 X10 F1500")
     assert m.feedrate == 1500
     assert track(m, "G1 X20").feedrate == 1500, "a move without F keeps the modal feed rate"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour
 from octoprint_printmesh.layers import FallbackTracker, LayerTracker, Tracker
 from printmesh_core.models.layers import LayerEvent, LayerTable
 
@@ -39,12 +40,13 @@ class LayerFollower:
         self._tracker: Tracker | None = None
         self._last_layer = 0
         self.path: str | None = None
+        self.flavour: Flavour = DEFAULT_FLAVOUR  # the firmware's, set by the plugin
 
     def begin(self, path: str | None, table: LayerTable | None) -> None:
         """A print started: follow it with the table if known, else with the live fallback."""
         self.path = path
         self._last_layer = 0
-        self._tracker = LayerTracker(table) if table is not None else FallbackTracker(path=path)
+        self._tracker = LayerTracker(table) if table is not None else FallbackTracker(path=path, flavour=self.flavour)
 
     def install(self, path: str | None, table: LayerTable) -> None:
         """The scanned table for the running print arrived (from the worker thread)."""

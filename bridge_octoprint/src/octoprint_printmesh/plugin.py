@@ -17,6 +17,7 @@ from typing import Any
 import octoprint.plugin
 
 from octoprint_printmesh.comm_hooks import CommHooks
+from octoprint_printmesh.firmware_flavour import FLAVOUR
 from octoprint_printmesh.hold.driver import ReplyHook
 from octoprint_printmesh.job_commands import JobControl, job_commands
 from octoprint_printmesh.layer_follower import LayerFollower
@@ -87,6 +88,7 @@ class PrintmeshPlugin(
         self.comm_hooks.attach(self._follower, node.holds, node.record_fan)
         self.replies.driver = node.holds
         self._node.snapshot = self._snapshot
+        FLAVOUR.attach(settings.gcode.flavour, node.holds, self._follower)
         self._node.start()
         self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
 
@@ -166,12 +168,14 @@ class PrintmeshPlugin(
             path = str(payload.get("path"))
             follower.begin(path, None)  # live fallback until the scan is in
             disk_path = self._file_manager.path_on_disk("local", path)
-            node.request_scan(path, disk_path, follower.install)
+            node.request_scan(path, disk_path, follower.install, follower.flavour)
         elif event in STOPS:
             follower.end()
             node.holds.print_stopped(STOPS[event])
         if event in ("Connected", "Disconnected"):
             node.holds.connection_changed()  # a new connection: nothing is known to be homed
+        if event == "Disconnected":
+            FLAVOUR.forget()
 
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:

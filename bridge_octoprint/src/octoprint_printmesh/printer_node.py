@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from octoprint_printmesh.entities import PrinterShape, printer_entities, printer_shape
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour
 from octoprint_printmesh.hold.commands import HoldCommands
 from octoprint_printmesh.hold.driver import Effects, HoldDriver
 from octoprint_printmesh.hold.link import HoldLink
@@ -112,9 +113,15 @@ class PrinterNode:
     def record_layer(self, event: LayerEvent) -> None:
         self._put(("layer", event))
 
-    def request_scan(self, path: str, disk_path: str, done: Callable[[str, LayerTable], None]) -> None:
+    def request_scan(
+        self,
+        path: str,
+        disk_path: str,
+        done: Callable[[str, LayerTable], None],
+        flavour: Flavour = DEFAULT_FLAVOUR,
+    ) -> None:
         """Scan a file for its layer table on the worker thread, then call ``done``."""
-        self._put(("scan", (path, disk_path, done)))
+        self._put(("scan", (path, disk_path, done, flavour)))
 
     def _put(self, item: tuple[str, Any]) -> None:
         try:
@@ -161,8 +168,10 @@ class PrinterNode:
         snap.firmware = snap.firmware or self._firmware
         return snap
 
-    def _scan(self, path: str, disk_path: str, done: Callable[[str, LayerTable], None]) -> None:
-        table = scan_file(disk_path).table.model_copy(update={"path": path})
+    def _scan(
+        self, path: str, disk_path: str, done: Callable[[str, LayerTable], None], flavour: Flavour = DEFAULT_FLAVOUR
+    ) -> None:
+        table = scan_file(disk_path, flavour=flavour).table.model_copy(update={"path": path})
         log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
         self._retain("layers", table)
         done(path, table)

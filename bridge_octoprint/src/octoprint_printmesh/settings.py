@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
         "gcode_allow": ["M117", "M118", "M300"],
     },
     "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0},
+    "gcode": {"flavour": "auto"},
     "hold": {"max_hold": 300, "confirm_timeout": 30, "move_timeout": 60, "return_timeout": 60},
 }
 _PERMISSIONS = ("allow_hold", "allow_move", "allow_cancel", "allow_gcode", "gcode_allow")
@@ -86,6 +87,12 @@ class HoldTimes(Strict):
     return_timeout: float = Field(default=60, ge=1, le=600, description="s for the head's way back.")
 
 
+class GcodeConfig(Strict):
+    flavour: Literal["auto", "marlin", "klipper", "prusa"] = Field(
+        default="auto", description="What G90/G91 do to the extruder; auto: from the firmware's M115 report."
+    )
+
+
 class BridgeSettings(AgentSettings):
     """The core's agent settings plus what only the bridge has."""
 
@@ -95,6 +102,7 @@ class BridgeSettings(AgentSettings):
     permissions: Permissions = Permissions()
     safety: SafetyConfig = SafetyConfig()
     hold: HoldTimes = HoldTimes()
+    gcode: GcodeConfig = GcodeConfig()
 
     @property
     def allow_cancel(self) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from octoprint_printmesh.gcode import parse
 from octoprint_printmesh.hold.driver import Answer, HoldDriver
 from octoprint_printmesh.hold.types import (
     GcodeRequested,
@@ -20,7 +21,6 @@ from octoprint_printmesh.hold.types import (
     MoveRequested,
     ReleaseRequested,
 )
-from octoprint_printmesh.logic.gcode import parse
 from octoprint_printmesh.settings import Permissions
 from printmesh_core.commands import Command
 from printmesh_core.models.envelope import CommandRequest

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour, Modes, parse_position, token_in, track
 from octoprint_printmesh.hold import machine
 from octoprint_printmesh.hold.types import (
     Action,
@@ -44,7 +45,6 @@ from octoprint_printmesh.hold.types import (
     TokenSeen,
 )
 from octoprint_printmesh.hold.views import job_command_refusal, status_payload
-from octoprint_printmesh.logic.gcode import Modes, parse_position, token_in, track
 from printmesh_core.commands import error
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.layers import LayerEvent
@@ -72,6 +72,7 @@ class HoldDriver:
         self.config = config
         self.fx = effects
         self.clock = clock
+        self.flavour: Flavour = DEFAULT_FLAVOUR  # the firmware's (firmware_flavour.FLAVOUR sets it)
         self.state = HoldState()
         self.modes = Modes()  # tracked from the lines sent (comm thread); read when the origin is reported
         self.active = False  # read without the lock by the comm-thread hooks
@@ -137,7 +138,7 @@ class HoldDriver:
 
     def line_tracked(self, line: str) -> None:
         """A line that changes the modes a hold must restore (G90/M83/F/G28) was sent."""
-        self.modes = track(self.modes, line)
+        self.modes = track(self.modes, line, flavour=self.flavour)
 
     def received(self, line: str) -> None:
         """A line from the printer: while a hold runs, its echo token or the M114 position."""

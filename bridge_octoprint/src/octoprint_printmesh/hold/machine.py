@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+from octoprint_printmesh.gcode import barrier
 from octoprint_printmesh.hold.safety import Origin, Pos, Refusal, check_gcode, plan_move, plan_return, restore_lines
 from octoprint_printmesh.hold.types import (
     Action,
@@ -47,7 +48,6 @@ from octoprint_printmesh.hold.types import (
 )
 from octoprint_printmesh.hold.types import GcodeRequested as GcodeReq
 from octoprint_printmesh.hold.views import held_payload, job_command_refusal, status_payload
-from octoprint_printmesh.logic.gcode import barrier
 
 Step = tuple[HoldState, list[Action]]
 __all__ = ["job_command_refusal", "status_payload", "step"]

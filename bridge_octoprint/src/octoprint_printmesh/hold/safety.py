@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from octoprint_printmesh.logic.gcode import AXES, TOKEN_PREFIX, Modes, barrier, fmt, parse
+from octoprint_printmesh.gcode import AXES, TOKEN_PREFIX, Modes, barrier, fmt, parse
 from printmesh_core.models.printer import BuildVolume, PrinterProfile
 from printmesh_core.volume import Region, physical_region
 from printmesh_core.volume import allowed_region as volume_region

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from octoprint_printmesh.gcode import Modes
 from octoprint_printmesh.hold.safety import Origin, Pos, SafetySettings
-from octoprint_printmesh.logic.gcode import Modes
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.models.printer import HoldPhase, HoldPlan, HoldRequest, PrinterProfile
 

@@ -19,8 +19,8 @@ import contextlib
 import re
 from dataclasses import dataclass
 
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, EXTRUDES, Z_MOVED, Flavour, Motion
 from octoprint_printmesh.layers.fallback import FallbackRows
-from octoprint_printmesh.layers.gcode import EXTRUDES, Z_MOVED, Motion
 from octoprint_printmesh.layers.markers import (
     PRIORITY,
     TAKES_VALUE,
@@ -54,9 +54,9 @@ class Row:
 
 
 class Collector:
-    def __init__(self, full: bool, min_layer_height: float = 0.0) -> None:
+    def __init__(self, full: bool, min_layer_height: float = 0.0, flavour: Flavour = DEFAULT_FLAVOUR) -> None:
         self.full = full  # interpret every line (needed for the fallback table)
-        self.motion = Motion()
+        self.motion = Motion(flavour)
         self.fallback = FallbackRows(min_layer_height)
         self.rows: dict[MarkerStyle, list[Row]] = {s: [] for s in PRIORITY}
         self.waiting: list[Row] = []  # started, first command line not seen yet
@@ -124,7 +124,7 @@ class Collector:
         if self._e_line is not None or self.e_block is not None:
             self._sync()
         motion = self.motion
-        z_before = motion.z
+        z_before, resets = motion.z, motion.e_resets
         flags = motion.feed(cmd.decode("latin-1"))
         for row in first:
             row.z_seen = motion.z
@@ -138,6 +138,8 @@ class Collector:
                 self.open.clear()
             if self.full:
                 self.fallback.observe(flags, motion.z, offset, file_pos)
+        elif self.full and motion.e_resets != resets:
+            self.fallback.e_reset()
 
     def _light(self, cmd: bytes) -> None:
         head = cmd[:3]

@@ -11,14 +11,25 @@ false positive users hit with other tools comes from Z moves that print nothing:
   Z* is where the layer starts. The hook sees a line before OctoPrint sends it, so firing on
   that line is still before the first extrusion of the layer reaches the printer.
 
-Purge lines do extrude. One above the first layer (Cura's Creality start G-code draws at
-Z0.3, then the first layer is at 0.2) makes the first extrusion "layer 1" too early; when
-extrusion later happens *below* the current layer Z, the detector re-bases the layer Z
-instead of counting (live: layer 1 has already fired at the purge, its z is corrected for
-the next layers' heights). The table builder, which sees the whole file, goes further: it
-moves layer 1 to where extrusion at its final Z starts, and drops a first "layer" of at most
-``PRIME_MOVES`` extruding moves (a purge *below* the first layer height) once a real layer
-follows.
+**The first layer** is the part's first layer, not the start G-code's purge line. A purge is
+extrusion that opens the print and is at most ``PRIME_MOVES`` extruding moves long, and
+either (a) is followed by an extruder reset (``G92 E``) and then extrusion at its Z or below
+(Prusa's and Cura's stock start G-code: purge, ``G92 E0``, travel, the part at the same Z or,
+for Cura's Z0.3 purge, lower), or (b) is followed by extrusion at a higher Z (a purge *below*
+the first layer). The part's first layer is never that short and never reset in between:
+one perimeter is already four moves, and slicers reset E at layer changes, not inside one.
+The table builder, which sees the whole file, applies this exactly: layer 1 starts at the
+part's first extrusion. The live detector cannot look ahead (the purge and a part's first
+layer begin with the same lines), so it fires layer 1 on the purge's first extrusion, early
+but never late, and agrees with the table from layer 2 on; when extrusion later happens
+*below* layer 1's Z it re-bases instead of counting. The bridge replaces it with the
+scanned table as soon as the scan is in (normally during heat-up, long before the purge).
+
+**Objects printed one at a time** ("complete objects"/sequential printing): from layer 2 on,
+extrusion more than one layer height *below* the current layer is the next object's first
+layer. It is a new layer, numbered on (as the markers' tables do), with its height measured
+from the bed. Smaller drops re-base the current layer instead (Cura prints the first layer
+above a raft 0.02 mm higher than the next).
 
 Spiral vase: every extruding move raises Z a little. When extruding moves themselves change
 Z, a new layer starts each time Z has risen by one step (the height of the last flat layer)
@@ -30,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from octoprint_printmesh.layers.gcode import EXTRUDES, Z_MOVED, Motion
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, EXTRUDES, Z_MOVED, Flavour, Motion
 from printmesh_core.models.layers import LayerEvent
 
 TOLERANCE = 0.002  # mm: slicers print Z with 3 decimals; spiral rounding stays well inside this
@@ -68,7 +79,7 @@ class FallbackDetector:
                 self._start(z, step)
                 result = NEW
             elif z < lz - TOLERANCE:
-                result = self._rebase(z)
+                result = self._below(z)
         elif z > lz + (TOLERANCE if spiral_move else max(TOLERANCE, self.min_layer_height)):
             if spiral_move:  # the first revolution of a vase: it starts right above the flat layers
                 self._start(z, self.step if self.step is not None else z - lz)
@@ -77,7 +88,7 @@ class FallbackDetector:
                 self._start(z, z - lz)
             result = NEW
         elif z < lz - TOLERANCE:
-            result = self._rebase(z)
+            result = self._below(z)
         self.spiral = spiral_move
         return result
 
@@ -85,6 +96,26 @@ class FallbackDetector:
         self.layer += 1
         self.layer_z = z
         self.height = round(height, 6)
+
+    def restart(self) -> None:
+        """Forget every layer: the extrusion so far was a purge, not the part."""
+        self.layer, self.layer_z, self.height, self.step, self.spiral = 0, None, None, None, False
+
+    def _below(self, z: float) -> int:
+        """Extrusion below the current layer: the next object, or a correction of this layer's Z.
+
+        From layer 2 on, a drop of more than the current layer's height means the print went
+        back down to start another object (sequential printing): a new layer, numbered on,
+        measured from the bed like a first layer. A smaller drop (Cura prints the first layer
+        over a raft 0.02 mm higher than the next) and any drop in layer 1 (a purge above the
+        first layer) re-base the current layer instead.
+        """
+        lz = self.layer_z
+        if self.layer >= 2 and lz is not None and lz - z > (self.height or 0.0) + TOLERANCE:
+            self.step = None
+            self._start(z, z)
+            return NEW
+        return self._rebase(z)
 
     def _rebase(self, z: float) -> int:
         self.layer_z = z
@@ -97,17 +128,20 @@ class FallbackTracker:
     """Live fallback with the tracker interface: ``feed(file_pos, line)`` per comment-free line.
 
     Costs one G-code parse per line (a few microseconds); it has no total, and no lookahead,
-    so a purge line may fire layer 1 early (see the module docstring). Prefer a table from
+    so a purge line fires layer 1 early (see the module docstring). Prefer a table from
     :func:`~octoprint_printmesh.layers.scanner.scan_file` whenever the file can be read.
     """
 
-    def __init__(self, min_layer_height: float = 0.0, path: str | None = None) -> None:
+    def __init__(
+        self, min_layer_height: float = 0.0, path: str | None = None, flavour: Flavour = DEFAULT_FLAVOUR
+    ) -> None:
         self._min = min_layer_height
         self._path = path
+        self._flavour = flavour
         self.reset()
 
     def reset(self) -> None:
-        self._motion = Motion()
+        self._motion = Motion(self._flavour)
         self._detector = FallbackDetector(self._min)
 
     def feed(self, file_pos: int, line: str) -> LayerEvent | None:
@@ -137,12 +171,23 @@ class FallbackRows:
     def __init__(self, min_layer_height: float = 0.0) -> None:
         self.detector = FallbackDetector(min_layer_height)
         self.rows: list[FallbackRow] = []
+        self._purged = False  # layer 1 so far is a purge that ended with an E reset
+
+    def e_reset(self) -> None:
+        """A ``G92 E``: if layer 1 so far is at most ``PRIME_MOVES`` moves, it may have been a purge."""
+        rows = self.rows
+        self._purged = len(rows) == 1 and rows[0].moves <= PRIME_MOVES
 
     def observe(self, flags: int, z: float | None, offset: int, file_pos: int) -> None:
         """Feed one line's motion flags; ``offset``/``file_pos`` locate that line."""
         if not flags & EXTRUDES:
             return
         d = self.detector
+        if self._purged:
+            self._purged = False
+            if z is not None and d.layer_z is not None and z <= d.layer_z + TOLERANCE:
+                self.rows.clear()  # a purge, then the part at its Z or below: the part is layer 1
+                d.restart()
         result = d.observe(flags, z)
         rows = self.rows
         if result == NEW:

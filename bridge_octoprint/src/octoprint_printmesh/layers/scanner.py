@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour
 from octoprint_printmesh.layers.collect import HEADER_BYTES, Collector, Row, last_e_line
 from octoprint_printmesh.layers.markers import PRIORITY
 from printmesh_core.models.layers import LayerInfo, LayerSource, LayerTable, MarkerStyle
@@ -64,10 +65,14 @@ class ScanResult:
 
 
 def scan_stream(
-    stream: BinaryIO, path: str | None = None, fallback: bool = False, min_layer_height: float = 0.0
+    stream: BinaryIO,
+    path: str | None = None,
+    fallback: bool = False,
+    min_layer_height: float = 0.0,
+    flavour: Flavour = DEFAULT_FLAVOUR,
 ) -> ScanResult:
     """Scan a binary stream from its start in one pass; ``fallback`` also builds the fallback table."""
-    scan = Collector(full=fallback, min_layer_height=min_layer_height)
+    scan = Collector(full=fallback, min_layer_height=min_layer_height, flavour=flavour)
     offset = 0  # raw bytes before the current block
     delta = 0  # OctoPrint's count minus the raw bytes (grows only on invalid UTF-8)
     carry = b""
@@ -129,13 +134,15 @@ def _fast(scan: Collector, data: bytes, offset: int, delta: int) -> None:
     scan.e_carry = last_e_line(data, end) or scan.e_carry
 
 
-def scan_file(path: str | Path, fallback: bool = False, min_layer_height: float = 0.0) -> ScanResult:
+def scan_file(
+    path: str | Path, fallback: bool = False, min_layer_height: float = 0.0, flavour: Flavour = DEFAULT_FLAVOUR
+) -> ScanResult:
     """Scan a file on disk; without markers it is read a second time for the fallback table."""
     with open(path, "rb") as f:
-        result = scan_stream(f, str(path), fallback, min_layer_height)
+        result = scan_stream(f, str(path), fallback, min_layer_height, flavour)
         if result.markers is None and result.fallback is None:
             f.seek(0)
-            result = scan_stream(f, str(path), True, min_layer_height)
+            result = scan_stream(f, str(path), True, min_layer_height, flavour)
     return result
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from octoprint_printmesh.logic.gcode import Gcode, parse
+from octoprint_printmesh.gcode import Gcode, parse
 from printmesh_core.models.printer import FanSpeed, PrinterFans
 
 FULL = 255

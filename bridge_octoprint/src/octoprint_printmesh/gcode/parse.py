@@ -1,17 +1,14 @@
-"""G-code lines in and out: parsing, the modal state a hold must restore, echo tokens.
+"""G-code lines in and out: parsing a command, M114 replies, echo tokens, number format.
 
-OctoPrint does not track positioning mode, extrusion mode, feed rate or homed axes, yet
-a head that leaves the print and comes back must restore all of them: a print that
-resumes in the wrong extrusion mode or at travel speed ruins the part (Octolapse's blob
-complaints). So the shell feeds every line OctoPrint *sent* through ``track`` and
-snapshots the result when a hold begins.
+Only syntax lives here; what a line *does* to the printer's modes and position (which
+depends on the firmware) is :mod:`.motion`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 TOKEN_PREFIX = "printmesh:"
 AXES = ("x", "y", "z")
@@ -55,57 +52,6 @@ def parse(line: str) -> Gcode | None:
     for word_letter, word_value in _WORD.findall(text[match.end() :]):
         params[word_letter] = float(word_value) if word_value else None
     return Gcode(code, params)
-
-
-@dataclass(frozen=True)
-class Modes:
-    """The modal state a hold saves at its start and restores before the print continues."""
-
-    absolute: bool = True
-    extrusion_relative: bool = False
-    feedrate: float | None = None
-    homed: frozenset[str] = frozenset()
-
-
-def track(modes: Modes, line: str, *, g90_sets_extruder: bool = True) -> Modes:
-    """The modes after ``line`` was sent.
-
-    ``g90_sets_extruder``: Marlin 2's G90/G91 also switch the extruder to absolute/relative
-    (M82/M83 then override it). Klipper and Prusa's firmware keep the M82/M83 setting
-    through G90 (G91 makes E relative only while it is active): pass False there, and
-    ``extrusion_relative`` is that setting. Octolapse users learnt the difference the hard
-    way; the restore sequence sends G90/G91 *then* M82/M83, which ends in the saved state
-    under either behaviour.
-    Homing is tracked from G28 (all axes, or those named) and forgotten on M18/M84 (steppers
-    off, unless only an idle timeout ``S`` is set) and on M112 (emergency stop).
-    """
-    cmd = parse(line)
-    if cmd is None:
-        return modes
-    code = cmd.code
-    if code in ("G90", "G91"):
-        absolute = code == "G90"
-        if g90_sets_extruder:
-            return replace(modes, absolute=absolute, extrusion_relative=not absolute)
-        return replace(modes, absolute=absolute)
-    if code in ("M82", "M83"):
-        return replace(modes, extrusion_relative=code == "M83")
-    if code in ("G0", "G1", "G2", "G3"):
-        feed = cmd.value("F")
-        return replace(modes, feedrate=feed) if feed is not None and feed > 0 else modes
-    if code == "G28":
-        named = {a for a in AXES if cmd.has(a.upper())}
-        return replace(modes, homed=modes.homed | (named or set(AXES)))
-    if code in ("M18", "M84"):
-        named = {a for a in AXES if cmd.has(a.upper())}
-        if named or cmd.has("E"):
-            return replace(modes, homed=modes.homed - named)  # only these steppers (E alone: none)
-        if cmd.has("S"):
-            return modes  # only sets the idle timeout
-        return replace(modes, homed=frozenset())
-    if code == "M112":
-        return replace(modes, homed=frozenset())
-    return modes
 
 
 def parse_position(line: str) -> dict[str, float] | None:
