@@ -18,7 +18,7 @@ from conftest import Observer
 from octoprint_harness import start_octoprint
 from printing import FAST, hold_windows, sends
 
-from printmesh_core.broker import LocalBroker
+from printmesh_devkit.broker import LocalBroker
 
 NODE = "octo5"
 BASE = f"printmesh/{NODE}/printer"

@@ -13,7 +13,7 @@ from coordinator_support import FakeBridge, camera_config, coordinator_config, p
 
 from printmesh_coordinator.page import page_state
 from printmesh_coordinator.timelapse import count_frames
-from printmesh_core.broker import LocalBroker
+from printmesh_devkit.broker import LocalBroker
 
 
 @pytest.fixture
