@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,37 @@ from printmesh_devkit.broker import LocalBroker, mosquitto_path
 
 REPO = Path(__file__).resolve().parent.parent
 PRINTMESH = [sys.executable, "-m", "printmesh_core.cli"]
+KINDS = ("unit", "integration")  # tests/<kind>/test_*.py, each marked with its kind
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its folder's kind; a test outside both folders is a mistake."""
+    stray = []
+    for item in items:
+        kind = item.path.parent.name
+        if kind in KINDS:
+            item.add_marker(kind)
+        else:
+            stray.append(item.nodeid)
+    if stray:
+        raise pytest.UsageError(f"tests must live in tests/unit or tests/integration: {', '.join(sorted(stray))}")
+
+
+def _refuse(what: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a unit test may not {what}: it belongs in tests/integration")
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _unit_isolation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit loop stays fast and self-contained: no process, no network connection."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("start a process"))
+    monkeypatch.setattr(socket.socket, "connect", _refuse("open a network connection"))
+    monkeypatch.setattr(socket.socket, "connect_ex", _refuse("open a network connection"))
 
 
 @pytest.fixture

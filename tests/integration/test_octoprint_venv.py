@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check-octoprint-venv.sh"
 
 # A cut-down OctoPrint venv as `pip list --format=json` reports it (names as pip spells them).

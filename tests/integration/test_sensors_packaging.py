@@ -22,7 +22,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = re.compile(r"^(numpy|opencv.*|cv2)$")
 PI_MACHINES = ("aarch64", "armv7l", "armv6l")
 

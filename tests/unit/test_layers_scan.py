@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_layers_support import FIXTURES, REPO, expected, fixture_names, load_layers
+from layers_support import FIXTURES, REPO, expected, fixture_names, load_layers
 
 from printmesh_core.models.layers import LayerEvent, LayerTable
 
@@ -112,7 +112,7 @@ def scan_bytes(data: bytes, fallback: bool = False):
 
 
 def test_bom_lone_cr_and_invalid_utf8_count_like_octoprint(tmp_path):
-    from test_layers_support import octoprint_lines
+    from layers_support import octoprint_lines
 
     body = (
         b";LAYER:0\r"  # a lone CR ends a line for OctoPrint

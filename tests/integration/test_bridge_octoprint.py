@@ -108,7 +108,7 @@ def test_telemetry_is_retained_and_validates_and_follows_a_print(observer, octop
     fans = PrinterFans.model_validate(observer.topic(f"{BASE}/fans", where=lambda d: "1" in d["fans"]))
     assert round(fans.fans["0"].speed) == 50 and fans.fans["1"].speed == 100
     mark = observer.mark()
-    data = (Path(__file__).parent / "fixtures" / "gcode" / "prusa_zhop_purge.gcode").read_bytes()
+    data = (Path(__file__).parent.parent / "fixtures" / "gcode" / "prusa_zhop_purge.gcode").read_bytes()
     import re
 
     octoprint.upload("cube.gcode", re.sub(rb"(?m)^M1(09|90)\b", b"M117", data))
@@ -145,7 +145,7 @@ def test_pause_resume_cancel_over_mqtt_with_errors_for_bad_requests(observer, oc
         bad = call(command, json.dumps({"id": f"bad-{command}", "nonsense": True}), f"bad-{command}")
         assert bad["ok"] is False and bad["error"]["code"] in ("invalid_request", "unknown_command")
     assert octoprint.api("GET", "/api/connection")["current"]["state"] == "Operational"
-    data = (Path(__file__).parent / "fixtures" / "gcode" / "cura_zhop_purge.gcode").read_bytes()
+    data = (Path(__file__).parent.parent / "fixtures" / "gcode" / "cura_zhop_purge.gcode").read_bytes()
     octoprint.upload("long.gcode", re.sub(rb"(?m)^M1(09|90)\b", b"M117", data))  # slow: no speed-up
     observer.topic(f"{BASE}/state", after=mark, where=lambda d: d["text"] == "Printing", timeout=20)
     assert call("pause", '{"id": "p1"}', "p1")["ok"]

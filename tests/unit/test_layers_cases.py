@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_layers_support import REPO, load_layers, naive_extrusions, octoprint_lines, stripped_copy
+from layers_support import REPO, load_layers, naive_extrusions, octoprint_lines, stripped_copy
 
 from octoprint_printmesh.layer_follower import LayerFollower
 

@@ -15,7 +15,7 @@ from printmesh_core.models.printer import HoldStarted, PrinterEvent, PrinterHeld
 from printmesh_core.schemas import PAYLOADS
 from printmesh_core.topics import TopicError, Topics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T = Topics("printmesh", "n1")
 CAM = T.component(contract.CAMERA, "n1")
 

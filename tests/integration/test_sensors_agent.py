@@ -25,7 +25,7 @@ from printmesh_sensors.physics import dew_point
 
 NODE = "s1"
 BASE = f"printmesh/{NODE}/sensors"
-FAKES = Path(__file__).parent / "fakes" / "sensors"
+FAKES = Path(__file__).parent.parent / "fakes" / "sensors"
 
 
 def config(*sensors: dict[str, Any], **section: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import time
 from bisect import bisect_left
 
 import pytest
-from test_layers_support import FIXTURES, expected, fixture_names, load_layers, naive_extrusions, octoprint_lines
+from layers_support import FIXTURES, expected, fixture_names, load_layers, naive_extrusions, octoprint_lines
 
 layers = load_layers()
 NAMES = fixture_names()
@@ -89,7 +89,7 @@ def test_tracker_cost_per_line():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fallback_on_stripped_files_matches_the_markers(name, tmp_path):
-    from test_layers_support import stripped_copy
+    from layers_support import stripped_copy
 
     exp = expected(name)
     stripped = stripped_copy(FIXTURES / exp["file"], tmp_path / "stripped.gcode")

@@ -213,9 +213,22 @@ def test_the_file_is_known_from_the_layer_table_or_events_before_the_job_topic_s
     f.feed(
         contract.PRINTER_JOB, json.dumps({"file_path": "old.gcode", "file_origin": "local"}).encode()
     )  # the last print's
-    f.feed(contract.PRINTER_LAYERS, json.dumps({"path": "new.gcode", "source": "markers", "layers": []}).encode())
+    f.feed(
+        contract.PRINTER_LAYERS,
+        json.dumps(
+            {
+                "path": "new.gcode",
+                "source": "markers",
+                "file_size": 0,
+                "total_layers": 0,
+                "total_height": 0,
+                "layers": [],
+            }
+        ).encode(),
+    )
     assert f.view().file_path == "new.gcode"
     f.feed(
-        "layer", json.dumps({"layer": 1, "z": 0.2, "file_pos": 1, "source": "markers", "path": "next.gcode"}).encode()
+        contract.PRINTER_LAYER,
+        json.dumps({"layer": 1, "z": 0.2, "file_pos": 1, "source": "markers", "path": "next.gcode"}).encode(),
     )
     assert f.view().file_path == "next.gcode" and f.view().layers == 1

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -142,19 +140,6 @@ def test_several_cameras_get_a_column_and_a_video_each(tmp_path):
     assert read_job(folder).columns == [("top", 0), ("top", 1), ("side", 0), ("side", 1)]
     assert sorted(Path(v.href).name for v in built.videos) == [
         "pos_00_side.webm", "pos_00_top.webm", "pos_01_side.webm", "pos_01_top.webm"]  # fmt: skip
-
-
-def test_render_command_rebuilds_page_and_videos_from_the_folder(tmp_path):
-    folder = make_job(tmp_path, [5, 10], points=2)
-    cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--render", str(folder)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr
-    assert oct((folder / "index.html").stat().st_mode & 0o777) == "0o644"
-    assert oct(next((folder / "page/video").glob("*.webm")).stat().st_mode & 0o777) == "0o644"
-    assert done.stdout.strip() == str((folder / "index.html").resolve())
-    assert page.page_state(folder) == "final" and len(list((folder / "page/video").glob("*.webm"))) == 2
-    bad = subprocess.run([*cmd[:-1], str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "not a job folder" in bad.stderr
 
 
 def test_worker_builds_off_the_callers_thread_and_coalesces(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from printmesh_host.config import HostConfig, Metrics
 from printmesh_host.metrics import Sampler
 from printmesh_host.probes import parse_throttled, read_psutil_temperature, read_sysfs_temperature
 
-FAKE_VCGENCMD = str(Path(__file__).parent / "fakes" / "vcgencmd")
+FAKE_VCGENCMD = str(Path(__file__).parent.parent / "fakes" / "vcgencmd")
 Shwtemp = namedtuple("Shwtemp", "label current high critical")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from printmesh_core.components import COMPONENT_GROUP, COMPONENTS, TOOL_GROUP, TOOLS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_entry_point_is_in_the_registry_with_its_distribution():
