@@ -9,7 +9,7 @@ import math
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from octoprint_printmesh.logic import layers as lt
+from octoprint_printmesh.logic import layer_progress as lt
 from octoprint_printmesh.logic.telemetry import (
     TemperaturePolicy,
     connection_payload,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from octoprint_printmesh.logic import fans as fan_logic
-from octoprint_printmesh.logic import layers as layer_logic
+from octoprint_printmesh.logic import layer_progress as layer_logic
 from octoprint_printmesh.logic.eta import EtaSettings, HeaterHistory, update_all
 from octoprint_printmesh.logic.fans import Fans, FanSettings
 from octoprint_printmesh.logic.telemetry import (
