@@ -7,9 +7,10 @@ group each get a share of the holds and no hold is handled twice. The event stre
 subscribed normally by every member (its ``held`` copies then ignored). Everything a running
 hold must not miss is retained and subscribed normally by every member: the bridge's
 status, profile, hold status, job and state, the cameras' status and availability, and
-the coordinators' own statuses. Answers come back on our own MQTT 5 response topic
-(``<coord>/coordinator/reply``), or on the ``res/`` topics with MQTT 3.1.1; either way they
-are matched by request id, and images by capture id (which is the request id).
+the coordinators' own statuses. Answers come back on our own MQTT 5 response topics
+(``reply/<requester>/<node>/<component>``, the reply namespace command servers honour), or
+on the ``res/`` topics with MQTT 3.1.1; either way they are matched by request id, and
+images by capture id (which is the request id).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from printmesh_core.models.printer import (
     ReleaseRequest,
 )
 from printmesh_core.mqtt import Message, MqttRuntime
-from printmesh_core.topics import ComponentTopics, Topics, join
+from printmesh_core.topics import ComponentTopics, Topics, join, reply_filter, reply_topic, requester_id
 
 log = logging.getLogger("printmesh.coordinator.link")
 
@@ -145,7 +146,7 @@ class Link:
         self.section = section
         self.deliver = deliver
         self.v5 = runtime.config.protocol == "5"
-        self.reply_topic = topics.absolute(me.sub("reply"))
+        self.requester = requester_id(runtime.config.username, me.node_id, me.component)
         self._owners: OrderedDict[str, str] = OrderedDict()  # request id -> printer
         self._lock = threading.Lock()
 
@@ -188,7 +189,7 @@ class Link:
                 sub(c.res("capture"), self._answer, qos=1)
         sub(join("+", "coordinator", "status"), self._coordinator, qos=1)
         if self.v5:
-            self.runtime.subscribe(self.reply_topic, self._answer, qos=1)
+            sub(reply_filter(self.requester), self._answer, qos=1)
 
     def _retained(self, printer: str, cls: type[BaseModel], wrap: Callable[[Any], Input], message: Message) -> None:
         value = _model(cls, message)
@@ -274,6 +275,7 @@ class Link:
         payload = body.model_dump_json(exclude_none=True, exclude_defaults=True)
         if self.v5:
             topic = self.topics.absolute(target.cmd(name))
-            self.runtime.publish_absolute(topic, payload, qos=1, response_topic=self.reply_topic)
+            reply = self.topics.absolute(reply_topic(self.requester, target))
+            self.runtime.publish_absolute(topic, payload, qos=1, response_topic=reply)
         else:
             self.runtime.publish(target.cmd(name), payload, qos=1)

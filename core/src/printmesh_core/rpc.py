@@ -1,4 +1,10 @@
-"""Calling commands: publish a request and wait for the response with the same id."""
+"""Calling commands: publish a request and wait for the response with the same id.
+
+With MQTT 5 the answer comes back on our own reply subtree,
+``<root>/reply/<requester>/<node>/<component>``: the only response topics a command server
+honours, and (under the generated ACL) the only ones nobody else can read. With MQTT 3.1.1
+it comes on the target's ``res/<command>`` topic, shared with every other requester.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from pydantic import ValidationError
 
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.mqtt import Message, MqttRuntime
-from printmesh_core.topics import ComponentTopics
+from printmesh_core.topics import ComponentTopics, join, reply_filter, reply_topic, requester_id
 
 
 class RequestTimeout(TimeoutError):
@@ -21,17 +27,23 @@ class RequestTimeout(TimeoutError):
 
 
 class Requester:
-    """Correlates responses by ``id`` on the plain response topic, so it works with any broker and MQTT 3.1.1."""
+    """Correlates responses by ``id``; works with any broker and with MQTT 3.1.1 too.
 
-    def __init__(self, runtime: MqttRuntime) -> None:
+    ``requester`` names the reply subtree; by default the broker account (whose subtree the
+    ACL lets it read), else a random id.
+    """
+
+    def __init__(self, runtime: MqttRuntime, requester: str | None = None) -> None:
         self.runtime = runtime
+        self.v5 = runtime.config.protocol == "5"
+        self.requester = requester or requester_id(runtime.config.username, "rpc", uuid.uuid4().hex[:12])
         self._pending: dict[str, Future[CommandResponse]] = {}
         self._watched: set[str] = set()
         self._lock = threading.Lock()
 
     def watch(self, target: ComponentTopics, command: str, timeout: float = 5.0) -> bool:
-        """Subscribe to a response topic ahead of the first call (waits for the broker's ack)."""
-        topic = target.res(command)
+        """Subscribe to where the answers come, ahead of the first call (waits for the broker's ack)."""
+        topic = reply_filter(self.requester) if self.v5 else target.res(command)
         with self._lock:
             if topic in self._watched:  # the common case: one set lookup per call
                 return True
@@ -48,7 +60,14 @@ class Requester:
         with self._lock:
             self._pending[rid] = future
         try:
-            self.runtime.publish(target.cmd(command), json.dumps(request), qos=1, retain=False)
+            if self.v5:
+                root = self.runtime.root
+                reply = join(root, reply_topic(self.requester, target))
+                self.runtime.publish_absolute(
+                    join(root, target.cmd(command)), json.dumps(request), qos=1, response_topic=reply
+                )
+            else:
+                self.runtime.publish(target.cmd(command), json.dumps(request), qos=1, retain=False)
             return future.result(timeout)
         except FutureTimeout:
             raise RequestTimeout(f"no response to {command} (id {rid}) within {timeout}s") from None
