@@ -43,7 +43,7 @@ def test_reply_topics_and_the_check():
         None,  # outside the root
         "camnode/camera/bed/press",
         f"reply/anyone/{HOST_NODE}/camera",  # another component's answers
-        f"reply/anyone/other/host",
+        "reply/anyone/other/host",
         f"reply/{HOST_NODE}/host",  # no requester level
         f"reply/a b/{HOST_NODE}/host",
     ):

@@ -59,7 +59,7 @@ def test_secret_file_errors_name_the_key(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"mqtt\.username_file: unknown key"):
         load_settings(AgentSettings, _write(tmp_path / "c.yaml", f"mqtt:\n  username_file: {pw}\n"))
     _env(monkeypatch, PRINTMESH_MQTT__HOST_FILE=str(pw))
-    with pytest.raises(ConfigError, match="PRINTMESH_MQTT__HOST_FILE: unknown setting 'mqtt.host_file'"):
+    with pytest.raises(ConfigError, match=r"PRINTMESH_MQTT__HOST_FILE: unknown setting 'mqtt\.host_file'"):
         load_settings(AgentSettings, None)
 
 
