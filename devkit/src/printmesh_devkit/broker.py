@@ -53,9 +53,13 @@ class LocalBroker:
         host: str = "127.0.0.1",
         kind: Literal["mosquitto"] = "mosquitto",
         extra: list[str] | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.host = host
         self.extra = extra or []  # more mosquitto.conf lines for the listener: TLS, password_file
+        # a whole mosquitto.conf (e.g. printmesh broker-config's) instead of ours; it must
+        # listen on ``port`` at ``host``, which is where start() waits for it
+        self.config_file = config_file
         self.port = port or free_port(host)
         self.kind = kind
         self._proc: subprocess.Popen[bytes] | None = None
@@ -67,6 +71,10 @@ class LocalBroker:
         if exe is None:
             raise BrokerError(MOSQUITTO_MISSING)
         conf = self._dir / "mosquitto.conf"
+        if self.config_file is not None:
+            lines = self.config_file.read_text().splitlines() + (["user root"] if os.geteuid() == 0 else [])
+            conf.write_text("\n".join(lines) + "\n")
+            return [exe, "-c", str(conf)]
         # set_tcp_nodelay: without it every QoS 1 round trip waits ~40 ms on delayed acks
         lines = [f"listener {self.port} {self.host}", "persistence false", "set_tcp_nodelay true", *self.extra]
         if not any(line.startswith("allow_anonymous") for line in self.extra):
