@@ -136,6 +136,12 @@ def _section(data: dict[str, Any], *keys: str) -> Any:
     return data
 
 
+def _printer(raw: dict[str, Any]) -> PrinterRef:
+    """The node and cameras of one ``coordinator.printers`` entry; the rest is the coordinator's."""
+    cameras = [{"node": c.get("node"), "camera": c.get("camera")} for c in raw.get("cameras") or []]
+    return PrinterRef.model_validate({"node": raw.get("node"), "cameras": cameras})
+
+
 def node_facts(node: str, spec: NodeSpec, base: Path) -> NodeFacts:
     """Read a node's own config (raw: its component validates it) for what the ACL needs."""
     if spec.config is None:
@@ -149,8 +155,7 @@ def node_facts(node: str, spec: NodeSpec, base: Path) -> NodeFacts:
     if "coordinator" in spec.components:
         try:
             raw = _section(data, "coordinator", "printers") or []
-            printers = [PrinterRef.model_validate({"node": p.get("node"), "cameras": [
-                {"node": c.get("node"), "camera": c.get("camera")} for c in p.get("cameras") or []]}) for p in raw]  # fmt: skip
+            printers = [_printer(p) for p in raw]
         except (ValidationError, AttributeError) as exc:
             raise ConfigError(f"nodes.{node}.config: {path}: coordinator.printers is not a list of printers") from exc
     cams = _section(data, "camera", "cameras")

@@ -72,7 +72,9 @@ def unknown_secrets(folder: Path, users: list[str]) -> list[str]:
     """Secret files of users no longer in the mesh (left in place; the broker no longer knows them)."""
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in users)
+    return sorted(
+        p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in users
+    )
 
 
 def password_file(passwords: dict[str, str]) -> str:
