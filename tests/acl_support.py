@@ -84,5 +84,26 @@ def acl_broker(folder: Path, mesh: dict[str, Any], tls: dict[str, Any] | None = 
         tls_port = free_port()
         listeners.append({"port": tls_port, "address": "127.0.0.1", "tls": tls})
     out, secrets = generate(folder, {**mesh, "broker": {"listeners": listeners, "persistence": False}})
-    with LocalBroker(port=port, config_file=out / "mosquitto.conf") as broker:
+    # stderr is unbuffered (stdout is not, into a file): every line, denials included, at once
+    with LocalBroker(
+        port=port, config_file=out / "mosquitto.conf", extra=["log_dest stderr", "log_type all"]
+    ) as broker:
         yield AclBroker(broker, secrets, out, tls_port)
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(folder: Path) -> Path:
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all fresh."""
+    folder.mkdir(parents=True, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=printmesh-test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem", cwd=folder)  # fmt: skip
+    for name, cn in (("server", "localhost"), ("client", "printmesh-client")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", cwd=folder)  # fmt: skip
+        (folder / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=folder)  # fmt: skip
+    return folder

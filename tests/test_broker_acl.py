@@ -59,6 +59,8 @@ def nothing_but_the_sentinel(acl: AclBroker, watcher: Observer, owner: str, atta
     rt.stop()
     fakes = [(m.topic, m.payload) for m in watcher.messages[mark:] if m.payload.startswith(b"fake")]
     assert not fakes, fakes
+    denied = [line for line in acl.broker.log_path.read_text().splitlines() if "Denied PUBLISH" in line]
+    assert all(any(f"'{topic}'" in line for line in denied) for _, topic in attacks), "each denial is in the log"
 
 
 def test_our_hashes_are_mosquittos(tmp_path):

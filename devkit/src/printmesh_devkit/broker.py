@@ -57,8 +57,8 @@ class LocalBroker:
     ) -> None:
         self.host = host
         self.extra = extra or []  # more mosquitto.conf lines for the listener: TLS, password_file
-        # a whole mosquitto.conf (e.g. printmesh broker-config's) instead of ours; it must
-        # listen on ``port`` at ``host``, which is where start() waits for it
+        # a whole mosquitto.conf (e.g. printmesh broker-config's) instead of ours, plus
+        # ``extra``; it must listen on ``port`` at ``host``, where start() waits for it
         self.config_file = config_file
         self.port = port or free_port(host)
         self.kind = kind
@@ -72,7 +72,8 @@ class LocalBroker:
             raise BrokerError(MOSQUITTO_MISSING)
         conf = self._dir / "mosquitto.conf"
         if self.config_file is not None:
-            lines = self.config_file.read_text().splitlines() + (["user root"] if os.geteuid() == 0 else [])
+            lines = [*self.config_file.read_text().splitlines(), *self.extra]
+            lines += ["user root"] if os.geteuid() == 0 else []
             conf.write_text("\n".join(lines) + "\n")
             return [exe, "-c", str(conf)]
         # set_tcp_nodelay: without it every QoS 1 round trip waits ~40 ms on delayed acks
