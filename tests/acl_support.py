@@ -24,6 +24,7 @@ class AclBroker:
     secrets: Path
     out: Path
     tls_port: int | None = None
+    pki: Path | None = None  # the test's CA and certificates, when it made them
 
     @property
     def port(self) -> int:
