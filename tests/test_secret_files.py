@@ -40,6 +40,12 @@ def test_password_and_key_password_from_files_in_yaml(tmp_path, monkeypatch):
     assert "s3cret" not in repr(s) and "s3cret" not in str(s.mqtt)
 
 
+def test_a_null_secret_file_is_unset(tmp_path, monkeypatch):
+    _env(monkeypatch)
+    s = load_settings(AgentSettings, _write(tmp_path / "n.yaml", "mqtt:\n  password: null\n  password_file: null\n"))
+    assert s.mqtt.password is None
+
+
 def test_password_file_from_the_environment(tmp_path, monkeypatch):
     pw = _write(tmp_path / "docker-secret", "from-env-file")
     _env(monkeypatch, PRINTMESH_MQTT__USERNAME="u", PRINTMESH_MQTT__PASSWORD_FILE=str(pw))

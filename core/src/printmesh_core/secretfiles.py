@@ -47,13 +47,15 @@ def read_secret_files(model: Any, data: dict[str, Any], where: str = "") -> dict
     for key, value in data.items():
         if is_secret_file(fields, key):
             base = key[: -len(SUFFIX)]
-            if base in data:
+            del out[key]
+            if value is None:  # written out as unset (``password_file: null``)
+                continue
+            if base in data and data[base] is not None:
                 raise SecretFileError(f"{where}{key}: give either {base} or {key}, not both")
             try:
                 text = Path(str(value)).read_text()
             except OSError as exc:
                 raise SecretFileError(f"{where}{key}: cannot read secret file {value}: {exc.strerror or exc}") from None
-            del out[key]
             out[base] = text[:-1] if text.endswith("\n") else text
         elif key in fields and isinstance(value, dict):
             out[key] = read_secret_files(field_model(fields[key].annotation), value, f"{where}{key}.")
