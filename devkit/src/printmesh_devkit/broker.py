@@ -1,7 +1,9 @@
 """Starting a local mosquitto on a loopback port.
 
 Used by ``printmesh up`` (when no broker is configured), by the test suite's fixture and by
-the benchmarks, so all three start brokers the same way. There is no fallback broker: the
+the benchmarks, so all three start brokers the same way. Without ``config_file`` it has no
+accounts, so it listens on loopback only: a private broker for one run, never the deployed
+one (that one is ``printmesh broker-config``'s, docs/security.md). There is no fallback broker: the
 iotcore broker from PyPI (rumqttd) closed any connection that published more than 20480
 bytes, so it could not carry a camera capture (see the README, "Broker").
 """
