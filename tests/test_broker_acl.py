@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from acl_support import AclBroker, acl_broker, generate
-from conftest import Observer
+from conftest import PRINTMESH, Observer
 
 from printmesh_devkit.passwords import hash_password, verify_password
 
@@ -187,3 +187,19 @@ def test_passwords_survive_a_second_run_unless_rotated(tmp_path):
     assert second != first and len(second.strip()) >= 32
     entry = (out / "passwd").read_text().strip().split(":", 1)[1]
     assert verify_password(second.strip(), entry) and Path(out / "acl").read_text().count("\nuser ") == 1
+
+
+def test_the_shipped_broker_files_are_the_generators_output_for_the_shipped_mesh(tmp_path, monkeypatch):
+    """deploy/mosquitto/{acl,mosquitto.conf} are what `printmesh broker-config deploy/mesh.yaml` writes."""
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(repo)
+    r = subprocess.run([*PRINTMESH, "broker-config", "deploy/mesh.yaml", "--out", str(tmp_path / "out"),
+                        "--secrets", str(tmp_path / "secrets")], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "octopi-coordinator" in r.stdout and str(tmp_path / "secrets" / "homeassistant") in r.stdout
+    for name in ("acl", "mosquitto.conf"):
+        assert (tmp_path / "out" / name).read_text() == (repo / "deploy/mosquitto" / name).read_text(), name
+    conf = (repo / "deploy/mosquitto/mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
+    insecure = (repo / "deploy/mosquitto/INSECURE-anonymous.conf").read_text()
+    assert insecure.startswith("# INSECURE: NO AUTHENTICATION") and "allow_anonymous true" in insecure
