@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from printmesh_core.config import ConfigError, format_validation_error, read_yaml
+from printmesh_core.config import ConfigError, Strict, format_validation_error, read_yaml
 from printmesh_core.topics import TopicError, check_node_id, check_segment
 
 Component = Literal["host", "sensors", "camera", "printer", "coordinator"]
@@ -26,10 +26,6 @@ def _level(value: str, what: str) -> str:
         return check_segment(value, what)
     except TopicError as exc:
         raise ValueError(str(exc)) from None
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CameraRef(Strict):
