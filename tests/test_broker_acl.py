@@ -172,6 +172,10 @@ def test_generator_errors_name_the_key(tmp_path, capsys):
     with pytest.raises(AssertionError):
         generate(tmp_path / "c", {"nodes": {"reply": {"components": ["host"]}}})
     assert "node id 'reply' is reserved" in capsys.readouterr().err
+    (tmp_path / "pi.yaml").write_text("node_id: octopi\n")
+    with pytest.raises(AssertionError):
+        generate(tmp_path / "d", {"nodes": {"pi": {"components": ["host"], "config": str(tmp_path / "pi.yaml")}}})
+    assert "nodes.pi.config: " in capsys.readouterr().err  # the file names another node
 
 
 def test_passwords_survive_a_second_run_unless_rotated(tmp_path):
