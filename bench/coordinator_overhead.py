@@ -150,7 +150,7 @@ def analyse(messages: list[tuple[int, str, bytes]]) -> dict[int, HoldWire]:
             step = Step(name, t)
             requests[doc["id"]] = step
             current.steps.append(step)
-        elif topic == f"printmesh/{COORD}/coordinator/reply":
+        elif topic.startswith(f"printmesh/reply/{COORD}-coordinator/"):
             doc = json.loads(payload)
             step = requests.get(doc.get("id") or "")
             if step is not None and step.answered is None:

@@ -123,20 +123,21 @@ def test_malformed_requests_get_error_answers_and_never_crash(broker, observer, 
 def test_mqtt5_correlation_data_rides_on_the_image_and_the_response(broker, observer, run_agent):
     run_agent("camera", config(synthetic("bed")))
     wait_online(observer)
+    inbox = f"printmesh/reply/tester/{NODE}/camera"  # the reply namespace: the only one honoured
     got: list = []
     requester = make_runtime(broker, "v5-camera-requester")
-    requester.subscribe("my/inbox", got.append)
+    requester.subscribe(inbox, got.append)
     requester.subscribe(f"{BASE}/bed/capture/+", got.append)
     requester.start()
     assert requester.wait_connected(5)
     time.sleep(0.3)
-    requester.publish_absolute(f"{BASE}/cmd/capture", '{"id": "v5"}', qos=1, response_topic="my/inbox",
+    requester.publish_absolute(f"{BASE}/cmd/capture", '{"id": "v5"}', qos=1, response_topic=inbox,
                                correlation_data=b"\x00corr-7")  # fmt: skip
     deadline = time.monotonic() + 10
     while len(got) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     requester.stop()
-    assert [m.topic for m in got] == [f"{BASE}/bed/capture/v5", "my/inbox"], "image first, then the answer"
+    assert [m.topic for m in got] == [f"{BASE}/bed/capture/v5", inbox], "image first, then the answer"
     assert all(m.correlation_data == b"\x00corr-7" for m in got)
     verify(Captured(json.loads(got[1].payload), got[0].payload, image_index=0, response_index=1))
 

@@ -57,7 +57,7 @@ from printmesh_core.models.printer import (
 )
 from printmesh_core.models.sensors import ReadRequest
 from printmesh_core.models.status import Availability, Status
-from printmesh_core.topics import Topics
+from printmesh_core.topics import Topics, reply_topic, requester_id
 from printmesh_devkit.broker import LocalBroker
 
 UNKNOWN = "added_by_a_newer_version"
@@ -175,7 +175,7 @@ TABLE = [
     ),
     Row(
         "coordinator",
-        contract.COORDINATOR_REPLY.topic(ME),
+        reply_topic(requester_id(None, ME.node_id, ME.component), PRINTER),
         CommandResponse(id="a1", ok=True, data={}),
         delivered(Answer, lambda a: a.request_id == "a1"),
         setup=in_flight,

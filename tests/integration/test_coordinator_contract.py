@@ -90,7 +90,8 @@ def test_layers_are_captured_on_the_grid_with_real_images_and_the_print_released
         assert [(m.x, m.y) for m in moves] == [(80, 80), (100, 80), (120, 80), (120, 100), (100, 100), (80, 100),
                                                (80, 120), (100, 120), (120, 120), (50, 60)]  # fmt: skip
         assert all(m.z == pytest.approx(hold.z + 5) for m in moves[:-1]) and moves[-1].z is None
-        assert {who for _, who in hold.moves} == {"printmesh/coord/coordinator/reply"}, "MQTT 5 response topic"
+        reply = "printmesh/reply/coord-coordinator/octo/printer"  # the reply namespace
+        assert {who for _, who in hold.moves} == {reply}, "MQTT 5 response topic"
     mark = observer.mark()
     octo.end_print()
     folder = job_dir(captures, "octo")
@@ -161,14 +162,15 @@ def test_two_coordinators_split_the_holds_and_none_is_handled_twice_or_missed(
     for t in threads:
         t.join(120)
     assert not failures, [*failures, a.log()[-3000:], b.log()[-3000:]]
-    handled: dict[str, int] = {"printmesh/coord-a/coordinator/reply": 0, "printmesh/coord-b/coordinator/reply": 0}
+    # who answered: the requester level of the reply namespace (printmesh/reply/<requester>/...)
+    handled: dict[str, int] = {"coord-a-coordinator": 0, "coord-b-coordinator": 0}
     for printer in fleet:
         assert [h.layer for h in printer.holds.values()] == layers
         for hold in printer.holds.values():
             assert len(hold.releases) == 1, f"{printer.node} hold {hold.hold_id}: {hold.releases}"
             who = {w for _, w in hold.moves} | set(hold.releases)
             assert len(who) == 1, f"{printer.node} layer {hold.layer} handled by {who}"
-            handled[who.pop()] += 1  # type: ignore[arg-type]
+            handled[who.pop().split("/")[2]] += 1  # type: ignore[union-attr]
     assert sum(handled.values()) == len(printers) * len(layers)
     assert all(n > 0 for n in handled.values()), f"one coordinator did everything: {handled}"
     for printer in printers:

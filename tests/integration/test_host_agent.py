@@ -220,15 +220,17 @@ def test_commands_envelope_errors_dedupe_and_mqtt5_response_topic(broker, observ
     answers_r1 = [m for m in observer.on(res) if json.loads(m.payload)["id"] == "r1"]
     assert len(answers_r1) == 1
     assert "duplicate request id 'r1'" in agent.log() and "not valid JSON" in agent.log()
-    # MQTT 5: the answer goes to the response topic, with the correlation data echoed
+    # MQTT 5: the answer goes to the response topic (inside the reply namespace), with the
+    # correlation data echoed
+    inbox = f"printmesh/reply/tester/{NODE}/host"
     got: list = []
     requester = make_runtime(broker, "v5-requester")
-    requester.subscribe("my/inbox", got.append)
+    requester.subscribe(inbox, got.append)
     requester.start()
     assert requester.wait_connected(5)
     time.sleep(0.2)
     requester.publish_absolute(
-        f"{BASE}/cmd/refresh", '{"id": "v5"}', qos=1, response_topic="my/inbox", correlation_data=b"\x01corr"
+        f"{BASE}/cmd/refresh", '{"id": "v5"}', qos=1, response_topic=inbox, correlation_data=b"\x01corr"
     )
     deadline = time.monotonic() + 5
     while not got and time.monotonic() < deadline:

@@ -18,10 +18,10 @@ from printmesh_core.config import AgentSettings, Strict, check_unique
 from printmesh_core.models.camera import HEIGHT_MAX, WIDTH_MAX
 from printmesh_core.models.coordinator import XY
 from printmesh_core.models.printer import HoldPlan
-from printmesh_core.topics import TopicError, check_segment
+from printmesh_core.topics import REPLY, TopicError, check_segment
 
 # Levels the coordinator uses right below <node>/coordinator/: a printer id may not be one.
-RESERVED = contract.COMPONENT_LEVELS | set(contract.COORDINATOR_REPLY.levels)
+RESERVED = contract.COMPONENT_LEVELS | {REPLY}
 GRID_MAX = 15  # 15×15 = 225 points: far more than a hold should take
 POINTS_MAX = 225
 

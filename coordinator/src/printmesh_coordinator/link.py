@@ -7,9 +7,10 @@ group each get a share of the holds and no hold is handled twice. The event stre
 subscribed normally by every member (its ``held`` copies then ignored). Everything a running
 hold must not miss is retained and subscribed normally by every member: the bridge's
 status, profile, hold status, job and state, the cameras' status and availability, and
-the coordinators' own statuses. Answers come back on our own MQTT 5 response topic
-(``<coord>/coordinator/reply``), or on the ``res/`` topics with MQTT 3.1.1; either way they
-are matched by request id, and images by capture id (which is the request id).
+the coordinators' own statuses. Answers come back on our own MQTT 5 response topics
+(``reply/<requester>/<node>/<component>``, the reply namespace command servers honour), or
+on the ``res/`` topics with MQTT 3.1.1; either way they are matched by request id, and
+images by capture id (which is the request id).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from printmesh_core.models.printer import (
 from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.requests import Correlator
-from printmesh_core.topics import ComponentTopics, Topics, join
+from printmesh_core.topics import ComponentTopics, Topics, join, requester_id
 
 log = logging.getLogger("printmesh.coordinator.link")
 
@@ -109,9 +110,10 @@ class Link:
         self.section = section
         self.deliver = deliver
         self.v5 = runtime.config.protocol == "5"
-        self.reply_topic = topics.absolute(contract.COORDINATOR_REPLY.topic(me))
-        reply = self.reply_topic if self.v5 else None
-        self.requests: Correlator[str] = Correlator(runtime, self._answer, reply_topic=reply, kept=OWNERS_KEPT)
+        self.requester = requester_id(runtime.config.username, me.node_id, me.component)
+        self.requests: Correlator[str] = Correlator(
+            runtime, self._answer, requester=self.requester if self.v5 else None, kept=OWNERS_KEPT
+        )
 
     def printer(self, node: str) -> ComponentTopics:
         return contract.component(self.topics, contract.PRINTER, node)

@@ -2,7 +2,11 @@
 
 A request arrives on ``<node>/<component>/cmd/<name>`` and its answer goes to
 ``<node>/<component>/res/<name>``, or to the MQTT 5 response topic with the correlation
-data echoed. Whatever arrives, the process answers (or logs) and carries on.
+data echoed. A response topic is honoured only inside the reply namespace
+(``<root>/reply/<requester>/<node>/<component>``, see topics.py): any other could make this
+component publish on someone else's command topic (a camera's ``press``), so such a request
+is refused, unrun, on ``res/<name>``. Whatever arrives, the process answers (or logs) and
+carries on.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from printmesh_core.models.envelope import ID_MAX, CommandRequest, CommandResponse, ErrorInfo
 from printmesh_core.mqtt import Message, MqttRuntime
-from printmesh_core.topics import ComponentTopics, TopicError, Topics
+from printmesh_core.topics import REPLY, ComponentTopics, TopicError, Topics, is_reply_topic
 
 log = logging.getLogger("printmesh.commands")
 
@@ -165,7 +169,10 @@ class CommandServer:
             log.warning("ignoring retained command on %s: commands must never be retained", message.topic)
             return
         command = self.table.get(name)
-        _, parsed = parse(command, name, message.payload)
+        rid, parsed = parse(command, name, message.payload)
+        if message.response_topic and not is_reply_topic(self.topics.relative(message.response_topic), self.component):
+            self._refuse_response_topic(message, name, rid)
+            return
         if isinstance(parsed, CommandResponse):
             log.warning("bad request on %s: %s", message.topic, parsed.error.message if parsed.error else "")
             self.reply(message, name, parsed)
@@ -180,6 +187,14 @@ class CommandServer:
             self.reply(message, name, execute(command, parsed))
         else:
             self._pool.submit(self._run, message, command, parsed)
+
+    def _refuse_response_topic(self, message: Message, name: str, request_id: str | None) -> None:
+        """Answer on the default topic, never on the named one, and do not run the command."""
+        where = self.topics.absolute(f"{REPLY}/<requester>/{self.component.base}")
+        text = f"response topic {message.response_topic!r} refused: answers go only to {where}"
+        log.warning("request on %s: %s", message.topic, text)
+        plain = replace(message, response_topic=None, correlation_data=None)
+        self.reply(plain, name, error(request_id, "response_topic_refused", text))
 
     def _run(self, message: Message, command: Command, request: CommandRequest) -> None:
         self.reply(message, command.name, execute(command, request))

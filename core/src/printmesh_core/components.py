@@ -39,6 +39,11 @@ TOOLS = {
             "the main job: mosquitto (when none is configured), every agent, OctoPrint and a print",
             "printmesh-devkit",
         ),
+        Registered(
+            "broker-config",
+            "mosquitto's accounts, ACL and config for a mesh (a server tool, see docs/security.md)",
+            "printmesh-devkit",
+        ),
     )
 }
 

@@ -4,6 +4,9 @@ The environment is merged over the YAML here rather than through pydantic-settin
 is a few lines, it lets a mistyped variable be an error, and it saves every agent (and
 OctoPrint's venv) a dependency worth 6 MB of resident memory.
 
+Every secret (``mqtt.password``, ``mqtt.tls.key_password``) may come from a file instead:
+``<key>_file`` in YAML, ``PRINTMESH_..._FILE`` in the environment (secretfiles.py).
+
 One YAML file may hold the sections of every component on a device (``host:``,
 ``sensors:``...); each component validates its own section and skips the others, while
 any other unknown key, in the file or in the environment, is an error naming the key.
@@ -21,7 +24,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from printmesh_core.topics import TopicError, check_segment
+from printmesh_core.secretfiles import SecretFileError, field_model, is_secret_file, read_secret_files
+from printmesh_core.topics import TopicError, check_node_id, check_segment
 
 ENV_PREFIX = "PRINTMESH_"
 ENV_DELIMITER = "__"
@@ -41,6 +45,7 @@ class TlsConfig(Strict):
     ca_file: Path | None = Field(default=None, description="CA bundle; the system store when unset.")
     cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
     key_file: Path | None = Field(default=None, description="Client key (mutual TLS).")
+    key_password: SecretStr | None = Field(default=None, description="Passphrase of an encrypted key_file.")
     insecure: bool = Field(default=False, description="Skip hostname verification (testing only).")
 
     @field_validator("ca_file", "cert_file", "key_file")
@@ -134,7 +139,10 @@ class AgentSettings(Strict):
     @field_validator("node_id")
     @classmethod
     def _node(cls, value: str) -> str:
-        return _segment(value, "node id")
+        try:
+            return check_node_id(value)
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("topic_root")
     @classmethod
@@ -178,11 +186,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _field_model(annotation: Any) -> Any:
-    """The pydantic model inside ``X | None`` and similar, else the annotation itself."""
-    return next((a for a in getattr(annotation, "__args__", ()) if hasattr(a, "model_fields")), annotation)
-
-
 def _env_value(raw: str, annotation: Any) -> Any:
     """Lists, dicts and models come as JSON; scalars stay text for pydantic to coerce."""
     simple = annotation in (str, int, float, bool) or getattr(annotation, "__origin__", None) is Literal
@@ -212,6 +215,9 @@ def env_overrides(cls: type[AgentSettings], environ: dict[str, str]) -> dict[str
                     node = node.setdefault(key, {})
                 node[path[-1]] = raw
                 break
+            if i == len(path) - 1 and is_secret_file(fields, part):
+                node[part] = raw  # read by read_secret_files
+                break
             if part not in fields:
                 raise ConfigError(f"{name}: unknown setting '{'.'.join(path[: i + 1])}'")
             annotation = fields[part].annotation
@@ -221,7 +227,7 @@ def env_overrides(cls: type[AgentSettings], environ: dict[str, str]) -> dict[str
                 child = node.setdefault(part, {})
                 if not isinstance(child, dict):
                     raise ConfigError(f"{name}: '{'.'.join(path[: i + 1])}' is set both whole and by parts")
-                node, model = child, _field_model(annotation)
+                node, model = child, field_model(annotation)
     return tree
 
 
@@ -251,9 +257,11 @@ def format_validation_error(exc: ValidationError) -> str:
 def load_settings(cls: type[S], path: Path | None) -> S:
     """YAML file (optional), then the environment over it, then strict validation."""
     data = read_yaml(path) if path is not None else {}
-    data = merge(data, env_overrides(cls, dict(os.environ)))
     try:
+        data = read_secret_files(cls, merge(data, env_overrides(cls, dict(os.environ))))
         return cls.model_validate(data)
+    except SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
 

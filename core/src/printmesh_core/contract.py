@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CamerasRequest, CaptureRequest, CaptureResult
 from printmesh_core.models.coordinator import AbortRequest, CoordinatorState, JobSummary, LayerCapture
-from printmesh_core.models.envelope import CommandRequest, CommandResponse
+from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import (
@@ -235,7 +235,6 @@ READ = CommandRoute("read", ReadRequest)
 COORDINATOR_STATE = _route(CoordinatorState, ANY, "state")
 COORDINATOR_CAPTURE = _route(LayerCapture, ANY, "capture")
 COORDINATOR_SUMMARY = _route(JobSummary, ANY, "summary")
-COORDINATOR_REPLY = _route(CommandResponse, "reply", retain=False)  # our MQTT 5 response topic
 ABORT = CommandRoute("abort", AbortRequest)
 COORDINATOR_STATUS_FILTER = join(ANY, COORDINATOR, "status")  # every coordinator's presence
 

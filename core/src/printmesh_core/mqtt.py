@@ -115,6 +115,7 @@ class MqttRuntime:
                 ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
                 certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
                 keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                keyfile_password=cfg.tls.key_password.get_secret_value() if cfg.tls.key_password else None,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
             client.tls_insecure_set(cfg.tls.insecure)

@@ -7,7 +7,10 @@ the request (its *owner*), and remembers owners after the answer, because a came
 Tools, tests and benchmarks just wait: ``Requester.call``.
 
 Answers arrive on the plain ``res/<name>`` topics, which works with any broker and MQTT
-3.1.1, or on the requester's own MQTT 5 response topic when one is given.
+3.1.1, or, given a ``requester`` (MQTT 5), in that requester's own reply subtree,
+``<root>/reply/<requester>/<node>/<component>``: the only response topics a command server
+honours (so a response topic cannot be used to make one component press another's button),
+and, under the generated ACL, the only ones nobody else can read.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from printmesh_core.contract import Unreadable, read
 from printmesh_core.models.envelope import CommandRequest, CommandResponse
 from printmesh_core.mqtt import Message, MqttRuntime
-from printmesh_core.topics import ComponentTopics, join
+from printmesh_core.topics import ComponentTopics, join, reply_filter, reply_topic, requester_id
 
 log = logging.getLogger("printmesh.requests")
 
@@ -55,21 +58,21 @@ class Correlator(Generic[T]):
         runtime: MqttRuntime,
         on_answer: Callable[[T, CommandResponse], None],
         *,
-        reply_topic: str | None = None,
+        requester: str | None = None,
         kept: int = KEPT,
     ) -> None:
         self.runtime = runtime
         self.on_answer = on_answer
-        self.reply_topic = reply_topic  # absolute; None: answers on res/<name>
+        self.requester = requester  # our reply subtree (MQTT 5); None: answers on res/<name>
         self.kept = kept
         self._owners: OrderedDict[str, T] = OrderedDict()
         self._watched: set[str] = set()
         self._lock = threading.Lock()
 
     def attach(self) -> None:
-        """Subscribe to our response topic (MQTT 5); call before connecting, or at any time."""
-        if self.reply_topic is not None:
-            self.runtime.subscribe(self.reply_topic, self.on_response, qos=1)
+        """Subscribe to our reply subtree (MQTT 5); call before connecting, or at any time."""
+        if self.requester is not None:
+            self.runtime.subscribe_relative(reply_filter(self.requester), self.on_response, qos=1)
 
     def watch(self, target: ComponentTopics, command: str, wait: float | None = None) -> bool:
         """Subscribe to ``target``'s ``res/<command>`` once; with ``wait``, until the broker acknowledged."""
@@ -87,8 +90,9 @@ class Correlator(Generic[T]):
             self._owners[rid] = owner
             while len(self._owners) > self.kept:
                 self._owners.popitem(last=False)
-        topic = join(self.runtime.root, target.cmd(command))
-        self.runtime.publish_absolute(topic, payload, qos=1, response_topic=self.reply_topic)
+        root = self.runtime.root
+        reply = join(root, reply_topic(self.requester, target)) if self.requester is not None else None
+        self.runtime.publish_absolute(join(root, target.cmd(command)), payload, qos=1, response_topic=reply)
         return rid
 
     def owner(self, request_id: str) -> T | None:
@@ -120,9 +124,15 @@ def _resolve(future: Future[CommandResponse], response: CommandResponse) -> None
 class Requester:
     """Waits for each answer: ``call`` returns the response or raises ``RequestTimeout``."""
 
-    def __init__(self, runtime: MqttRuntime, reply_topic: str | None = None) -> None:
+    def __init__(self, runtime: MqttRuntime, requester: str | None = None) -> None:
+        """Under MQTT 5 answers come to ``requester``'s reply subtree (by default the broker
+        account, whose subtree the ACL lets it read, else a random id); under 3.1.1 on ``res/``."""
         self.runtime = runtime
-        self.matcher: Correlator[Future[CommandResponse]] = Correlator(runtime, _resolve, reply_topic=reply_topic)
+        if runtime.config.protocol == "5":
+            requester = requester or requester_id(runtime.config.username, "rpc", uuid.uuid4().hex[:12])
+        else:
+            requester = None
+        self.matcher: Correlator[Future[CommandResponse]] = Correlator(runtime, _resolve, requester=requester)
         self.matcher.attach()
 
     def watch(self, target: ComponentTopics, command: str, timeout: float = 5.0) -> bool:
@@ -130,7 +140,7 @@ class Requester:
         return self.matcher.watch(target, command, wait=timeout)
 
     def call(self, target: ComponentTopics, command: str, body: Body = None, timeout: float = 10.0) -> CommandResponse:
-        if self.matcher.reply_topic is None:
+        if self.matcher.requester is None:
             self.watch(target, command, timeout)
         if not isinstance(body, CommandRequest):
             body = {"id": uuid.uuid4().hex, **(body or {})}

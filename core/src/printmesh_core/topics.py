@@ -15,6 +15,11 @@ WILDCARDS = ("+", "#")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # HA discovery's node_id and object_id must match this.
 _HA_ID = re.compile(r"[^A-Za-z0-9_\-]")
+# <root>/reply/<requester>/<node>/<component>[/...]: MQTT 5 response topics. A command server
+# answers only there (never on a topic the requester names freely, which could be another
+# component's command), and the broker's ACL lets only <requester> read its own subtree.
+REPLY = "reply"
+RESERVED_NODE_IDS = frozenset({REPLY})
 
 
 class TopicError(ValueError):
@@ -37,6 +42,14 @@ def check_publish_topic(topic: str) -> str:
     if "" in topic.split("/"):
         raise TopicError(f"empty level in publish topic {topic!r}")
     return topic
+
+
+def check_node_id(value: str) -> str:
+    """A node id: one topic level, and not a level printmesh reserves below the root."""
+    check_segment(value, "node id")
+    if value in RESERVED_NODE_IDS:
+        raise TopicError(f"node id {value!r} is reserved (the reply namespace <root>/{REPLY}/...)")
+    return value
 
 
 def join(*parts: str) -> str:
@@ -110,10 +123,10 @@ class Topics:
     def __post_init__(self) -> None:
         for level in self.root.split("/"):
             check_segment(level, "topic root level")
-        check_segment(self.node_id, "node id")
+        check_node_id(self.node_id)
 
     def component(self, name: str, node_id: str | None = None) -> ComponentTopics:
-        return ComponentTopics(check_segment(node_id or self.node_id, "node id"), check_segment(name))
+        return ComponentTopics(check_node_id(node_id or self.node_id), check_segment(name))
 
     def absolute(self, relative: str) -> str:
         return join(self.root, relative)
@@ -126,6 +139,43 @@ class Topics:
     def everything(self) -> str:
         """Subscription filter for the whole printmesh tree (what the live view shows)."""
         return join(self.root, "#")
+
+
+def requester_id(username: str | None, node_id: str, component: str) -> str:
+    """Whose reply subtree: the broker account when it is a valid level (the ACL pattern
+    ``<root>/reply/%u/#`` lets only that account read it), else ``<node>-<component>``."""
+    if username and _SEGMENT.match(username):
+        return username
+    return f"{node_id}-{component}"
+
+
+def reply_topic(requester: str, server: ComponentTopics) -> str:
+    """Relative MQTT 5 response topic for ``requester``'s requests to ``server``."""
+    return join(REPLY, check_segment(requester, "requester id"), server.base)
+
+
+def reply_filter(requester: str) -> str:
+    """Relative filter for every answer to ``requester``."""
+    return join(REPLY, check_segment(requester, "requester id"), "#")
+
+
+def reply_writes(server: ComponentTopics) -> str:
+    """Relative filter of the response topics ``server`` may answer on (for the broker's ACL)."""
+    return join(REPLY, "+", server.base, "#")
+
+
+def is_reply_topic(relative: str | None, server: ComponentTopics) -> bool:
+    """Is ``relative`` inside ``reply/<requester>/<server's node>/<server's component>``?"""
+    if relative is None:
+        return False
+    parts = relative.split("/")
+    return (
+        len(parts) >= 4
+        and parts[0] == REPLY
+        and parts[2] == server.node_id
+        and parts[3] == server.component
+        and all(_SEGMENT.match(p) for p in parts)
+    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Starting a local mosquitto on a loopback port.
 
 Used by ``printmesh up`` (when no broker is configured), by the test suite's fixture and by
-the benchmarks, so all three start brokers the same way. There is no fallback broker: the
+the benchmarks, so all three start brokers the same way. Without ``config_file`` it has no
+accounts, so it listens on loopback only: a private broker for one run, never the deployed
+one (that one is ``printmesh broker-config``'s, docs/security.md). There is no fallback broker: the
 iotcore broker from PyPI (rumqttd) closed any connection that published more than 20480
 bytes, so it could not carry a camera capture (see the README, "Broker").
 """
@@ -53,9 +55,13 @@ class LocalBroker:
         host: str = "127.0.0.1",
         kind: Literal["mosquitto"] = "mosquitto",
         extra: list[str] | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.host = host
         self.extra = extra or []  # more mosquitto.conf lines for the listener: TLS, password_file
+        # a whole mosquitto.conf (e.g. printmesh broker-config's) instead of ours, plus
+        # ``extra``; it must listen on ``port`` at ``host``, where start() waits for it
+        self.config_file = config_file
         self.port = port or free_port(host)
         self.kind = kind
         self._proc: subprocess.Popen[bytes] | None = None
@@ -67,6 +73,11 @@ class LocalBroker:
         if exe is None:
             raise BrokerError(MOSQUITTO_MISSING)
         conf = self._dir / "mosquitto.conf"
+        if self.config_file is not None:
+            lines = [*self.config_file.read_text().splitlines(), *self.extra]
+            lines += ["user root"] if os.geteuid() == 0 else []
+            conf.write_text("\n".join(lines) + "\n")
+            return [exe, "-c", str(conf)]
         # set_tcp_nodelay: without it every QoS 1 round trip waits ~40 ms on delayed acks
         lines = [f"listener {self.port} {self.host}", "persistence false", "set_tcp_nodelay true", *self.extra]
         if not any(line.startswith("allow_anonymous") for line in self.extra):

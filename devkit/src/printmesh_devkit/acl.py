@@ -1,0 +1,121 @@
+"""Who may read and write what: one broker account per component of each node, plus readers.
+
+Pure: the mesh in, accounts and mosquitto ACL text out; every topic comes from
+``printmesh_core.topics``. The rules, per kind of account:
+
+* every account reads its own reply namespace, ``<root>/reply/<user>/#`` (one ``pattern``);
+* a component (agent, bridge, coordinator) reads and writes its own subtree
+  ``<root>/<node>/<component>/#`` (its status, state, commands and answers), writes answers to
+  MQTT 5 requests only below ``<root>/reply/+/<node>/<component>``, and, when it announces
+  Home Assistant entities, its own discovery configs and reads Home Assistant's birth;
+* a bridge also reads the status of the coordinators configured for its printer (the holders
+  it trusts: their last will releases its hold);
+* a coordinator reads its printers' and cameras' topics, writes only their ``hold``, ``move``,
+  ``release`` and ``capture`` commands, and reads every coordinator's status (share groups);
+* the dashboard user reads everything under the root and the discovery prefix, writes nothing;
+* Home Assistant reads the same, writes its birth and the command topics of its buttons.
+
+Nobody else writes a printer's commands or fakes its ``held`` or ``status``: mosquitto drops an
+unauthorised publish (MQTT 3.1.1) or refuses it with a reason code (MQTT 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from printmesh_core.topics import DiscoveryTopics, Topics, join, reply_writes
+from printmesh_devkit.mesh import Mesh, NodeFacts
+
+Access = Literal["read", "write", "readwrite", "deny"]
+COORDINATOR_COMMANDS = ("hold", "move", "release")
+
+
+@dataclass
+class Account:
+    user: str
+    kind: str  # "host", "camera"..., "dashboard", "home_assistant"
+    rules: list[tuple[Access, str]] = field(default_factory=list)
+
+    def add(self, access: Access, topic: str) -> None:
+        if (access, topic) not in self.rules:
+            self.rules.append((access, topic))
+
+
+def user_name(node: str, component: str) -> str:
+    """``<node>-<component>``: also what a component without an account uses as requester id."""
+    return f"{node}-{component}"
+
+
+def accounts(mesh: Mesh, facts: list[NodeFacts]) -> list[Account]:
+    root = Topics(mesh.topic_root, next(iter(mesh.nodes)))
+    out: list[Account] = []
+    for f in facts:
+        for component in f.components:
+            out.append(_component(mesh, root, f, component, facts))
+    if mesh.dashboard:
+        out.append(_reader(mesh, mesh.dashboard, "dashboard"))
+    if mesh.home_assistant:
+        ha = _reader(mesh, mesh.home_assistant.user, "home_assistant")
+        ha.add("write", DiscoveryTopics(mesh.discovery_prefix, "-", "-").birth)
+        for button in mesh.home_assistant.buttons:
+            node, kind, name = button.split("/")
+            c = root.component(kind, node)
+            ha.add("write", root.absolute(c.sub(name, "press") if kind == "camera" else c.cmd(name)))
+        out.append(ha)
+    names = [a.user for a in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"two accounts share the user name(s) {', '.join(dupes)}")
+    return out
+
+
+def _reader(mesh: Mesh, user: str, kind: str) -> Account:
+    account = Account(user, kind)
+    account.add("deny", join(mesh.topic_root, "reply", "#"))  # others' answers are theirs alone
+    account.add("read", join(mesh.topic_root, "#"))
+    account.add("read", join(mesh.discovery_prefix, "#"))
+    return account
+
+
+def _component(mesh: Mesh, root: Topics, f: NodeFacts, component: str, facts: list[NodeFacts]) -> Account:
+    me = root.component(component, f.node)
+    account = Account(user_name(f.node, component), component)
+    account.add("readwrite", root.absolute(join(me.base, "#")))
+    account.add("write", root.absolute(reply_writes(me)))
+    if f.discovery:
+        discovery = DiscoveryTopics(mesh.discovery_prefix, f.node, component)
+        account.add("readwrite", discovery.own_configs_filter)
+        account.add("read", discovery.birth)
+    if component == "printer":
+        for coordinator in facts:
+            if any(p.node == f.node for p in coordinator.printers):
+                account.add("read", root.absolute(root.component("coordinator", coordinator.node).status))
+    if component == "coordinator":
+        account.add("read", root.absolute(join("+", "coordinator", "status")))
+        for printer in f.printers:
+            p = root.component("printer", printer.node)
+            account.add("read", root.absolute(join(p.base, "#")))
+            for name in COORDINATOR_COMMANDS:
+                account.add("write", root.absolute(p.cmd(name)))
+            for ref in printer.cameras:
+                cam = root.component("camera", ref.node)
+                account.add("read", root.absolute(cam.status))
+                account.add("read", root.absolute(join(cam.sub(ref.camera), "#")))
+                account.add("read", root.absolute(cam.res("capture")))
+                account.add("write", root.absolute(cam.cmd("capture")))
+    return account
+
+
+def acl_text(mesh: Mesh, all_accounts: list[Account], source: str) -> str:
+    lines = [
+        f"# Generated by `printmesh broker-config {source}`: edit that file and run it again.",
+        "# One account per component of each node; each may use only the topics below.",
+        "",
+        "# Every account reads the answers to its own MQTT 5 requests.",
+        f"pattern read {join(mesh.topic_root, 'reply', '%u', '#')}",
+    ]
+    for account in all_accounts:
+        lines += ["", f"# {account.kind}", f"user {account.user}"]
+        lines += [f"topic {access} {topic}" for access, topic in account.rules]
+    return "\n".join(lines) + "\n"
