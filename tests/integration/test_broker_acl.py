@@ -195,7 +195,7 @@ def test_passwords_survive_a_second_run_unless_rotated(tmp_path):
 
 def test_the_shipped_broker_files_are_the_generators_output_for_the_shipped_mesh(tmp_path, monkeypatch):
     """deploy/mosquitto/{acl,mosquitto.conf} are what `printmesh broker-config deploy/mesh.yaml` writes."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(repo)
     r = subprocess.run([*PRINTMESH, "broker-config", "deploy/mesh.yaml", "--out", str(tmp_path / "out"),
                         "--secrets", str(tmp_path / "secrets")], capture_output=True, text=True)  # fmt: skip
