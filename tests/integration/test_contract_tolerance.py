@@ -2,7 +2,9 @@
 with a field it has never heard of (at the top and inside a nested object), and still handles it.
 
 A farm is upgraded one machine at a time. One table: a row per (reader, topic, model). A new
-reader (the OctoPrint bridge after its restructuring) is a ``READERS`` entry and its rows.
+reader is a ``READERS`` entry and its rows. The OctoPrint bridge runs in a real OctoPrint
+(``octoprint_harness``): it reads its holder's status (an offline one must still release the
+hold) and its seven commands.
 
 Command requests are answered, never dropped: an unknown field in an instruction is refused
 with an error naming it (an older reader cannot do what the field asks; requesters leave
@@ -16,12 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from conftest import Observer
 from coordinator_support import camera_config, coordinator_config, printer_entry
 from pydantic import BaseModel
+from tolerance_bridge import held_for, released, run_bridge
 
 from printmesh_coordinator.agent import CoordinatorAgent
 from printmesh_coordinator.config import CoordinatorSettings
@@ -45,7 +48,12 @@ from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.host import RefreshRequest
 from printmesh_core.models.printer import (
     BuildVolume,
+    CancelRequest,
+    GcodeRequest,
+    HoldRequest,
     HoldStarted,
+    MoveRequest,
+    PauseRequest,
     Point,
     PrinterEvent,
     PrinterHeld,
@@ -53,6 +61,8 @@ from printmesh_core.models.printer import (
     PrinterJob,
     PrinterProfile,
     PrinterState,
+    ReleaseRequest,
+    ResumeRequest,
     StateFlags,
 )
 from printmesh_core.models.sensors import ReadRequest
@@ -67,6 +77,7 @@ CAMERA = T.component(contract.CAMERA, "cam")
 HOST = T.component(contract.HOST, "h1")
 SENSORS = T.component(contract.SENSORS, "s1")
 ME = T.component(contract.COORDINATOR, "co")
+HOLDER = T.component(contract.COORDINATOR, "h9")  # the bridge's holder: "h9/coordinator"
 
 
 @dataclass
@@ -115,8 +126,8 @@ def in_flight(agent: CoordinatorAgent) -> None:
     agent.link.requests.send(CAMERA, contract.CAPTURE.name, CaptureRequest(id="a1", camera="bed"), "p1")
 
 
-def status(component: str) -> Status:
-    return Status(state="online", component=component, version="9.9")
+def status(component: str, state: Literal["online", "offline"] = "online") -> Status:
+    return Status(state=state, component=component, version="9.9")
 
 
 PROFILE = PrinterProfile(name="mk4", volume=BuildVolume(width=250, depth=210, height=220))
@@ -188,6 +199,25 @@ TABLE = [
     ),
     Row("camera", contract.CAMERA_PRESS.topic(CAMERA, "bed"), {"label": "x"}, image_published),
     Row("host", contract.REFRESH.cmd(HOST), RefreshRequest(id="r1"), answered(HOST, contract.REFRESH.name, "r1")),
+    *(  # commands are strict by design: each is answered, naming the unknown field
+        Row("bridge", route.cmd(PRINTER), request, answered(PRINTER, route.name, request.id))
+        for route, request in (
+            (contract.HOLD, HoldRequest(id="b1", layer=3)),
+            (contract.RELEASE, ReleaseRequest(id="b2")),
+            (contract.MOVE, MoveRequest(id="b3", x=10)),
+            (contract.GCODE, GcodeRequest(id="b4", lines=["M117 hi"])),
+            (contract.PAUSE, PauseRequest(id="b5")),
+            (contract.RESUME, ResumeRequest(id="b6")),
+            (contract.CANCEL, CancelRequest(id="b7")),
+        )
+    ),
+    Row(
+        "bridge",
+        contract.STATUS.topic(HOLDER),
+        status("coordinator", "offline"),
+        released(T.absolute(contract.PRINTER_EVENT.topic(PRINTER)), "holder_offline"),
+        setup=held_for(HOLDER),
+    ),
     Row(
         "sensors",
         contract.READ.cmd(SENSORS),
@@ -231,8 +261,13 @@ def process(component: str, config: dict[str, Any], ready: str) -> Callable[...,
     return start
 
 
+def bridge(broker: LocalBroker, tmp_path: Path, run_agent: Any, seen: Seen) -> Iterator[Any]:
+    yield from run_bridge(broker, tmp_path, seen.observer, T, PRINTER)
+
+
 SENSOR = {"name": "sim", "driver": "simulated", "interval": 0.5}
 READERS: dict[str, Callable[..., Iterator[Any]]] = {
+    "bridge": bridge,
     "coordinator": coordinator,
     "camera": process("camera", camera_config(), "printmesh/cam/camera/bed/availability"),
     "host": process("host", {"node_id": "h1", "host": {"interval": 1.0}}, "printmesh/h1/host/status"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -78,19 +79,77 @@ def test_one_presence_parser_for_status_availability_and_bare_text():
 
 
 CONVERTED = ["coordinator/src", "agents/host/src", "agents/sensors/src", "agents/camera/src"]
-TOPIC_CALLS = {"sub", "cmd", "res", "component", "topic", "filter"}
+CONVERTED += ["bridge_octoprint/src", "devkit/src"]
+# Calls that build a topic, publish, subscribe or serve a command: their arguments come from
+# the contract (or from config), never from a string literal or an f-string. MQTT's own
+# reserved prefixes ("$share") are not printmesh levels.
+TOPIC_CALLS = {"sub", "cmd", "res", "component", "topic", "filter", "absolute", "join"}
+TOPIC_CALLS |= {"publish", "publish_state", "publish_absolute", "subscribe", "subscribe_relative"}
+# Only the first argument names a command or a route (a description may follow): the command
+# table, and the bridge's own helpers that take a route.
+NAME_FIRST = {"Command", "_changed", "_retain", "deferred", "served"}
+# The contract's event names (printmesh's own and OctoPrint's print endings) are never spelled
+# in a comparison or an event the hold machine builds; a print ending is no dict key either.
+# A hold *phase* is also called "held": a comparison with a ``phase`` is not about events.
+EVENT_NAMES = {contract.HELD, contract.RELEASED, *contract.PRINT_ENDINGS}
+EVENT_CALLS = {"PublishEvent", "event_payload"}
+WILDCARD_LEVEL = re.compile(r"(^|/)[+#](/|$)")  # a filter spelled by hand: "+/coordinator", "/#"
+
+
+def _name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
+def _strings(node: ast.AST | None) -> set[str]:
+    """The string literals of an expression: a constant, or the members of a tuple, list or set."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return {v for e in node.elts for v in _strings(e)}
+    return set()
+
+
+def _spelled_topic(arg: ast.expr) -> bool:
+    return isinstance(arg, ast.JoinedStr) or any(not v.startswith("$") for v in _strings(arg))
+
+
+def _problem(node: ast.AST, docstrings: set[int]) -> str | None:
+    if isinstance(node, ast.Call):
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        if isinstance(receiver, ast.Constant) or (isinstance(receiver, ast.Name) and receiver.id.lstrip("_").isupper()):
+            return None  # ", ".join(...), a compiled pattern's sub(): not topics
+        name = _name(node.func)
+        if name in TOPIC_CALLS and any(_spelled_topic(a) for a in node.args):
+            return f"{name}() with a literal"
+        if name in NAME_FIRST and node.args and _spelled_topic(node.args[0]):
+            return f"{name}() with a literal"
+        if name in EVENT_CALLS and node.args and _strings(node.args[0]) & EVENT_NAMES:
+            return f"{name}() names an event"
+    elif isinstance(node, ast.Compare) and _name(node.left) != "phase":
+        if any(_strings(c) & EVENT_NAMES for c in [node.left, *node.comparators]):
+            return "compares with an event name"
+    elif isinstance(node, ast.Dict) and any(_strings(k) & set(contract.PRINT_ENDINGS) for k in node.keys):
+        return "a print ending as a key"
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+        return "a filter spelled by hand" if WILDCARD_LEVEL.search(node.value) else None
+    return None
+
+
+def topic_literals(root: Path, folders: list[str]) -> list[str]:
+    """Every place in ``folders`` (under ``root``) that spells a topic level, an event name or a filter."""
+    found = []
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+            for node in ast.walk(tree):
+                problem = _problem(node, docstrings)
+                if problem is not None:
+                    found.append(f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}: {problem}")
+    return found
 
 
 def test_converted_packages_spell_no_topic_level():
-    """Topic builders are called with names from the contract or config, never with a string literal."""
-    found = []
-    for folder in CONVERTED:
-        for path in (ROOT / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                    receiver = node.func.value
-                    if isinstance(receiver, ast.Name) and receiver.id.lstrip("_").isupper():
-                        continue  # a compiled pattern's sub(), not a topic
-                    if node.func.attr in TOPIC_CALLS and any(isinstance(a, ast.Constant) for a in node.args):
-                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    """Topic builders, publishers, subscribers and command tables take names from the contract or config."""
+    found = topic_literals(ROOT, CONVERTED)
     assert not found, found

@@ -22,12 +22,12 @@ from octoprint_printmesh.logic.telemetry import (
     temperatures_payload,
 )
 from printmesh_core.models import printer as pm
+from printmesh_core.models import printer_commands, printer_hold  # re-exported by printer.py: checked too
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.layers import LayerEvent
 
-MODELS = [
-    m for _, m in inspect.getmembers(pm, inspect.isclass) if issubclass(m, BaseModel) and m.__module__ == pm.__name__
-]
+MODELS = [m for mod in (pm, printer_hold, printer_commands) for _, m in inspect.getmembers(mod, inspect.isclass)
+          if issubclass(m, BaseModel) and m.__module__ == mod.__name__]  # fmt: skip
 
 # Shapes as OctoPrint 1.11 hands them out (see the OctoPrint facts note, section 10).
 CURRENT_DATA = {

@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from printmesh_core import contract
+from printmesh_core.contract import CommandRoute, Route
 from printmesh_core.discovery import AVAILABLE, NOT_AVAILABLE, Entity
 from printmesh_core.models.printer import PrinterProfile, PrinterTemperatures
 from printmesh_core.topics import ComponentTopics, Topics
@@ -156,12 +158,12 @@ def _heater_names(shape: PrinterShape) -> list[tuple[tuple[str, ...], str, str]]
 def printer_entities(topics: Topics, me: ComponentTopics, shape: PrinterShape, *, allow_cancel: bool) -> list[Entity]:
     """Every entity of the printer component; ``me`` is ``topics.component("printer")``."""
 
-    def topic(leaf: str) -> str:
-        return topics.absolute(me.sub(leaf))
+    def topic(route: Route[Any]) -> str:
+        return topics.absolute(route.topic(me))
 
-    status = topics.absolute(me.status)
-    temperature, state, job = topic("temperature"), topic("state"), topic("job")
-    layers, fans = topic("layer_progress"), topic("fans")
+    status, temperature = topic(contract.STATUS), topic(contract.PRINTER_TEMPERATURE)
+    state, job, fans = topic(contract.PRINTER_STATE), topic(contract.PRINTER_JOB), topic(contract.PRINTER_FANS)
+    layers = topic(contract.PRINTER_LAYER_PROGRESS)
     out: list[Entity] = []
 
     def while_in_job(key: str) -> list[dict[str, str]]:
@@ -212,17 +214,17 @@ def printer_entities(topics: Topics, me: ComponentTopics, shape: PrinterShape, *
                       {"state_topic": state, "value_template": flag_template("printing"), "device_class": "running",
                        "icon": "mdi:printer-3d-nozzle"}))  # fmt: skip
 
-    buttons = {
-        "pause": ("Pause print", "mdi:pause", ("printing",)),
-        "resume": ("Resume print", "mdi:play", ("paused",)),
-        "cancel": ("Cancel print", "mdi:stop", ("printing", "paused")),
+    buttons: dict[CommandRoute[Any], tuple[str, str, tuple[str, ...]]] = {
+        contract.PAUSE: ("Pause print", "mdi:pause", ("printing",)),
+        contract.RESUME: ("Resume print", "mdi:play", ("paused",)),
+        contract.CANCEL: ("Cancel print", "mdi:stop", ("printing", "paused")),
     }
     for command, (name, icon, when) in buttons.items():
-        if command == "cancel" and not allow_cancel:
+        if command == contract.CANCEL and not allow_cancel:
             continue
-        out.append(Entity("button", f"printer_{command}", name, {
-            "command_topic": topics.absolute(me.cmd(command)),
-            "command_template": press_template(command),
+        out.append(Entity("button", f"printer_{command.name}", name, {
+            "command_topic": topics.absolute(command.cmd(me)),
+            "command_template": press_template(command.name),
             "qos": 1,
             "retain": False,
             "icon": icon,

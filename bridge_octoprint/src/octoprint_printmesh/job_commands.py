@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from printmesh_core import contract
 from printmesh_core.commands import Command, CommandFailed
+from printmesh_core.contract import CommandRoute
 from printmesh_core.models.printer import CancelRequest, PauseRequest, ResumeRequest
 
 
@@ -37,16 +39,16 @@ def job_commands(ctl: JobControl, allow_cancel: bool) -> list[Command]:
     def pause(request: PauseRequest) -> dict[str, Any]:
         if not ctl.printing():
             raise CommandFailed("not_printing", "no print is running")
-        _check_hold(ctl, "pause")
+        _check_hold(ctl, contract.PAUSE.name)
         ctl.pause()
-        return {"requested": "pause"}
+        return {"requested": contract.PAUSE.name}
 
     def resume(request: ResumeRequest) -> dict[str, Any]:
         if not ctl.paused():
             raise CommandFailed("not_paused", "the print is not paused")
-        _check_hold(ctl, "resume")
+        _check_hold(ctl, contract.RESUME.name)
         ctl.resume()
-        return {"requested": "resume"}
+        return {"requested": contract.RESUME.name}
 
     def cancel(request: CancelRequest) -> dict[str, Any]:
         if not allow_cancel:
@@ -55,10 +57,13 @@ def job_commands(ctl: JobControl, allow_cancel: bool) -> list[Command]:
             raise CommandFailed("not_printing", "no print is running")
         ctl.before_cancel()
         ctl.cancel()
-        return {"requested": "cancel"}
+        return {"requested": contract.CANCEL.name}
+
+    def served(route: CommandRoute[Any], handler: Callable[..., dict[str, Any]], text: str) -> Command:
+        return Command(route.name, route.request, handler, description=text)
 
     return [
-        Command("pause", PauseRequest, pause, description="OctoPrint's pause (runs the pause scripts)."),
-        Command("resume", ResumeRequest, resume, description="OctoPrint's resume."),
-        Command("cancel", CancelRequest, cancel, description="Cancel the print; off unless allow_cancel."),
+        served(contract.PAUSE, pause, "OctoPrint's pause (runs the pause scripts)."),
+        served(contract.RESUME, resume, "OctoPrint's resume."),
+        served(contract.CANCEL, cancel, "Cancel the print; off unless allow_cancel."),
     ]

@@ -25,10 +25,15 @@ from octoprint_printmesh.printer_node import PrinterIO, PrinterNode
 from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
 from octoprint_printmesh.telemetry_publisher import Snapshot
 from printmesh_core import __version__ as core_version
+from printmesh_core import contract
 from printmesh_core.config import ConfigError
 
 TAGS = frozenset({"source:plugin", "plugin:printmesh"})
-STOPS = {"PrintDone": "done", "PrintFailed": "failed", "PrintCancelled": "cancelled", "Disconnected": "disconnected"}
+# why the hold machine sees the print stop: OctoPrint's print endings (the contract's), or the printer gone
+STOPS = {
+    **dict(zip(contract.PRINT_ENDINGS, ("done", "failed", "cancelled"), strict=True)),
+    "Disconnected": "disconnected",
+}
 
 
 class PrintmeshPlugin(
@@ -76,7 +81,7 @@ class PrintmeshPlugin(
             pause=lambda: self._printer.pause_print(tags=set(TAGS)),
             resume=lambda: self._printer.resume_print(tags=set(TAGS)),
             cancel=lambda: self._printer.cancel_print(tags=set(TAGS)),
-            refusal=lambda command: self._node.holds.refusal(command) if self._node else None,  # type: ignore[arg-type]
+            refusal=lambda command: self._node.holds.refusal(command) if self._node else None,
             before_cancel=lambda: self._node.holds.cancel_requested() if self._node else None,
         )
         printer = PrinterIO(

@@ -26,7 +26,9 @@ from octoprint_printmesh.layers import scan_file
 from octoprint_printmesh.logic.telemetry import TemperaturePolicy, event_payload, profile_payload, temperatures_payload
 from octoprint_printmesh.settings import BridgeSettings
 from octoprint_printmesh.telemetry_publisher import Snapshot, TelemetryPublisher
+from printmesh_core import contract
 from printmesh_core.commands import Command
+from printmesh_core.contract import Route
 from printmesh_core.models.base import Payload, now
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import PrinterProfile
@@ -34,7 +36,7 @@ from printmesh_core.node import NodeShell
 
 log = logging.getLogger("octoprint.plugins.printmesh.bridge")
 
-COMPONENT = "printer"
+COMPONENT = contract.PRINTER
 QUEUE_LIMIT = 10_000
 TICK = 1.0  # seconds between telemetry snapshots
 HOLD_TICK = 0.2  # seconds between wake-ups while a hold runs (its state shows in the telemetry)
@@ -139,9 +141,9 @@ class PrinterNode:
         self.holds.broker_lost()
 
     # ------------------------------------------------------------ worker thread
-    def _retain(self, topic: str, payload: Payload) -> None:
+    def _retain(self, route: Route[Any], payload: Payload) -> None:
         """Event-driven retained state under ``<node>/printer/``, republished on reconnect."""
-        self.node.publish_state(self.me.sub(topic), payload)
+        self.node.publish_state(route.topic(self.me), payload, qos=route.qos)
 
     def _republish(self) -> None:
         """After a (re)connect: a restarted broker may have lost every retained message."""
@@ -154,12 +156,12 @@ class PrinterNode:
 
     def _event(self, name: str, payload: dict[str, Any] | None, at: float) -> None:
         if self.settings.events_enabled and name not in self.settings.events_exclude:
-            self.runtime.publish(self.me.event, event_payload(name, payload, at), qos=1)
+            contract.PRINTER_EVENT.publish(self.runtime, self.me, event_payload(name, payload, at))
         if name == "FirmwareData" and isinstance(payload, dict):
             self._firmware = str(payload.get("name") or "") or None
         elif name == "PrintStarted":
             self.telemetry.print_started(at)
-        elif name in ("PrintDone", "PrintFailed", "PrintCancelled"):
+        elif name in contract.PRINT_ENDINGS:
             self.telemetry.print_ended(at)
         if name not in QUIET_EVENTS:  # state changes show within SOON, a burst costs one tick
             self._ticked = min(self._ticked, now() - TICK + SOON)
@@ -173,7 +175,7 @@ class PrinterNode:
     ) -> None:
         table = scan_file(disk_path, flavour=flavour).table.model_copy(update={"path": path})
         log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
-        self._retain("layers", table)
+        self._retain(contract.PRINTER_LAYERS, table)
         done(path, table)
 
     def _run(self) -> None:
@@ -191,7 +193,7 @@ class PrinterNode:
 
     def _handle(self, kind: str, data: Any) -> None:
         if kind == "layer":
-            self.runtime.publish(self.me.sub("layer"), data, qos=1)
+            contract.PRINTER_LAYER.publish(self.runtime, self.me, data)
             self.telemetry.layer(data, now())
         elif kind == "fan":
             self.telemetry.fan_line(*data)

@@ -2,8 +2,8 @@
 
 The plugin hands over a ``snapshot()`` callable that only reads OctoPrint's current data
 (no I/O, no waiting); this module decides what changed and what to publish, using the
-pure functions in ``logic``. Retained topics under ``<node>/printer/``: connection, state,
-profile, temperature, heating, fans, job, layer_progress.
+pure functions in ``logic``. Its retained topics under ``<node>/printer/`` are the contract's
+``PRINTER_*`` routes (connection, state, profile, temperature, heating, fans, job, layer_progress).
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from octoprint_printmesh.logic.telemetry import (
     state_payload,
     temperatures_payload,
 )
+from printmesh_core import contract
+from printmesh_core.contract import Route
 from printmesh_core.models.base import Payload
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.models.printer import PrinterTemperatures
 
-Publish = Callable[[str, Payload], None]  # (topic suffix under printer/, payload), retained
+Publish = Callable[[Route[Any], Payload], None]  # (the contract's route under printer/, payload), retained
 
 
 @dataclass
@@ -46,7 +48,7 @@ class TelemetryPublisher:
     publish: Publish
     policy: TemperaturePolicy = field(default_factory=TemperaturePolicy)
     job_interval: float = 5.0
-    _last: dict[str, str] = field(default_factory=dict)  # topic -> last JSON without ts
+    _last: dict[Route[Any], str] = field(default_factory=dict)  # route -> last JSON without ts
     _temps: PrinterTemperatures | None = None
     _job_at: float = 0.0
     started_at: float | None = None
@@ -56,45 +58,45 @@ class TelemetryPublisher:
     _heat: dict[str, HeaterHistory] = field(default_factory=dict)
     fans: Fans = field(default_factory=Fans.empty)
 
-    def _changed(self, topic: str, payload: Payload) -> None:
+    def _changed(self, route: Route[Any], payload: Payload) -> None:
         """Publish when the content differs from the last message on that topic."""
         body = payload.model_dump_json(exclude={"ts"})
-        if self._last.get(topic) != body:
-            self._last[topic] = body
-            self.publish(topic, payload)
+        if self._last.get(route) != body:
+            self._last[route] = body
+            self.publish(route, payload)
 
     def tick(self, snap: Snapshot, now: float, *, on_hold: bool = False) -> None:
-        self._changed("connection", connection_payload(snap.connection, snap.firmware, now))
-        self._changed("state", state_payload(snap.data, now, on_hold=on_hold))
+        self._changed(contract.PRINTER_CONNECTION, connection_payload(snap.connection, snap.firmware, now))
+        self._changed(contract.PRINTER_STATE, state_payload(snap.data, now, on_hold=on_hold))
         if snap.profile:
-            self._changed("profile", profile_payload(snap.profile, now))
+            self._changed(contract.PRINTER_PROFILE, profile_payload(snap.profile, now))
         temps = temperatures_payload(snap.temperatures, now)
         if should_publish_temperatures(self._temps, temps, now, self.policy):
             self._temps = temps
-            self.publish("temperature", temps)
+            self.publish(contract.PRINTER_TEMPERATURE, temps)
         self._heat, heating, _ = update_all(self._heat, temps, now, self.eta_settings)
-        self._changed("heating", heating)
+        self._changed(contract.PRINTER_HEATING, heating)
         job = job_payload(snap.data, now, self.started_at)
-        if now - self._job_at >= self.job_interval or self._last.get("job") is None:
+        if now - self._job_at >= self.job_interval or self._last.get(contract.PRINTER_JOB) is None:
             self._job_at = now
-            self._last["job"] = job.model_dump_json(exclude={"ts"})
-            self.publish("job", job)
+            self._last[contract.PRINTER_JOB] = job.model_dump_json(exclude={"ts"})
+            self.publish(contract.PRINTER_JOB, job)
 
     def fan_line(self, line: str, now: float) -> None:
         """An M106/M107 line that was sent to the printer."""
         self.fans = fan_logic.feed(self.fans, line, now, self.fan_settings)
-        self._changed("fans", fan_logic.fans_payload(self.fans, now))
+        self._changed(contract.PRINTER_FANS, fan_logic.fans_payload(self.fans, now))
 
     def print_started(self, now: float) -> None:
         self.started_at = now
         self.track = layer_logic.start_print()
-        self.publish("layer_progress", layer_logic.layers_payload(self.track, now))
+        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
 
     def layer(self, event: LayerEvent, now: float) -> None:
         self.track = layer_logic.on_layer_event(self.track, event, now)
-        self.publish("layer_progress", layer_logic.layers_payload(self.track, now))
+        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
 
     def print_ended(self, now: float) -> None:
         self.track = layer_logic.finish(self.track, now)
-        self.publish("layer_progress", layer_logic.layers_payload(self.track, now))
+        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
         self._job_at = 0.0  # publish the final job state at the next tick

@@ -99,6 +99,15 @@ def component(topics: Topics, name: str, node: str) -> ComponentTopics:
     return topics.component(name, node)
 
 
+def wildcard(component: str = ANY, node: str = ANY) -> ComponentTopics:
+    """A base for subscription filters only, never for publishing: ``wildcard(COORDINATOR)`` is
+    ``+/coordinator`` (that component on every node), ``wildcard(node="mk4")`` is ``mk4/+``."""
+    return ComponentTopics(
+        node if node == ANY else check_segment(node, "node id"),
+        component if component == ANY else check_segment(component),
+    )
+
+
 def _levels(template: tuple[str, ...], names: tuple[str, ...], fill: bool) -> list[str]:
     left = list(names)
     out = []
@@ -236,7 +245,10 @@ COORDINATOR_STATE = _route(CoordinatorState, ANY, "state")
 COORDINATOR_CAPTURE = _route(LayerCapture, ANY, "capture")
 COORDINATOR_SUMMARY = _route(JobSummary, ANY, "summary")
 ABORT = CommandRoute("abort", AbortRequest)
-COORDINATOR_STATUS_FILTER = join(ANY, COORDINATOR, "status")  # every coordinator's presence
+COORDINATOR_STATUS_FILTER = STATUS.filter(wildcard(COORDINATOR))  # every coordinator's presence
+
+# ------------------------------------------------------------------ outside every component
+PREFLIGHT = "_preflight"  # <root>/_preflight/<uuid>: `printmesh up` checks the broker carries a capture
 
 
 def read_presence(payload: bytes) -> Availability | None:

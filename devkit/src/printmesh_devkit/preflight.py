@@ -19,9 +19,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+from printmesh_core import contract
 from printmesh_core.config import AgentSettings, MqttConfig, read_yaml
+from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import Topics, join
 
@@ -91,7 +92,7 @@ def check_round_trip(mqtt: MqttConfig, root: str, size: int, what: str, timeout:
     """Publish ``size`` bytes at QoS 1 and wait for them to come back; raises PreflightError if they do not."""
     rt = connect(mqtt, root, "preflight")
     try:
-        topic = f"{root}/_preflight/{uuid.uuid4().hex}"
+        topic = join(root, contract.PREFLIGHT, uuid.uuid4().hex)
         back = threading.Event()
         rt.subscribe(topic, lambda m: back.set() if len(m.payload) == size else None, qos=1, wait=timeout)
         rt.publish_absolute(topic, b"\xff" * size, qos=1)
@@ -108,11 +109,8 @@ def check_round_trip(mqtt: MqttConfig, root: str, size: int, what: str, timeout:
 
 
 def _online(message: Message) -> bool:
-    try:
-        doc: Any = json.loads(message.payload)
-    except ValueError:
-        return False
-    return isinstance(doc, dict) and doc.get("state") == "online"
+    presence = contract.read_presence(message.payload)  # the contract's one status parser
+    return presence is not None and presence.state == "online"
 
 
 def live_owner(mqtt: MqttConfig, settings: AgentSettings, wait: float = 1.0, answer: float = 2.0) -> str | None:
@@ -122,7 +120,7 @@ def live_owner(mqtt: MqttConfig, settings: AgentSettings, wait: float = 1.0, ans
     claims: list[str] = []
     try:
         status = threading.Event()
-        filt = topics.absolute(join(settings.node_id, "+", "status"))
+        filt = topics.absolute(contract.STATUS.filter(contract.wildcard(node=settings.node_id)))
 
         def on_status(m: Message) -> None:
             if m.payload and _online(m):
@@ -150,9 +148,9 @@ def _answers(rt: MqttRuntime, topics: Topics, component: str, timeout: float) ->
 
     def on_response(m: Message) -> None:
         try:
-            if json.loads(m.payload).get("id") == rid:
+            if contract.read(CommandResponse, m.payload).id == rid:
                 answered.set()
-        except (ValueError, AttributeError):
+        except contract.Unreadable:
             pass
 
     rt.subscribe(topics.absolute(target.res(PROBE)), on_response, qos=1, wait=timeout)

@@ -22,6 +22,7 @@ from types import FrameType
 from printmesh_core.components import COMPONENTS, TOOLS, installed_names
 from printmesh_core.config import AgentSettings, ConfigError, MqttConfig, load_settings, read_yaml
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.topics import Topics
 from printmesh_devkit.broker import BrokerError, LocalBroker, port_open
 from printmesh_devkit.preflight import PreflightError, check_round_trip, largest_capture, live_owner, quiet_runtime
 from printmesh_devkit.up_print import PrintJob
@@ -121,7 +122,8 @@ class Up:
             mqtt = mqtt.model_copy(update={"protocol": "3.1.1"})
         rt = MqttRuntime(mqtt, settings.topic_root, f"printmesh-view-{os.getpid()}")
         if job is None:
-            rt.subscribe(f"{settings.topic_root}/#", lambda m: print(render(m), flush=True), qos=0)
+            everything = Topics(settings.topic_root, settings.node_id).everything
+            rt.subscribe(everything, lambda m: print(render(m), flush=True), qos=0)
         else:
             job.watch(rt)
         rt.start()

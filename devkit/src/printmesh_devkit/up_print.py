@@ -14,18 +14,16 @@ node with the same node id is refused before anything starts (preflight.py).
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
+from printmesh_core import contract
 from printmesh_core.config import AgentSettings, MqttConfig
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
 from printmesh_core.models.layers import LayerEvent
+from printmesh_core.models.printer import HoldEnded, HoldStarted, PrinterEvent, PrinterHold
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import Topics
 from printmesh_devkit.broker import free_port, port_open
@@ -44,7 +42,7 @@ class PrintJob:
         self.venv, self.gcode, self.settings, self.mqtt = venv, gcode, settings, mqtt
         self.workdir = workdir
         self.topics = Topics(settings.topic_root, settings.node_id)
-        self.printer = self.topics.component("printer")
+        self.printer = self.topics.component(contract.PRINTER)
         self.octoprint: OctoPrint | None = None
         self.armed = threading.Event()
         self.done = threading.Event()
@@ -82,11 +80,13 @@ class PrintJob:
 
     # --------------------------------------------------------------- progress
     def watch(self, rt: MqttRuntime) -> None:
-        root = self.settings.topic_root
-        rt.subscribe(self.topics.absolute(self.printer.sub("layer")), self._layer)
-        rt.subscribe(self.topics.absolute(self.printer.event), self._event)
-        rt.subscribe(self.topics.absolute(self.printer.sub("hold")), self._hold)
-        rt.subscribe(f"{root}/+/coordinator/{self.settings.node_id}/+", self._coordinator)
+        """Typed through the contract; captures and summaries from any coordinator, about our printer."""
+        contract.PRINTER_LAYER.subscribe(rt, self.printer, self._layer)
+        contract.PRINTER_EVENT.subscribe(rt, self.printer, self._event)
+        contract.PRINTER_HOLD.subscribe(rt, self.printer, self._hold)
+        coordinators, me = contract.wildcard(contract.COORDINATOR), self.settings.node_id
+        contract.COORDINATOR_CAPTURE.subscribe(rt, coordinators, self._capture, me)
+        contract.COORDINATOR_SUMMARY.subscribe(rt, coordinators, self._summary, me)
 
     def ours(self, message: Message, print_start: float | None = None, printer: str | None = None) -> bool:
         """Live (not retained from before the view connected), after our upload, about our printer."""
@@ -96,52 +96,48 @@ class PrintJob:
             return False
         return print_start is None or print_start >= self.uploaded_at - CLOCK_SLACK
 
-    def _layer(self, message: Message) -> None:
+    def _layer(self, event: LayerEvent, message: Message) -> None:
         if not self.ours(message):
             return
-        event = LayerEvent.model_validate_json(message.payload)
         total = f"/{event.total_layers}" if event.total_layers else ""
         say(f"layer {event.layer}{total}  z={event.z:.2f} mm")
 
-    def _hold(self, message: Message) -> None:
-        if not message.retain and _json(message).get("armed"):
+    def _hold(self, hold: PrinterHold, message: Message) -> None:
+        if not message.retain and hold.armed is not None:
             self.armed.set()
 
-    def _event(self, message: Message) -> None:
+    def _event(self, event: PrinterEvent, message: Message) -> None:
         if not self.ours(message):
             return
-        doc = _json(message)
-        name, payload = doc.get("event"), doc.get("payload") or {}
-        if doc.get("source") == "printmesh" and name == "held":
-            say(f"  held at layer {payload.get('layer')}: capturing")
-        elif doc.get("source") == "printmesh" and name == "released":
-            say(f"  released ({payload.get('reason')}), head returned: {payload.get('returned')}")
-        elif name in ("PrintDone", "PrintFailed", "PrintCancelled"):
-            say(f"# {name}")
-
-    def _coordinator(self, message: Message) -> None:
-        kind = message.topic.rsplit("/", 1)[-1]
+        name, ours = event.event, event.source == "printmesh"
         try:
-            if kind == "capture":
-                capture = LayerCapture.model_validate_json(message.payload)
-                if not self.ours(message, capture.print_start_time, capture.printer):
-                    return
-                self.captures.append(capture)
-                t = capture.timings
-                say(
-                    f"  layer {capture.layer}: {len(capture.images)} images, hold {t.hold_duration:.2f} s "
-                    f"(moves {t.waiting_for_moves:.2f}, settle {t.settle:.2f}, capture {t.capture:.2f}, "
-                    f"overhead {t.overhead * 1000:.0f} ms){'' if capture.complete else ', INCOMPLETE'}"
-                )
-                for failure in capture.failures:
-                    say(f"    failure: {failure.kind}: {failure.message}")
-            elif kind == "summary":
-                summary = JobSummary.model_validate_json(message.payload)
-                if self.ours(message, summary.print_start_time, summary.printer):
-                    self.summary = summary
-                    self.done.set()
-        except ValidationError as exc:
-            say(f"# unexpected {kind} message: {exc.errors()[0]['msg']}")
+            if ours and name == contract.HELD:
+                say(f"  held at layer {contract.event_body(HoldStarted, event).layer}: capturing")
+            elif ours and name == contract.RELEASED:
+                ended = contract.event_body(HoldEnded, event)
+                say(f"  released ({ended.reason}), head returned: {ended.returned}")
+            elif name in contract.PRINT_ENDINGS:
+                say(f"# {name}")
+        except contract.Unreadable as exc:
+            say(f"# unexpected {name} event: {exc}")
+
+    def _capture(self, capture: LayerCapture, message: Message) -> None:
+        if not self.ours(message, capture.print_start_time, capture.printer):
+            return
+        self.captures.append(capture)
+        t = capture.timings
+        say(
+            f"  layer {capture.layer}: {len(capture.images)} images, hold {t.hold_duration:.2f} s "
+            f"(moves {t.waiting_for_moves:.2f}, settle {t.settle:.2f}, capture {t.capture:.2f}, "
+            f"overhead {t.overhead * 1000:.0f} ms){'' if capture.complete else ', INCOMPLETE'}"
+        )
+        for failure in capture.failures:
+            say(f"    failure: {failure.kind}: {failure.message}")
+
+    def _summary(self, summary: JobSummary, message: Message) -> None:
+        if self.ours(message, summary.print_start_time, summary.printer):
+            self.summary = summary
+            self.done.set()
 
     def report(self, captures_dir: Path, port: str, interrupted: bool = False) -> int:
         """Say how the job went; 1 (failed) when it stored no image, with the reason. Ctrl-C is not a failure."""
@@ -161,7 +157,7 @@ class PrintJob:
         )
         say(f"# images and metadata: {job_dir}")
         say(f"# summary: {job_dir / 'job_summary.json'}")
-        say(f"# watch the traffic: mosquitto_sub -h {self.mqtt.host} -p {port} -v -t '{self.settings.topic_root}/#'")
+        say(f"# watch the traffic: mosquitto_sub -h {self.mqtt.host} -p {port} -v -t '{self.topics.everything}'")
         self._where_logs()
         if s.images == 0:
             why = "; ".join(dict.fromkeys(f"{f.kind}: {f.message}" for f in s.failures)) or "no layer was held"
@@ -171,11 +167,3 @@ class PrintJob:
 
     def _where_logs(self) -> None:
         say(f"# logs: {Path('.printmesh/logs').resolve()}, OctoPrint's in {self.workdir.resolve() / 'logs'}")
-
-
-def _json(message: Message) -> dict[str, Any]:
-    try:
-        doc = json.loads(message.payload)
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}

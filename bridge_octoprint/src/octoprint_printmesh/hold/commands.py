@@ -22,7 +22,9 @@ from octoprint_printmesh.hold.types import (
     ReleaseRequested,
 )
 from octoprint_printmesh.settings import Permissions
+from printmesh_core import contract
 from printmesh_core.commands import Command
+from printmesh_core.contract import CommandRoute
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.printer import GcodeRequest, HoldRequest, MoveRequest, PrinterProfile, ReleaseRequest
 
@@ -60,14 +62,14 @@ class HoldCommands:
         self.watch_holder = watch_holder  # subscribe to '<node>/<component>' status; an error text if invalid
 
     def commands(self) -> list[Command]:
-        def deferred(name: str, request: type[CommandRequest], text: str) -> Command:
-            return Command(name, request, self._accept, description=text, deferred=True)
+        def deferred(route: CommandRoute[Any], text: str) -> Command:
+            return Command(route.name, route.request, self._accept, description=text, deferred=True)
 
         return [
-            deferred("hold", HoldRequest, "Hold now, at a layer, or arm a plan of layers (answered once held/armed)."),
-            deferred("release", ReleaseRequest, "Return the head and let the held print continue."),
-            deferred("move", MoveRequest, "Move the held head inside the volume; answered when the move is done."),
-            deferred("gcode", GcodeRequest, "Send allow-listed commands; off unless commands.allow_gcode."),
+            deferred(contract.HOLD, "Hold now, at a layer, or arm a plan of layers (answered once held/armed)."),
+            deferred(contract.RELEASE, "Return the head and let the held print continue."),
+            deferred(contract.MOVE, "Move the held head inside the volume; answered when the move is done."),
+            deferred(contract.GCODE, "Send allow-listed commands; off unless commands.allow_gcode."),
         ]
 
     def _accept(self, request: CommandRequest, message: Any, answer: Answer) -> None:

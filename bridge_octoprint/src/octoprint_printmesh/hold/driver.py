@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour, Modes, parse_position, token_in, track
 from octoprint_printmesh.hold import machine
@@ -45,6 +45,7 @@ from octoprint_printmesh.hold.types import (
     TokenSeen,
 )
 from octoprint_printmesh.hold.views import job_command_refusal, status_payload
+from printmesh_core import contract
 from printmesh_core.commands import error
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.layers import LayerEvent
@@ -180,7 +181,7 @@ class HoldDriver:
     def holder_offline(self, holder: str) -> None:
         self._later(HolderOffline(holder))
 
-    def refusal(self, command: Literal["pause", "resume", "cancel"]) -> str | None:
+    def refusal(self, command: str) -> str | None:
         """Why OctoPrint's pause/resume must wait for the hold, or None."""
         return job_command_refusal(self.state, command)
 
@@ -236,7 +237,7 @@ class HoldDriver:
             self.fx.send(action.lines)
         elif isinstance(action, PublishEvent):
             payload = action.payload
-            if action.event in ("held", "released"):
+            if action.event in (contract.HELD, contract.RELEASED):
                 log.info("hold %s at layer %s %s (%s)", payload.get("hold_id"), payload.get("layer"),
                          action.event, payload.get("reason") or payload.get("origin"))  # fmt: skip
             self.fx.event(action.event, payload)

@@ -2,19 +2,22 @@
 
 The 'held' event goes out twice, unchanged: on ``<node>/printer/event`` with every other
 event, and alone on ``<node>/printer/held``, which coordinators share (an MQTT 5 shared
-subscription) so each hold reaches exactly one of them.
+subscription) so each hold reaches exactly one of them. Topics and the holder's status
+parser are the contract's (``PRINTER_EVENT``, ``PRINTER_HELD``, ``PRINTER_HOLD``, ``STATUS``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from octoprint_printmesh.logic.telemetry import event_payload
+from printmesh_core import contract
 from printmesh_core.models.base import now
 from printmesh_core.models.printer import PrinterHold
+from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import Message
 from printmesh_core.node import NodeShell
 from printmesh_core.topics import TopicError
@@ -33,34 +36,31 @@ class HoldLink:
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
         """A hold event (holding, held, moved, released ...), from the driver's worker thread."""
-        me = self.node.me
+        me, runtime = self.node.me, self.node.runtime
         event = event_payload(name, payload, now(), source="printmesh")
-        self.node.runtime.publish(me.event, event, qos=1)
-        if name == "held":
-            self.node.runtime.publish(me.sub("held"), event, qos=1)
+        contract.PRINTER_EVENT.publish(runtime, me, event)
+        if name == contract.HELD:  # the same message: its body was built as a HoldStarted (hold/views.py)
+            held = contract.PRINTER_HELD
+            runtime.publish(held.topic(me), event, qos=held.qos, retain=held.retain)
 
     def status(self, status: PrinterHold) -> None:
-        self.node.runtime.publish(self.node.me.sub("hold"), status, qos=1, retain=True)
+        contract.PRINTER_HOLD.publish(self.node.runtime, self.node.me, status)
         self.notify({"hold": {"phase": status.phase, "layer": status.layer, "holder": status.holder}})
 
     def watch_holder(self, holder: str) -> str | None:
         """Follow the holder's status, so its last will releases the hold; an error text if invalid."""
         node, _, component = holder.partition("/")
-        topics = self.node.topics
         try:
-            topic = topics.absolute(topics.component(component, node).status)
+            base = contract.component(self.node.topics, component, node)
         except TopicError as exc:
             return f"{holder!r} is not '<node_id>/<component>': {exc}"
         if holder not in self._holders:
             self._holders.add(holder)
-            self.node.runtime.subscribe(topic, lambda message: self._holder_status(holder, message))
+            contract.subscribe_presence(self.node.runtime, contract.STATUS, base, partial(self._holder_status, holder))
         return None
 
-    def _holder_status(self, holder: str, message: Message) -> None:
-        try:
-            state = json.loads(message.payload).get("state")
-        except (ValueError, AttributeError):
-            state = message.payload.decode(errors="replace").strip()
-        if state == "offline":
+    def _holder_status(self, holder: str, presence: Availability, message: Message) -> None:
+        """Read by the contract's one presence parser: extra fields are ignored, bare text accepted."""
+        if presence.state == "offline":
             log.info("holder %s went offline", holder)
             self.on_holder_offline(holder)

@@ -47,7 +47,8 @@ from octoprint_printmesh.hold.types import (
     TokenSeen,
 )
 from octoprint_printmesh.hold.types import GcodeRequested as GcodeReq
-from octoprint_printmesh.hold.views import held_payload, job_command_refusal, status_payload
+from octoprint_printmesh.hold.views import held_payload, job_command_refusal, released_payload, status_payload
+from printmesh_core.contract import HELD, RELEASED
 
 Step = tuple[HoldState, list[Action]]
 __all__ = ["job_command_refusal", "status_payload", "step"]
@@ -80,9 +81,8 @@ def _begin_hold(state: HoldState, now: float, config: HoldConfig, cmd_id: str | 
 
 def _finish(state: HoldState, reason: str, returned: bool, error: str | None = None) -> Step:
     """Let the print continue: the one place that releases the job."""
-    actions: list[Action] = [SetJobOnHold(False)]
-    payload = {**_info(state), "reason": reason, "returned": returned, "error": error}
-    actions.append(PublishEvent("released", payload))
+    payload = released_payload(state, reason, returned, error)
+    actions: list[Action] = [SetJobOnHold(False), PublishEvent(RELEASED, payload)]
     if state.pending is not None:
         actions.append(Reply(state.pending.cmd_id, False, code="interrupted", message=f"hold released: {reason}"))
     if state.hold_reply is not None:
@@ -186,7 +186,7 @@ def _on_token(state: HoldState, token: str) -> Step:
     if state.phase == "draining" and token == state.token:
         held = replace(state, phase="held", token=None, deadline=None, hold_reply=None)
         payload = held_payload(state)
-        actions: list[Action] = [PublishEvent("held", payload)]
+        actions: list[Action] = [PublishEvent(HELD, payload)]
         if state.hold_reply is not None:
             actions.append(Reply(state.hold_reply, True, payload))
         return held, actions

@@ -1,17 +1,20 @@
-"""What the outside sees of a hold: the retained status, the 'held' event, and refusals.
+"""What the outside sees of a hold: the retained status, the 'held' and 'released' events, and refusals.
 
 Each view is built here and nowhere else, so the status topic, the event that starts a
-coordinator's captures, and the hold command's answer can never disagree.
+coordinator's captures, and the hold command's answer can never disagree. The event bodies
+are built as the contract's models (``HoldStarted``, ``HoldEnded``: strict, so a field the
+readers do not know fails here, in tests) and handed on as their JSON-ready dicts, which is
+what the machine's actions carry and what goes on the wire.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any
 
 from octoprint_printmesh.hold.safety import Pos
 from octoprint_printmesh.hold.types import HoldState
-from printmesh_core.models.printer import Point, PrinterHold
+from printmesh_core import contract
+from printmesh_core.models.printer import HoldEnded, HoldStarted, Point, PrinterHold
 
 
 def _point(pos: Pos | None) -> Point | None:
@@ -19,19 +22,25 @@ def _point(pos: Pos | None) -> Point | None:
 
 
 def held_payload(state: HoldState) -> dict[str, Any]:
-    """The 'held' event (and the hold command's answer): which hold, where, and which print.
+    """The 'held' event's body, a ``HoldStarted`` (and the hold command's answer): which hold, where, which print.
 
     ``origin`` is where the head stopped; ``z`` the layer's Z, the floor for any move.
     """
-    origin = None if state.origin is None else state.origin.pos
-    return {
-        "hold_id": state.hold_id,
-        "layer": state.layer,
-        "origin": None if origin is None else asdict(origin),
-        "z": state.layer_z,
-        "path": state.job_path,
-        "started_at": state.job_started,
-    }
+    body = HoldStarted(
+        hold_id=state.hold_id,
+        layer=state.layer,
+        origin=_point(None if state.origin is None else state.origin.pos),
+        z=state.layer_z,
+        path=state.job_path,
+        started_at=state.job_started,
+    )
+    return body.model_dump()
+
+
+def released_payload(state: HoldState, reason: str, returned: bool, error: str | None) -> dict[str, Any]:
+    """The 'released' event's body, a ``HoldEnded`` (and the release command's answer): which hold ended, and how."""
+    body = HoldEnded(hold_id=state.hold_id, layer=state.layer, reason=reason, returned=returned, error=error)
+    return body.model_dump()
 
 
 def status_payload(state: HoldState, now: float) -> PrinterHold:
@@ -52,13 +61,13 @@ def status_payload(state: HoldState, now: float) -> PrinterHold:
     )
 
 
-def job_command_refusal(state: HoldState, command: Literal["pause", "resume", "cancel"]) -> str | None:
+def job_command_refusal(state: HoldState, command: str) -> str | None:
     """Why OctoPrint's pause/resume must not run now, or None.
 
     A pause or resume during a hold fights over the same file stream (a resume would
     not lift the hold; a pause would record our capture position as the pause position).
     Cancel is always allowed: the shell feeds ``PrintStopped`` first, which releases.
     """
-    if command != "cancel" and state.phase != "idle":
+    if command != contract.CANCEL.name and state.phase != "idle":
         return f"the print is held by printmesh ({state.phase}); release it first"
     return None

@@ -1,0 +1,83 @@
+"""The OctoPrint bridge's hold, as the outside sees it (``<node>/printer/hold``, ``held``, ``released``).
+
+Kept apart from the printer's telemetry (``printer.py``, which re-exports these) because a
+hold is its own conversation: the retained status of the hold machine, the message that
+starts a hold (read by coordinators to begin their captures) and the one that ends it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from printmesh_core.models.base import Payload
+from printmesh_core.models.printer_commands import HoldPlan
+
+HoldPhase = Literal["idle", "draining", "held", "busy", "returning"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Point(_Part):
+    x: float = Field(description="mm.")
+    y: float = Field(description="mm.")
+    z: float = Field(description="mm.")
+
+
+class PrinterHold(Payload):
+    """Retained on ``<node>/printer/hold``: what the hold machine is doing right now."""
+
+    phase: HoldPhase = Field(description="idle, draining (waiting for the buffer), held, busy (moving), returning.")
+    hold_id: int | None = Field(default=None, description="Counts holds since the plugin started.")
+    layer: int | None = Field(default=None, description="Layer the hold happened at.")
+    since: float | None = Field(default=None, description="When the hold was requested, Unix seconds.")
+    deadline: float | None = Field(default=None, description="When the watchdog starts the release, Unix seconds.")
+    holder: str | None = Field(default=None, description="Component whose status the hold is tied to.")
+    origin: Point | None = Field(default=None, description="Where the head was when held; it returns there.")
+    head: Point | None = Field(
+        default=None,
+        description=(
+            "Where the head is now during a hold: the origin when held, then the target of each confirmed move; "
+            "null when idle"
+        ),
+    )
+    armed: HoldPlan | None = Field(default=None, description="The plan armed for this or the next print.")
+
+
+class HoldStarted(_Part):
+    """The body of the ``held`` event: the print stopped right before ``layer``'s first line."""
+
+    hold_id: int = Field(description="Counts holds since the plugin started; give it back to move and release.")
+    layer: int | None = Field(default=None, description="Layer the hold happened at (null for a hold 'now').")
+    origin: Point | None = Field(default=None, description="Where the head was when held; it returns there.")
+    z: float | None = Field(default=None, description="Z of the layer about to be printed, mm.")
+    path: str | None = Field(default=None, description="The printed file's path in its storage.")
+    started_at: float | None = Field(default=None, description="When the print started, Unix seconds.")
+
+
+class PrinterHeld(Payload):
+    """``<node>/printer/held`` (not retained), and the same message on ``<node>/printer/event``.
+
+    A ``PrinterEvent`` whose payload is typed: the message that starts a hold. Its own topic
+    carries nothing else, so coordinators can share it (MQTT 5 shared subscription).
+    """
+
+    event: Literal["held"] = Field(default="held", description="Always 'held'.")
+    payload: HoldStarted = Field(description="Which hold, where the head was, which layer and file.")
+    source: Literal["printmesh"] = Field(default="printmesh", description="Always printmesh's hold machine.")
+
+
+class HoldEnded(_Part):
+    """The body of the ``released`` event on ``<node>/printer/event``: a hold ended, whoever asked."""
+
+    hold_id: int | None = Field(default=None, description="The hold that ended.")
+    layer: int | None = Field(default=None, description="Layer it happened at.")
+    reason: str | None = Field(default=None, description="Why: 'released', 'max_hold', 'holder_offline', ...")
+    returned: bool | None = Field(default=None, description="The head went back to where it was held.")
+    error: str | None = Field(default=None, description="What went wrong on the way back, if anything.")
+
+
+PrinterHold.model_rebuild()
