@@ -55,6 +55,7 @@ from printmesh_core.models.printer import (
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 from printmesh_core.models.status import Availability, Status
 from printmesh_core.mqtt import Handler, Message, MqttRuntime
+from printmesh_core.topics import REPLY as topics_reply
 from printmesh_core.topics import ComponentTopics, Topics, check_segment, join
 
 log = logging.getLogger("printmesh.contract")
@@ -248,6 +249,8 @@ ABORT = CommandRoute("abort", AbortRequest)
 COORDINATOR_STATUS_FILTER = STATUS.filter(wildcard(COORDINATOR))  # every coordinator's presence
 
 # ------------------------------------------------------------------ outside every component
+ALL_BELOW = "#"  # a subscription or ACL filter: every level below
+REPLY = topics_reply  # <root>/reply/<requester>/...: answers to MQTT 5 requests (topics.reply_topic)
 PREFLIGHT = "_preflight"  # <root>/_preflight/<uuid>: `printmesh up` checks the broker carries a capture
 
 

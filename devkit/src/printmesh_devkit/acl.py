@@ -24,11 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from printmesh_core import contract
 from printmesh_core.topics import DiscoveryTopics, Topics, join, reply_writes
 from printmesh_devkit.mesh import Mesh, NodeFacts
 
 Access = Literal["read", "write", "readwrite", "deny"]
-COORDINATOR_COMMANDS = ("hold", "move", "release")
+COORDINATOR_COMMANDS = (contract.HOLD.name, contract.MOVE.name, contract.RELEASE.name)
+THE_USER = "%u"  # mosquitto's ``pattern`` stands for the connected account's user name
 
 
 @dataclass
@@ -61,7 +63,8 @@ def accounts(mesh: Mesh, facts: list[NodeFacts]) -> list[Account]:
         for button in mesh.home_assistant.buttons:
             node, kind, name = button.split("/")
             c = root.component(kind, node)
-            ha.add("write", root.absolute(c.sub(name, "press") if kind == "camera" else c.cmd(name)))
+            press = contract.CAMERA_PRESS.topic(c, name) if kind == contract.CAMERA else c.cmd(name)
+            ha.add("write", root.absolute(press))
         out.append(ha)
     names = [a.user for a in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -72,38 +75,38 @@ def accounts(mesh: Mesh, facts: list[NodeFacts]) -> list[Account]:
 
 def _reader(mesh: Mesh, user: str, kind: str) -> Account:
     account = Account(user, kind)
-    account.add("deny", join(mesh.topic_root, "reply", "#"))  # others' answers are theirs alone
-    account.add("read", join(mesh.topic_root, "#"))
-    account.add("read", join(mesh.discovery_prefix, "#"))
+    account.add("deny", join(mesh.topic_root, contract.REPLY, contract.ALL_BELOW))  # others' answers are theirs
+    account.add("read", join(mesh.topic_root, contract.ALL_BELOW))
+    account.add("read", join(mesh.discovery_prefix, contract.ALL_BELOW))
     return account
 
 
 def _component(mesh: Mesh, root: Topics, f: NodeFacts, component: str, facts: list[NodeFacts]) -> Account:
     me = root.component(component, f.node)
     account = Account(user_name(f.node, component), component)
-    account.add("readwrite", root.absolute(join(me.base, "#")))
+    account.add("readwrite", root.absolute(join(me.base, contract.ALL_BELOW)))
     account.add("write", root.absolute(reply_writes(me)))
     if f.discovery:
         discovery = DiscoveryTopics(mesh.discovery_prefix, f.node, component)
         account.add("readwrite", discovery.own_configs_filter)
         account.add("read", discovery.birth)
-    if component == "printer":
+    if component == contract.PRINTER:
         for coordinator in facts:
             if any(p.node == f.node for p in coordinator.printers):
-                account.add("read", root.absolute(root.component("coordinator", coordinator.node).status))
-    if component == "coordinator":
-        account.add("read", root.absolute(join("+", "coordinator", "status")))
+                account.add("read", root.absolute(root.component(contract.COORDINATOR, coordinator.node).status))
+    if component == contract.COORDINATOR:
+        account.add("read", root.absolute(contract.COORDINATOR_STATUS_FILTER))
         for printer in f.printers:
-            p = root.component("printer", printer.node)
-            account.add("read", root.absolute(join(p.base, "#")))
+            p = root.component(contract.PRINTER, printer.node)
+            account.add("read", root.absolute(join(p.base, contract.ALL_BELOW)))
             for name in COORDINATOR_COMMANDS:
                 account.add("write", root.absolute(p.cmd(name)))
             for ref in printer.cameras:
-                cam = root.component("camera", ref.node)
+                cam = root.component(contract.CAMERA, ref.node)
                 account.add("read", root.absolute(cam.status))
-                account.add("read", root.absolute(join(cam.sub(ref.camera), "#")))
-                account.add("read", root.absolute(cam.res("capture")))
-                account.add("write", root.absolute(cam.cmd("capture")))
+                account.add("read", root.absolute(join(cam.sub(ref.camera), contract.ALL_BELOW)))
+                account.add("read", root.absolute(contract.CAPTURE.res(cam)))
+                account.add("write", root.absolute(contract.CAPTURE.cmd(cam)))
     return account
 
 
@@ -113,7 +116,7 @@ def acl_text(mesh: Mesh, all_accounts: list[Account], source: str) -> str:
         "# One account per component of each node; each may use only the topics below.",
         "",
         "# Every account reads the answers to its own MQTT 5 requests.",
-        f"pattern read {join(mesh.topic_root, 'reply', '%u', '#')}",
+        f"pattern read {join(mesh.topic_root, contract.REPLY, THE_USER, contract.ALL_BELOW)}",
     ]
     for account in all_accounts:
         lines += ["", f"# {account.kind}", f"user {account.user}"]
