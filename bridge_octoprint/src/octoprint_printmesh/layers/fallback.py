@@ -136,7 +136,7 @@ class FallbackTracker:
         self, min_layer_height: float = 0.0, path: str | None = None, flavour: Flavour = DEFAULT_FLAVOUR
     ) -> None:
         self._min = min_layer_height
-        self._path = path
+        self.path = path  # named by the plugin at PrintStarted when the print began first
         self._flavour = flavour
         self.reset()
 
@@ -152,7 +152,7 @@ class FallbackTracker:
         d = self._detector
         assert d.layer_z is not None
         return LayerEvent(
-            layer=d.layer, z=d.layer_z, height=d.height, file_pos=file_pos, source="fallback", path=self._path
+            layer=d.layer, z=d.layer_z, height=d.height, file_pos=file_pos, source="fallback", path=self.path
         )
 
 
