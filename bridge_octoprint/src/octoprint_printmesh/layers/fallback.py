@@ -22,8 +22,9 @@ The table builder, which sees the whole file, applies this exactly: layer 1 star
 part's first extrusion. The live detector cannot look ahead (the purge and a part's first
 layer begin with the same lines), so it fires layer 1 on the purge's first extrusion, early
 but never late, and agrees with the table from layer 2 on; when extrusion later happens
-*below* layer 1's Z it re-bases instead of counting. The bridge replaces it with the
-scanned table as soon as the scan is in (normally during heat-up, long before the purge).
+*below* layer 1's Z it re-bases instead of counting. The bridge scans a file when it is
+added or selected, so a print normally starts with its table; the live detector follows
+only a print that outran the scan, until the table takes over (``layer_follower``).
 
 **Objects printed one at a time** ("complete objects"/sequential printing): from layer 2 on,
 extrusion more than one layer height *below* the current layer is the next object's first
