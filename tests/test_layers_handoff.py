@@ -239,3 +239,27 @@ def test_cache_forgets_a_folder():
     tables.forget("a")
     assert tables.get("/disk/ab.gcode", "marlin") is not None
     assert tables.get("/disk/a/x.gcode", "marlin") is None and tables.get("/disk/a/b/y.gcode", "marlin") is None
+
+
+# ------------------------------------------------------------------- the worker's scan
+def test_the_worker_scans_a_file_version_once(tmp_path, monkeypatch):
+    """Added, selected, started: one scan; published only for the print; a new version rescans."""
+    from octoprint_printmesh import printer_node
+    from octoprint_printmesh.settings import to_bridge_settings
+
+    node = printer_node.PrinterNode(to_bridge_settings({"node_id": "scan"}), lambda message: None)  # never started
+    scans, published, done = [], [], []
+    real_scan = printer_node.scan_file
+    monkeypatch.setattr(printer_node, "scan_file", lambda *a, **k: scans.append(a[0]) or real_scan(*a, **k))
+    monkeypatch.setattr(node, "_retain", lambda topic, payload: published.append((topic, payload)))
+    disk = tmp_path / "part.gcode"
+    disk.write_bytes(FILES["purge_same_z"].read_bytes())
+    for publish in (False, False, True):  # FileAdded, FileSelected, PrintStarted
+        node._scan("part.gcode", str(disk), lambda path, table: done.append(table), "marlin", publish)
+    assert len(scans) == 1 and len(done) == 3 and done[0] is done[2]
+    assert [topic for topic, _ in published] == ["layers"] and published[0][1].path == "part.gcode"
+    disk.write_bytes(disk.read_bytes() + b"G1 Z5\n")  # a new version of the file
+    node._scan("part.gcode", str(disk), lambda path, table: done.append(table), "marlin", False)
+    assert len(scans) == 2 and done[-1].file_size == disk.stat().st_size
+    node._scan("gone.gcode", str(tmp_path / "gone.gcode"), lambda path, table: done.append(table), "marlin", True)
+    assert len(done) == 4, "a file that cannot be read is skipped (and logged)"
