@@ -40,6 +40,19 @@ from printmesh_core.models.layers import LayerEvent, LayerTable
 _ENDED = 1 << 62  # any file position is at or below it: the next file line starts a print
 
 
+class _Idle:
+    """The tracker between prints (never fed: ``_pos`` is ``_ENDED`` while it is in place)."""
+
+    def feed(self, file_pos: int, line: str) -> LayerEvent | None:
+        return None
+
+    def reset(self) -> None:
+        pass
+
+
+IDLE = _Idle()
+
+
 def file_position(tags: Iterable[str] | None) -> int | None:
     """The ``filepos:N`` tag of a line that comes from the printed file, else None."""
     if not tags or "source:file" not in tags:
@@ -78,7 +91,7 @@ class LayerFollower:
         self.flavour: Flavour = DEFAULT_FLAVOUR  # the firmware's, set by the plugin
         self.path: str | None = None  # the print's path in storage
         self.selected: tuple[str, str] | None = None  # (path in storage, path on disk), from FileSelected
-        self._tracker: Tracker | None = None
+        self._tracker: Tracker = IDLE
         self._pos = _ENDED  # the last file position followed
         self._announced = 0  # the last layer announced in this print
         self._lock = threading.Lock()  # start, handoff and end; never taken per line
@@ -87,7 +100,7 @@ class LayerFollower:
 
     @property
     def tracker(self) -> Tracker | None:
-        return self._tracker
+        return None if self._tracker is IDLE else self._tracker
 
     # ---------------------------------------------------------- event thread
     def select(self, path: str | None, disk_path: str | None) -> None:
@@ -118,7 +131,7 @@ class LayerFollower:
         """The print ended (event thread); unless the comm thread already began the next one."""
         with self._lock:
             if self._begun <= self._started:
-                self._tracker = None
+                self._tracker = IDLE
                 self._pos = _ENDED
                 self._begun = self._started  # a print that ended before its first file line
 
@@ -152,11 +165,10 @@ class LayerFollower:
         pos = file_position(tags)
         if pos is None:
             return False
-        tracker = self._tracker
-        if tracker is None or pos <= self._pos:
-            tracker = self._begin_print(comm)
+        if pos <= self._pos:  # a new print (or, after an end or at start-up, the first line)
+            self._begin_print(comm)
         self._pos = pos
-        event = tracker.feed(pos, line)
+        event = self._tracker.feed(pos, line)
         if event is None or event.layer <= self._announced:
             return False
         self._announced = event.layer
