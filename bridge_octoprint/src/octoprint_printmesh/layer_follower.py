@@ -34,17 +34,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour
-from octoprint_printmesh.layers import FallbackTracker, LayerTracker, TableCache, Tracker
+from octoprint_printmesh.layers import FallbackTracker, LayerTracker, Restarted, TableCache, Tracker
 from printmesh_core.models.layers import LayerEvent, LayerTable
-
-_ENDED = 1 << 62  # any file position is at or below it: the next file line starts a print
 
 
 class _Idle:
-    """The tracker between prints (never fed: ``_pos`` is ``_ENDED`` while it is in place)."""
+    """The tracker between prints: any file line starts one."""
 
     def feed(self, file_pos: int, line: str) -> LayerEvent | None:
-        return None
+        raise Restarted
 
     def reset(self) -> None:
         pass
@@ -92,7 +90,6 @@ class LayerFollower:
         self.path: str | None = None  # the print's path in storage
         self.selected: tuple[str, str] | None = None  # (path in storage, path on disk), from FileSelected
         self._tracker: Tracker = IDLE
-        self._pos = _ENDED  # the last file position followed
         self._announced = 0  # the last layer announced in this print
         self._lock = threading.Lock()  # start, handoff and end; never taken per line
         self._begun = 0  # prints begun (comm thread)
@@ -124,29 +121,30 @@ class LayerFollower:
     def install(self, path: str | None, table: LayerTable) -> None:
         """A table scanned for ``path`` arrived (worker thread): the running print takes it over."""
         with self._lock:
-            if path == self.path and isinstance(self._tracker, FallbackTracker):
-                self._tracker = LayerTracker(table)  # the comm thread's next line hands off (see above)
+            live = self._tracker
+            if path == self.path and isinstance(live, FallbackTracker):
+                tracker = LayerTracker(table, raise_on_restart=True)
+                tracker.follow_on(live.position)
+                self._tracker = tracker  # the comm thread's next line hands off (see above)
 
     def end(self) -> None:
         """The print ended (event thread); unless the comm thread already began the next one."""
         with self._lock:
             if self._begun <= self._started:
                 self._tracker = IDLE
-                self._pos = _ENDED
                 self._begun = self._started  # a print that ended before its first file line
 
     # ----------------------------------------------------------- comm thread
     def _start(self, path: str | None, table: LayerTable | None) -> Tracker:
         self.path = path
         self._announced = 0
-        self._pos = -1
         self._begun += 1
-        tracker: Tracker = self._live(path) if table is None else LayerTracker(table)
+        tracker: Tracker = self._live(path) if table is None else LayerTracker(table, raise_on_restart=True)
         self._tracker = tracker
         return tracker
 
     def _live(self, path: str | None) -> FallbackTracker:
-        return FallbackTracker(path=path, flavour=self.flavour)
+        return FallbackTracker(path=path, flavour=self.flavour, raise_on_restart=True)
 
     def _begin_print(self, comm: Any) -> Tracker:
         """The first line of a print: its table if the cache has it, else the live fallback."""
@@ -165,10 +163,10 @@ class LayerFollower:
         pos = file_position(tags)
         if pos is None:
             return False
-        if pos <= self._pos:  # a new print (or, after an end or at start-up, the first line)
-            self._begin_print(comm)
-        self._pos = pos
-        event = self._tracker.feed(pos, line)
+        try:
+            event = self._tracker.feed(pos, line)
+        except Restarted:  # a print's first line (between prints, or a position that went back)
+            event = self._begin_print(comm).feed(pos, line)
         if event is None or event.layer <= self._announced:
             return False
         self._announced = event.layer

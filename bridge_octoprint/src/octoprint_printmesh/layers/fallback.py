@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, EXTRUDES, Z_MOVED, Flavour, Motion
+from octoprint_printmesh.layers.tracker import Restarted
 from printmesh_core.models.layers import LayerEvent
 
 TOLERANCE = 0.002  # mm: slicers print Z with 3 decimals; spiral rounding stays well inside this
@@ -134,9 +135,14 @@ class FallbackTracker:
     """
 
     def __init__(
-        self, min_layer_height: float = 0.0, path: str | None = None, flavour: Flavour = DEFAULT_FLAVOUR
+        self,
+        min_layer_height: float = 0.0,
+        path: str | None = None,
+        flavour: Flavour = DEFAULT_FLAVOUR,
+        raise_on_restart: bool = False,
     ) -> None:
         self._min = min_layer_height
+        self._raise = raise_on_restart  # a file position that went back raises Restarted
         self.path = path  # named by the plugin at PrintStarted when the print began first
         self._flavour = flavour
         self.reset()
@@ -144,8 +150,17 @@ class FallbackTracker:
     def reset(self) -> None:
         self._motion = Motion(self._flavour)
         self._detector = FallbackDetector(self._min)
+        self._last = -1
+
+    @property
+    def position(self) -> int:
+        """The file position of the last line fed (-1 before the first)."""
+        return self._last
 
     def feed(self, file_pos: int, line: str) -> LayerEvent | None:
+        if file_pos < self._last and self._raise:
+            raise Restarted
+        self._last = file_pos
         motion = self._motion
         flags = motion.feed(line)
         if not flags & EXTRUDES or self._detector.observe(flags, motion.z) != NEW:
