@@ -81,3 +81,42 @@ def test_events_need_no_markers_fallback_on_a_file_without_comments(observer, oc
     # Z0.3 for layer 1; either way it is layer 1 and it is announced once.
     first = events[0]
     assert first.layer == 1 and (round(first.z, 3) == heights[0] or (first.total_layers is None and first.z == 0.3))
+
+
+CASES = FIXTURES.parent / "gcode_cases"
+
+
+def test_a_table_cached_at_selection_never_puts_layer_1_on_the_purge(observer, octoprint):
+    """issue 10: a file without markers whose purge line is drawn at the first layer's Z.
+
+    Uploaded and selected first: the plugin scans it then (once), so the print starts with its
+    table and layer 1 is announced on the part's first extrusion, not on the purge.
+    """
+    doc = json.loads((CASES / "purge_same_z.json").read_text())
+    data = (CASES / "purge_same_z.gcode").read_bytes()  # no heat-up in it: printable as it is
+    octoprint.api("POST", "/api/printer/command", {"commands": ["M220 S1000", "M221 S1000"]})
+    octoprint.upload("purge_same_z.gcode", data, print_now=False)  # FileAdded, FileSelected
+    scanned = f"purge_same_z.gcode: {len(doc['extrusion'])} layers from fallback"  # the worker's log line
+    deadline = time.monotonic() + 30
+    while scanned not in octoprint.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scanned in octoprint.log(), "scanned when it was added and selected"
+    mark = observer.mark()
+    octoprint.api("POST", "/api/job", {"command": "start"})
+    observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintDone", timeout=180)
+    events = [LayerEvent.model_validate_json(m.payload) for m in observer.messages[mark:] if m.topic == f"{BASE}/layer"]
+    table = LayerTable.model_validate(observer.topic(f"{BASE}/layers", after=mark))
+    want = [(x["layer"], x["z"], x["file_pos"]) for x in doc["extrusion"]]
+    assert [(x.layer, x.z, x.file_pos) for x in table.layers] == want
+    assert octoprint.log().count(scanned) == 1, "PrintStarted found the table ready: no rescan"
+    # every layer from the table, from the first line on: none from the live tracker
+    assert [(e.layer, e.z, e.file_pos) for e in events] == want
+    assert all(e.total_layers == len(want) for e in events)
+    # against OctoPrint's serial log: after the purge was sent, before the part's first extrusion
+    commands = command_lines(data)
+    sends = sent_times(octoprint.serial_log(), [c for _, c in commands])
+    assert len(sends) == len(commands), "every file line was found in the serial log"
+    extruding = [i for i, (_, cmd) in enumerate(commands) if is_extrusion(cmd)]
+    purge, part = extruding[:2], next(i for i in extruding if commands[i][0] >= doc["extrusion"][0]["offset"])
+    assert part > purge[-1] + 1
+    assert sends[purge[-1]] - 0.0015 <= events[0].ts <= sends[part] + 0.0015, "layer 1 on the part, not the purge"

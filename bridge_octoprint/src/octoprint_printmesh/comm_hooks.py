@@ -44,12 +44,12 @@ class CommHooks:
         self, comm: Any, phase: str, cmd: str, cmd_type: Any, gcode: Any, *args: Any, **kwargs: Any
     ) -> tuple[None] | None:
         """Comm thread: follow the layers; hold at a planned boundary (no I/O, no waiting)."""
-        if self.queuing(cmd, gcode, kwargs.get("tags", args[1] if len(args) > 1 else None)):
+        if self.queuing(cmd, gcode, kwargs.get("tags", args[1] if len(args) > 1 else None), comm):
             return (None,)  # held before this line: it is kept back and sent at the release
         return None
 
     # ----------------------------------------------------------------- bodies
-    def queuing(self, cmd: str, gcode: str | None, tags: Iterable[str] | None) -> bool:
+    def queuing(self, cmd: str, gcode: str | None, tags: Iterable[str] | None, comm: Any = None) -> bool:
         """True: the job was put on hold before this line, which the hook must suppress.
 
         Also tracks fans and modes here rather than in a ``gcode.sent`` hook: every line
@@ -59,7 +59,7 @@ class CommHooks:
         follower = self.follower
         if follower is None:
             return False
-        if follower.on_line(tags, cmd):
+        if follower.on_line(tags, cmd, comm):  # comm: which file, read on a print's first line only
             return True
         self.track(gcode, cmd)
         return False

@@ -29,6 +29,9 @@ from printmesh_core import contract
 from printmesh_core.config import ConfigError
 
 TAGS = frozenset({"source:plugin", "plugin:printmesh"})
+FORGETS = frozenset({"FileRemoved", "FileMoved", "FolderRemoved", "FolderMoved"})
+FILE_EVENTS = FORGETS | {"FileAdded", "FileSelected", "PrintStarted"}  # OctoPrint's event names
+GCODE_SUFFIXES = (".gcode", ".gco", ".g")
 # why the hold machine sees the print stop: OctoPrint's print endings (the contract's), or the printer gone
 STOPS = {
     **dict(zip(contract.PRINT_ENDINGS, ("done", "failed", "cancelled"), strict=True)),
@@ -89,7 +92,7 @@ class PrintmeshPlugin(
             send=lambda lines: self._printer.commands(list(lines), tags=set(TAGS)),
         )
         self._node = node = PrinterNode(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
-        self._follower = LayerFollower(node.record_layer, node.holds.at_layer)
+        self._follower = LayerFollower(node.record_layer, node.holds.at_layer, node.tables)
         self.comm_hooks.attach(self._follower, node.holds, node.record_fan)
         self.replies.driver = node.holds
         self._node.snapshot = self._snapshot
@@ -169,11 +172,8 @@ class PrintmeshPlugin(
         node.record_event(event, payload)  # enqueue only
         if event == "PrintStarted":
             node.holds.print_started((payload or {}).get("path"), time.time())
-        if event == "PrintStarted" and payload and payload.get("origin") == "local":
-            path = str(payload.get("path"))
-            follower.begin(path, None)  # live fallback until the scan is in
-            disk_path = self._file_manager.path_on_disk("local", path)
-            node.request_scan(path, disk_path, follower.install, follower.flavour)
+        if event in FILE_EVENTS:
+            self._on_file_event(event, payload or {}, node, follower)
         elif event in STOPS:
             follower.end()
             node.holds.print_stopped(STOPS[event])
@@ -181,6 +181,40 @@ class PrintmeshPlugin(
             node.holds.connection_changed()  # a new connection: nothing is known to be homed
         if event == "Disconnected":
             FLAVOUR.forget()
+
+    def _on_file_event(self, event: str, payload: dict[str, Any], node: PrinterNode, follower: LayerFollower) -> None:
+        """Scan files for their layers before they are printed (on the worker; cached by version).
+
+        FileAdded and FileSelected queue a scan that only fills the cache, so the comm thread
+        finds the table at the print's first line. At PrintStarted the print's table is
+        published (from the cache: no rescan) and handed to the follower, which takes it over
+        from the live fallback if the print outran the scan.
+        """
+        if event in FORGETS:
+            for key in ("path", "source_path", "destination_path"):
+                if isinstance(payload.get(key), str):
+                    node.tables.forget(payload[key])
+            return
+        origin = payload.get("storage", payload.get("origin"))
+        path = payload.get("path")
+        if origin != "local" or not isinstance(path, str) or not path.lower().endswith(GCODE_SUFFIXES):
+            return
+        disk_path = self._file_manager.path_on_disk("local", path)
+        if event == "FileSelected":
+            follower.select(path, disk_path)
+        elif event == "PrintStarted":
+            follower.started(path)
+        node.request_scan(path, disk_path, follower.install, follower.flavour, publish=event == "PrintStarted")
+
+    def on_file_preprocess(self, path: str, file_object: Any, *args: Any, **kwargs: Any) -> None:
+        """``octoprint.filemanager.preprocessor``: a file is about to be (over)written.
+
+        Its cached layer table is dropped before the new bytes land, so a print of the new
+        version can never follow the old one's table; the file itself is left as it is.
+        """
+        node = self._node
+        if node is not None:
+            node.tables.forget(path)
 
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:
@@ -203,4 +237,6 @@ __plugin_hooks__ = {
     # the comm thread's hooks go straight to their bodies: the layers and the hold, the replies to the hold
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.comm_hooks.on_gcode_queuing,
     "octoprint.comm.protocol.gcode.received": __plugin_implementation__.replies.on_gcode_received,
+    # drops a file's cached layer table before OctoPrint writes a new version of it (no I/O)
+    "octoprint.filemanager.preprocessor": __plugin_implementation__.on_file_preprocess,
 }

@@ -22,7 +22,7 @@ from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour
 from octoprint_printmesh.hold.commands import HoldCommands
 from octoprint_printmesh.hold.driver import Effects, HoldDriver
 from octoprint_printmesh.hold.link import HoldLink
-from octoprint_printmesh.layers import scan_file
+from octoprint_printmesh.layers import TableCache, scan_file, stamp_of
 from octoprint_printmesh.logic.telemetry import TemperaturePolicy, event_payload, profile_payload, temperatures_payload
 from octoprint_printmesh.settings import BridgeSettings
 from octoprint_printmesh.telemetry_publisher import Snapshot, TelemetryPublisher
@@ -92,6 +92,7 @@ class PrinterNode:
         self.telemetry = TelemetryPublisher(self._retain, policy=policy, job_interval=settings.publish.job_interval)
         self._firmware: str | None = None
         self._ticked = 0.0
+        self.tables = TableCache()  # scanned at selection, read by the layer follower at the first line
 
     def start(self) -> None:
         self.holds.start()
@@ -121,9 +122,11 @@ class PrinterNode:
         disk_path: str,
         done: Callable[[str, LayerTable], None],
         flavour: Flavour = DEFAULT_FLAVOUR,
+        publish: bool = True,
     ) -> None:
-        """Scan a file for its layer table on the worker thread, then call ``done``."""
-        self._put(("scan", (path, disk_path, done, flavour)))
+        """Scan a file for its layer table on the worker thread (unless the cache has this
+        version of it), then call ``done``; ``publish``: it is the print's table (retained)."""
+        self._put(("scan", (path, disk_path, done, flavour, publish)))
 
     def _put(self, item: tuple[str, Any]) -> None:
         try:
@@ -171,12 +174,33 @@ class PrinterNode:
         return snap
 
     def _scan(
-        self, path: str, disk_path: str, done: Callable[[str, LayerTable], None], flavour: Flavour = DEFAULT_FLAVOUR
+        self,
+        path: str,
+        disk_path: str,
+        done: Callable[[str, LayerTable], None],
+        flavour: Flavour = DEFAULT_FLAVOUR,
+        publish: bool = True,
     ) -> None:
-        table = scan_file(disk_path, flavour=flavour).table.model_copy(update={"path": path})
-        log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
-        self._retain(contract.PRINTER_LAYERS, table)
+        table = self._table(path, disk_path, flavour)
+        if table is None:
+            return
+        if publish:
+            self._retain(contract.PRINTER_LAYERS, table)
         done(path, table)
+
+    def _table(self, path: str, disk_path: str, flavour: Flavour) -> LayerTable | None:
+        """The cached table of this version of the file, else a fresh scan (then cached)."""
+        stamp = stamp_of(disk_path)
+        if stamp is None:
+            log.warning("%s: cannot read %s for its layers", path, disk_path)
+            return None
+        table = self.tables.get(disk_path, flavour, stamp)
+        if table is None or table.path != path:
+            table = scan_file(disk_path, flavour=flavour).table.model_copy(update={"path": path})
+            log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
+            if stamp_of(disk_path) == stamp:  # not rewritten while it was read
+                self.tables.put(disk_path, stamp, flavour, table)
+        return table
 
     def _run(self) -> None:
         while True:

@@ -19,17 +19,22 @@ label (Cura's ``;LAYER:-5``..) is kept as ``slicer_layer``.
 """
 
 from octoprint_printmesh.gcode import Motion
+from octoprint_printmesh.layers.cache import Stamp, TableCache, stamp_of
 from octoprint_printmesh.layers.fallback import FallbackDetector, FallbackTracker
 from octoprint_printmesh.layers.scanner import ScanResult, scan_file, scan_stream
-from octoprint_printmesh.layers.tracker import LayerTracker, Tracker
+from octoprint_printmesh.layers.tracker import LayerTracker, Restarted, Tracker
 
 __all__ = [
     "FallbackDetector",
     "FallbackTracker",
     "LayerTracker",
     "Motion",
+    "Restarted",
     "ScanResult",
+    "Stamp",
+    "TableCache",
     "Tracker",
     "scan_file",
     "scan_stream",
+    "stamp_of",
 ]

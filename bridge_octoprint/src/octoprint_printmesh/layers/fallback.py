@@ -22,8 +22,9 @@ The table builder, which sees the whole file, applies this exactly: layer 1 star
 part's first extrusion. The live detector cannot look ahead (the purge and a part's first
 layer begin with the same lines), so it fires layer 1 on the purge's first extrusion, early
 but never late, and agrees with the table from layer 2 on; when extrusion later happens
-*below* layer 1's Z it re-bases instead of counting. The bridge replaces it with the
-scanned table as soon as the scan is in (normally during heat-up, long before the purge).
+*below* layer 1's Z it re-bases instead of counting. The bridge scans a file when it is
+added or selected, so a print normally starts with its table; the live detector follows
+only a print that outran the scan, until the table takes over (``layer_follower``).
 
 **Objects printed one at a time** ("complete objects"/sequential printing): from layer 2 on,
 extrusion more than one layer height *below* the current layer is the next object's first
@@ -42,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, EXTRUDES, Z_MOVED, Flavour, Motion
+from octoprint_printmesh.layers.tracker import Restarted
 from printmesh_core.models.layers import LayerEvent
 
 TOLERANCE = 0.002  # mm: slicers print Z with 3 decimals; spiral rounding stays well inside this
@@ -133,18 +135,32 @@ class FallbackTracker:
     """
 
     def __init__(
-        self, min_layer_height: float = 0.0, path: str | None = None, flavour: Flavour = DEFAULT_FLAVOUR
+        self,
+        min_layer_height: float = 0.0,
+        path: str | None = None,
+        flavour: Flavour = DEFAULT_FLAVOUR,
+        raise_on_restart: bool = False,
     ) -> None:
         self._min = min_layer_height
-        self._path = path
+        self._raise = raise_on_restart  # a file position that went back raises Restarted
+        self.path = path  # named by the plugin at PrintStarted when the print began first
         self._flavour = flavour
         self.reset()
 
     def reset(self) -> None:
         self._motion = Motion(self._flavour)
         self._detector = FallbackDetector(self._min)
+        self._last = -1
+
+    @property
+    def position(self) -> int:
+        """The file position of the last line fed (-1 before the first)."""
+        return self._last
 
     def feed(self, file_pos: int, line: str) -> LayerEvent | None:
+        if file_pos < self._last and self._raise:
+            raise Restarted
+        self._last = file_pos
         motion = self._motion
         flags = motion.feed(line)
         if not flags & EXTRUDES or self._detector.observe(flags, motion.z) != NEW:
@@ -152,7 +168,7 @@ class FallbackTracker:
         d = self._detector
         assert d.layer_z is not None
         return LayerEvent(
-            layer=d.layer, z=d.layer_z, height=d.height, file_pos=file_pos, source="fallback", path=self._path
+            layer=d.layer, z=d.layer_z, height=d.height, file_pos=file_pos, source="fallback", path=self.path
         )
 
 

@@ -23,6 +23,10 @@ from printmesh_core.models.layers import LayerEvent, LayerTable
 _NEVER = 1 << 62
 
 
+class Restarted(Exception):
+    """The file position went back: the print restarted, or a new print began (``raise_on_restart``)."""
+
+
 class Tracker(Protocol):
     """What the plugin's hook talks to: a table-driven tracker or the live fallback."""
 
@@ -39,10 +43,11 @@ class LayerTracker:
     now", not a burst of stale layers.
     """
 
-    __slots__ = ("_index", "_last", "_next", "_positions", "_table")
+    __slots__ = ("_index", "_last", "_next", "_positions", "_raise", "_table")
 
-    def __init__(self, table: LayerTable) -> None:
+    def __init__(self, table: LayerTable, raise_on_restart: bool = False) -> None:
         self._table = table
+        self._raise = raise_on_restart  # raise Restarted instead of starting over (the follower re-chooses)
         self._positions = [layer.file_pos for layer in table.layers]
         self.reset()
 
@@ -55,6 +60,13 @@ class LayerTracker:
         """The current layer number (0 before the first layer)."""
         return self._index
 
+    def follow_on(self, file_pos: int) -> None:
+        """Take over a print already at ``file_pos``: a position below it is a restart.
+
+        The layer this print is in is still reported on the next line (a handoff decides
+        whether it is news)."""
+        self._last = file_pos
+
     def reset(self) -> None:
         """Back to the start of the file (call on PrintStarted)."""
         self._index = 0  # layers reached so far
@@ -65,6 +77,8 @@ class LayerTracker:
         """``file_pos``: the line's ``filepos:`` tag; ``line``: the line as the hook got it (unused)."""
         if file_pos < self._next:
             if file_pos < self._last:  # the print restarted earlier in the file
+                if self._raise:
+                    raise Restarted
                 self.reset()
                 return self.feed(file_pos, line)
             self._last = file_pos
