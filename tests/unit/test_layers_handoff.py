@@ -13,7 +13,7 @@ from bisect import bisect_left
 from pathlib import Path
 
 import pytest
-from test_layers_support import FIXTURES, REPO, naive_extrusions, octoprint_lines
+from layers_support import FIXTURES, REPO, naive_extrusions, octoprint_lines
 
 from octoprint_printmesh.layer_follower import LayerFollower
 from octoprint_printmesh.layers import Stamp, TableCache, scan_file, stamp_of
