@@ -1,7 +1,7 @@
 """The layer follower's start and handoff, without a broker or OctoPrint (issue 10).
 
 OctoPrint's comm thread is simulated by feeding the follower each fixture's lines with the
-tags the hook gets (tests/test_layers_support.octoprint_lines). "Before its first extrusion"
+tags the hook gets (tests/layers_support.octoprint_lines). "Before its first extrusion"
 is checked against the extruding lines read naively from the file, not by the code under test.
 """
 
@@ -17,6 +17,7 @@ from layers_support import FIXTURES, REPO, naive_extrusions, octoprint_lines
 
 from octoprint_printmesh.layer_follower import LayerFollower
 from octoprint_printmesh.layers import Stamp, TableCache, scan_file, stamp_of
+from printmesh_core import contract
 from printmesh_core.models.layers import LayerEvent, LayerTable
 
 CASES = REPO / "tests" / "fixtures" / "gcode_cases"
@@ -257,7 +258,7 @@ def test_the_worker_scans_a_file_version_once(tmp_path, monkeypatch):
     for publish in (False, False, True):  # FileAdded, FileSelected, PrintStarted
         node._scan("part.gcode", str(disk), lambda path, table: done.append(table), "marlin", publish)
     assert len(scans) == 1 and len(done) == 3 and done[0] is done[2]
-    assert [topic for topic, _ in published] == ["layers"] and published[0][1].path == "part.gcode"
+    assert [topic for topic, _ in published] == [contract.PRINTER_LAYERS] and published[0][1].path == "part.gcode"
     disk.write_bytes(disk.read_bytes() + b"G1 Z5\n")  # a new version of the file
     node._scan("part.gcode", str(disk), lambda path, table: done.append(table), "marlin", False)
     assert len(scans) == 2 and done[-1].file_size == disk.stat().st_size

@@ -1,6 +1,6 @@
 """Following prints: the table tracker on OctoPrint's view of each fixture, and the fallback.
 
-OctoPrint's view is simulated from the file (tests/test_layers_support.octoprint_lines): the
+OctoPrint's view is simulated from the file (tests/layers_support.octoprint_lines): the
 same comment-stripped lines and filepos tags the plugin's gcode hook gets.
 """
 
