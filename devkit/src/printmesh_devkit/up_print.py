@@ -151,8 +151,8 @@ class PrintJob:
 
     def wait_for_page(self, captures_dir: Path, stop: threading.Event, timeout: float = PAGE_WAIT) -> None:
         """After the summary: wait, bounded, until the coordinator has made the job page final."""
-        if self.summary is None:
-            return
+        if self.summary is None or self.summary.images == 0:
+            return  # nothing to wait for: report() says the job failed
         index = _job_dir(captures_dir, self.summary) / "index.html"
         say(f"# waiting for the coordinator to finish the job page (timelapse videos, at most {timeout:.0f} s)")
         start = time.monotonic()
