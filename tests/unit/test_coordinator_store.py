@@ -34,6 +34,21 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.jpg"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_honour_the_umask_like_an_ordinary_file(tmp_path, umask):
+    """mkstemp makes 0600 files; a web server running as another user must be able to serve the images."""
+    old = os.umask(umask)
+    try:
+        store = Store(tmp_path / "caps")
+        image = store.write("octo/job/a.jpg", b"\xff\xd8data\xff\xd9")
+        replaced = store.write("octo/job/a.jpg", b"\xff\xd8other\xff\xd9")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert image == replaced
+    assert image.stat().st_mode & 0o777 == 0o666 & ~umask == (tmp_path / "plain.txt").stat().st_mode & 0o777
+
+
 def test_write_with_fsync(tmp_path):
     Store(tmp_path, fsync=True).write("x/y.json", b"{}")
     assert (tmp_path / "x/y.json").read_bytes() == b"{}"

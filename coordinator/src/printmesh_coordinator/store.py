@@ -3,7 +3,9 @@
 Every file is written to a temporary name in its final folder and renamed into place, so
 a reader (or a second coordinator sharing the folder) sees a whole file or none. A
 failed write (a full disk above all) removes its temporary file and raises ``OSError``,
-which the shell hands to the state machine as ``WriteFailed``.
+which the shell hands to the state machine as ``WriteFailed``. ``mkstemp`` makes its file
+0600; the final file gets the mode an ordinary ``open`` would give it (0666 less the
+umask), so a web server running as another user can serve the images the job page links.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ SUMMARY_NAME = "job_summary.json"
 METADATA_GLOB = "layer_*_metadata_*.json"
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_fully(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -36,6 +45,7 @@ class Store:
     def __init__(self, root: Path, fsync: bool = False) -> None:
         self.root = root
         self.fsync = fsync
+        self.mode = 0o666 & ~_umask()  # read once: reading the umask briefly changes it for every thread
 
     def path(self, relative: str) -> Path:
         target = (self.root / relative).resolve()
@@ -51,6 +61,7 @@ class Store:
         try:
             try:
                 _write_fully(fd, data)
+                os.fchmod(fd, self.mode)
                 if self.fsync:
                     os.fsync(fd)
             finally:

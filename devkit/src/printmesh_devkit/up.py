@@ -102,18 +102,24 @@ class Up:
         return settings.mqtt.model_copy(update=update)
 
     def start_agents(self, names: list[str], log_dir: Path | None = None) -> None:
-        """With ``log_dir``, each agent logs to ``<log_dir>/<name>.log`` (the progress view stays readable)."""
+        """With ``log_dir``, each agent logs to ``<log_dir>/<name>.log`` (the progress view stays readable).
+
+        Every agent runs in the folder ``up`` runs in, where ``up`` also puts OctoPrint's basedir
+        (``.printmesh/octoprint``): a relative path in the config (a virtual camera's ``files``)
+        names the same folder for ``up`` and for the agents, from any working directory.
+        """
+        cwd = Path.cwd()
         for name in names:
             cmd = [sys.executable, "-m", "printmesh_core.cli", name]
             if self.config:
                 cmd += ["--config", str(self.config.resolve())]
             if log_dir is None:
-                self.children.append(subprocess.Popen(cmd, env=self.env))
+                self.children.append(subprocess.Popen(cmd, env=self.env, cwd=cwd))
                 print(f"# started printmesh {name}", flush=True)
                 continue
             log_dir.mkdir(parents=True, exist_ok=True)
             with (log_dir / f"{name}.log").open("w") as log:
-                self.children.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+                self.children.append(subprocess.Popen(cmd, env=self.env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT))
             print(f"# started printmesh {name} (log: {log_dir / f'{name}.log'})", flush=True)
 
     def view(self, settings: AgentSettings, job: PrintJob | None = None) -> MqttRuntime:
@@ -187,6 +193,8 @@ def run_up(
         if job is not None:
             job.start_print(up.stop)
         _wait(up, job, duration)
+        if job is not None and not up.stop.is_set():
+            job.wait_for_page(_captures_dir(config), up.stop)
     finally:
         up.stop_agents()
         if job is not None:

@@ -3,7 +3,10 @@
 ``printmesh up --octoprint VENV --print FILE`` starts OctoPrint from its own venv with the
 bridge pointed at the job's broker, waits until the coordinator has armed its plan on the
 printer, prints the file, and shows one line per layer, hold and capture instead of the
-raw message stream. It ends when the coordinator has written the job summary.
+raw message stream. It ends when the coordinator has written the job summary and then
+finished the job page (its timelapse videos are encoded after the summary, so the agents
+must keep running until the page says ``final``; the page is checked by its text, the
+devkit does not import the coordinator).
 
 Only this job is reported, on a broker others may share (:meth:`PrintJob.ours`): the view
 speaks MQTT 3.1.1 and connects before OctoPrint starts, so a message with the retain flag
@@ -31,6 +34,8 @@ from printmesh_devkit.virtual_octoprint import PASSWORD, USER, OctoPrint, start_
 
 SPEED = ["M220 S300"]  # the virtual printer at 3x: a 30-layer sample prints in about a minute
 CLOCK_SLACK = 5.0  # seconds: OctoPrint's print start time against the moment `up` uploaded the file
+PAGE_WAIT = 120.0  # seconds `up` waits after the summary for the coordinator to finish the job page
+PAGE_FINAL = 'name="printmesh-page" content="final"'  # the page's own marker (coordinator/page_html.py)
 
 
 def say(text: str) -> None:
@@ -49,6 +54,7 @@ class PrintJob:
         self.summary: JobSummary | None = None
         self.captures: list[LayerCapture] = []
         self.uploaded_at: float | None = None  # Unix seconds; nothing counts as this job's before it
+        self.page_final: bool | None = None  # None: not waited for (no summary, or interrupted)
 
     # ------------------------------------------------------------- OctoPrint
     def start_octoprint(self) -> None:
@@ -139,6 +145,28 @@ class PrintJob:
             self.summary = summary
             self.done.set()
 
+    def wait_for_page(self, captures_dir: Path, stop: threading.Event, timeout: float = PAGE_WAIT) -> None:
+        """After the summary: wait, bounded, until the coordinator has made the job page final."""
+        if self.summary is None or self.summary.images == 0:
+            return  # nothing to wait for: report() says the job failed
+        index = _job_dir(captures_dir, self.summary) / "index.html"
+        say(f"# waiting for the coordinator to finish the job page (timelapse videos, at most {timeout:.0f} s)")
+        start = time.monotonic()
+        last_note = start
+        while not stop.is_set():
+            if _is_final(index):
+                self.page_final = True
+                say(f"# job page finished in {time.monotonic() - start:.1f} s")
+                return
+            now = time.monotonic()
+            if now - start >= timeout:
+                break
+            if now - last_note >= 15:
+                last_note = now
+                say(f"  still encoding the job page ({now - start:.0f} s)")
+            stop.wait(0.5)
+        self.page_final = False
+
     def report(self, captures_dir: Path, port: str, interrupted: bool = False) -> int:
         """Say how the job went; 1 (failed) when it stored no image, with the reason. Ctrl-C is not a failure."""
         s = self.summary
@@ -150,7 +178,7 @@ class PrintJob:
             say("# FAILED: no job summary arrived from the coordinator (see the logs below)")
             self._where_logs()
             return 1
-        job_dir = (captures_dir / s.printer / s.job).resolve()
+        job_dir = _job_dir(captures_dir, s)
         say(
             f"# done: {len(s.layers_captured)} layers captured, {s.images} images, {len(s.failures)} failures, "
             f"{s.total_hold_time:.1f} s held in total"
@@ -163,7 +191,28 @@ class PrintJob:
             why = "; ".join(dict.fromkeys(f"{f.kind}: {f.message}" for f in s.failures)) or "no layer was held"
             say(f"# FAILED: the job stored 0 images ({why})")
             return 1
+        self._where_page(job_dir / "index.html")
         return 0
+
+    def _where_page(self, index: Path) -> None:
+        if self.page_final is False:
+            state = "still unfinished (its videos are missing)" if index.exists() else "was not written"
+            say(f"# the job page {state}: the coordinator did not finish it in time (see its log)")
+            if not index.exists():
+                return
+        say(f"# job page: {index}")
+        say(f"# open it in a browser: {index.as_uri()}")
 
     def _where_logs(self) -> None:
         say(f"# logs: {Path('.printmesh/logs').resolve()}, OctoPrint's in {self.workdir.resolve() / 'logs'}")
+
+
+def _job_dir(captures_dir: Path, summary: JobSummary) -> Path:
+    return (captures_dir / summary.printer / summary.job).resolve()
+
+
+def _is_final(index: Path) -> bool:
+    try:
+        return PAGE_FINAL in index.read_text(errors="replace")
+    except OSError:
+        return False

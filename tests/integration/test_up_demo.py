@@ -1,0 +1,87 @@
+"""The demo end to end: ``printmesh up`` with examples/demo.yaml (the virtual camera), one real print.
+
+Real mosquitto (started by ``up`` on a free port), real OctoPrint with its virtual printer and
+the bridge, every agent. The captures must show the box growing: the rendered part's pixel
+area, summed over the grid positions of a layer, grows from layer to layer (a single position
+may dip slightly, because the camera rises with the head). The run ends with a final job page
+that lists every captured layer, and ``up`` prints its path last. With PRINTMESH_PAGE_SHOTS
+set, the page is also checked in chromium and a full-page screenshot saved there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+from virtual_camera_support import part_area
+
+from printmesh_core.models.coordinator import JobSummary, LayerCapture
+from printmesh_devkit.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = [5, 10, 15, 20, 25, 30]
+GRID = 9  # examples/demo.yaml: a 3x3 grid, one camera
+
+
+def _run_demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    from octoprint_harness import octoprint_venv
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}
+    cmd = [sys.executable, "-m", "printmesh_core.cli", "up", "--config", str(ROOT / "examples" / "demo.yaml"),
+           "--broker-port", str(free_port()), "--octoprint", str(octoprint_venv()),
+           "--print", str(ROOT / "examples" / "sample-box.gcode")]  # fmt: skip
+    # from tmp_path: OctoPrint's basedir, the logs and captures/ land there, not in the tree
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=420, cwd=tmp_path)
+
+
+def test_demo_captures_show_the_box_growing_and_end_with_a_final_job_page(tmp_path):
+    r = _run_demo(tmp_path)
+    out = r.stdout
+    assert r.returncode == 0, out[-3000:] + r.stderr[-3000:]
+    assert f"done: {len(LAYERS)} layers captured, {len(LAYERS) * GRID} images, 0 failures" in out, out[-2000:]
+
+    folder = next((tmp_path / "captures" / "demo").iterdir())
+    summary = JobSummary.model_validate_json((folder / "job_summary.json").read_bytes())
+    assert summary.layers_captured == LAYERS
+    areas: dict[int, list[int]] = {}
+    for file in sorted(folder.glob("layer_*_metadata_*.json")):
+        capture = LayerCapture.model_validate_json(file.read_bytes())
+        assert capture.complete and len(capture.images) == GRID
+        images = sorted(capture.images, key=lambda i: i.index)
+        areas[capture.layer] = [part_area(cv2.imread(str(tmp_path / "captures" / i.path))) for i in images]
+    print("part area per layer (sum over the grid; per position):")
+    for layer, per_position in sorted(areas.items()):
+        print(f"  layer {layer:2d}: {sum(per_position):8d}  {per_position}")
+    assert sorted(areas) == LAYERS
+    for layer, per_position in areas.items():
+        assert min(per_position) > 0, f"layer {layer}: a capture shows an empty bed: {per_position}"
+    sums = [sum(areas[layer]) for layer in LAYERS]
+    assert all(b > a for a, b in itertools.pairwise(sums)), f"the part does not grow: {sums}"
+    # the head camera looks down on the box: its top face is the same from layer 5 on, and its walls
+    # grow (measured: +13 % from layer 5 to 30, each step at least +0.9 %)
+    assert sums[-1] > 1.05 * sums[0], f"the part barely grows from layer 5 to 30: {sums}"
+
+    index = folder / "index.html"
+    html = index.read_text()
+    assert 'name="printmesh-page" content="final"' in html, "up stopped the agents before the page was finished"
+    assert sorted(int(n) for n in re.findall(r'data-layer="(\d+)"', html)) == LAYERS
+    assert len(list(folder.rglob("*.webm"))) >= GRID, "one timelapse per grid position"
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[-2].endswith(f"# job page: {index.resolve()}"), lines[-4:]
+    assert lines[-1].endswith(f"# open it in a browser: {index.resolve().as_uri()}"), lines[-4:]
+    umask = os.umask(0o022)
+    os.umask(umask)  # the coordinator inherited it through up
+    for image in folder.glob("*.jpg"):
+        assert image.stat().st_mode & 0o777 == 0o666 & ~umask, f"{image}: not the mode an ordinary file gets"
+
+    if os.environ.get("PRINTMESH_PAGE_SHOTS"):
+        from job_page_browser import check_job_page, chromium, shot_path
+
+        with chromium() as browser:
+            seen = check_job_page(browser, folder, shot_path("demo_job_page"))
+        assert seen["images"] >= len(LAYERS) * GRID and seen["videos"] >= GRID
