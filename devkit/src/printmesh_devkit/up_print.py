@@ -78,6 +78,7 @@ class PrintJob:
         self.uploaded_at = time.time()
         self.octoprint.upload(self.gcode.name, self.gcode.read_bytes())
         say(f"# printing {self.gcode}")
+        say(f"# watch the traffic meanwhile: {self._sub_command(self.mqtt.port)}")
         return True
 
     def stop(self) -> None:
@@ -167,6 +168,9 @@ class PrintJob:
             stop.wait(0.5)
         self.page_final = False
 
+    def _sub_command(self, port: object) -> str:
+        return f"mosquitto_sub -h {self.mqtt.host} -p {port} -v -t '{self.topics.everything}'"
+
     def report(self, captures_dir: Path, port: str, interrupted: bool = False) -> int:
         """Say how the job went; 1 (failed) when it stored no image, with the reason. Ctrl-C is not a failure."""
         s = self.summary
@@ -185,7 +189,7 @@ class PrintJob:
         )
         say(f"# images and metadata: {job_dir}")
         say(f"# summary: {job_dir / 'job_summary.json'}")
-        say(f"# watch the traffic: mosquitto_sub -h {self.mqtt.host} -p {port} -v -t '{self.topics.everything}'")
+        say(f"# the traffic, during a run: {self._sub_command(port)}")
         self._where_logs()
         if s.images == 0:
             why = "; ".join(dict.fromkeys(f"{f.kind}: {f.message}" for f in s.failures)) or "no layer was held"
