@@ -1,9 +1,11 @@
-"""The one module that imports paho-mqtt.
+"""The one module that imports paho-mqtt: the session.
 
 It owns the connection's whole life: presence (retained status plus last will),
 reconnecting with backoff, restoring subscriptions *inside* the connect callback so they
 survive a broker restart, a bounded offline queue, and a publish API that adds the topic
-root and refuses wildcards. Everything else in printmesh talks to ``MqttRuntime``.
+root and refuses wildcards. Everything else in printmesh talks to ``MqttRuntime``. Its paho-free parts live
+beside it: ``messages`` (Message, Presence, payload encoding) and ``routing`` (topic
+filters and which handlers a topic reaches).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
@@ -24,58 +25,21 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from printmesh_core.config import MqttConfig
-from printmesh_core.models.base import Payload
+from printmesh_core.messages import Handler, Message, PayloadLike, Presence, encode
 from printmesh_core.models.status import Status
 from printmesh_core.outbox import Outbox, Outgoing
+from printmesh_core.routing import Subscriptions, matches
 from printmesh_core.topics import check_publish_topic, join
 
 log = logging.getLogger("printmesh.mqtt")
 
-PayloadLike = Payload | bytes | str
-
-
-@dataclass(frozen=True)
-class Message:
-    """An incoming message, free of paho types."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    response_topic: str | None = None
-    correlation_data: bytes | None = None
-
-
-Handler = Callable[[Message], None]
-
-
-@dataclass(frozen=True)
-class Presence:
-    """Which retained status topic this process owns, and how to describe itself."""
-
-    topic: str  # relative to the root
-    component: str
-    version: str
+# Re-exported: importers use ``printmesh_core.mqtt`` as the runtime's one public address.
+__all__ = ["Handler", "Message", "MqttRuntime", "PayloadLike", "Presence", "matches"]
 
 
 @functools.lru_cache(maxsize=2048)
 def _absolute(root: str, relative: str) -> str:
     return check_publish_topic(join(root, relative))
-
-
-def matches(topic_filter: str, topic: str) -> bool:
-    """Does ``topic`` match ``topic_filter``; a shared subscription matches as its plain filter."""
-    if topic_filter.startswith("$share/"):
-        parts = topic_filter.split("/", 2)
-        if len(parts) == 3:
-            topic_filter = parts[2]
-    return bool(paho.topic_matches_sub(topic_filter, topic))
-
-
-def _encode(payload: PayloadLike) -> bytes:
-    if isinstance(payload, Payload):
-        return payload.to_json()
-    return payload.encode() if isinstance(payload, str) else payload
 
 
 class MqttRuntime:
@@ -86,13 +50,12 @@ class MqttRuntime:
         self._lock = threading.RLock()
         self._connected = False
         self._connected_event = threading.Event()
-        self._subs: dict[str, tuple[int, list[Handler]]] = {}
+        self._subs = Subscriptions()
         self._outbox = Outbox(config.queue_size)
         self.connect_count = 0
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._suback_waiters: dict[int, threading.Event] = {}
-        self._routes: dict[str, list[Handler]] = {}  # topic -> handlers, cleared on subscribe
         self._stopping = False
         self._failures = 0
         self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
@@ -135,13 +98,7 @@ class MqttRuntime:
 
     def _status(self, state: Literal["online", "offline"], reason: str | None = None) -> Status:
         assert self.presence is not None
-        return Status(
-            state=state,
-            component=self.presence.component,
-            version=self.presence.version,
-            reason=reason,
-            dropped=self._outbox.dropped_total,
-        )
+        return self.presence.status(state, reason, self._outbox.dropped_total)
 
     def _abs(self, relative: str) -> str:
         return _absolute(self.root, relative)
@@ -200,7 +157,7 @@ class MqttRuntime:
             # Subscribe before announcing "online": the broker handles one connection's packets
             # in order, so whoever reacts to "online" finds the command topics already live.
             if self._subs:
-                client.subscribe([(f, self._options(qos)) for f, (qos, _) in self._subs.items()])
+                client.subscribe([(f, self._options(qos)) for f, qos in self._subs.filters()])
             if self.presence is not None:
                 client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
             self._flush_queue()
@@ -246,12 +203,7 @@ class MqttRuntime:
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
         )
         with self._lock:
-            handlers = self._routes.get(msg.topic)
-            if handlers is None:
-                handlers = [h for f, (_, hs) in self._subs.items() if matches(f, msg.topic) for h in hs]
-                if len(self._routes) > 4096:  # e.g. one topic per capture id: keep it bounded
-                    self._routes.clear()
-                self._routes[msg.topic] = handlers
+            handlers = self._subs.handlers_for(msg.topic)
         for handler in handlers:
             try:
                 handler(message)
@@ -280,7 +232,7 @@ class MqttRuntime:
         response_topic: str | None = None,
     ) -> None:
         """Publish outside the root: discovery configs and MQTT 5 response topics."""
-        out = Outgoing(check_publish_topic(topic), _encode(payload), qos, retain, correlation_data, response_topic)
+        out = Outgoing(check_publish_topic(topic), encode(payload), qos, retain, correlation_data, response_topic)
         with self._lock:
             if not self._connected:
                 self._outbox.put(out)
@@ -328,13 +280,10 @@ class MqttRuntime:
         """
         waiter = threading.Event()
         with self._lock:
-            old_qos, handlers = self._subs.get(topic_filter, (qos, []))
-            handlers.append(handler)
-            self._subs[topic_filter] = (max(qos, old_qos), handlers)
-            self._routes.clear()
+            effective_qos = self._subs.add(topic_filter, handler, qos)
             if not self._connected:
                 return wait is None
-            _, mid = self._client.subscribe((topic_filter, self._options(max(qos, old_qos))))
+            _, mid = self._client.subscribe((topic_filter, self._options(effective_qos)))
             if mid is not None:
                 self._suback_waiters[mid] = waiter
         return True if wait is None else waiter.wait(wait)
