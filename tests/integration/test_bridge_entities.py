@@ -213,7 +213,7 @@ def render() -> Any:
     python = octoprint_venv() / "bin" / "python"
     probe = subprocess.run([str(python), "-c", "import jinja2"], capture_output=True) if python.exists() else None
     if probe is None or probe.returncode != 0:
-        pytest.skip(f"no Jinja to render with ({python}): run ./scripts/test, which builds OctoPrint's venv")
+        pytest.fail(f"no Jinja to render with ({python}): run ./scripts/test, which builds OctoPrint's venv")
 
     def run(cases: list[tuple[str, str]]) -> list[dict[str, Any]]:
         doc = json.dumps([{"template": t, "payload": p} for t, p in cases])
