@@ -12,12 +12,12 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
 
+from printmesh_coordinator.store import write_atomically
 from printmesh_core.models.coordinator import CaptureFailure, HoldTimings, JobSummary, LayerCapture
 
 log = logging.getLogger("printmesh.coordinator.page")
@@ -146,18 +146,4 @@ def read_job(folder: Path) -> JobFolder:
 
 def atomic_write(target: Path, data: bytes) -> None:
     """Temporary hidden file in the same folder, then rename: a watcher sees all or nothing."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        try:
-            os.fchmod(fd, MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomically(target, data, MODE, suffix=".tmp")

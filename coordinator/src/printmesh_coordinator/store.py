@@ -41,6 +41,25 @@ def _write_fully(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def write_atomically(target: Path, data: bytes, mode: int, fsync: bool = False, suffix: str = ".part") -> None:
+    """``data`` to a hidden temporary file in ``target``'s folder, then renamed over ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    try:
+        try:
+            _write_fully(fd, data)
+            os.fchmod(fd, mode)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class Store:
     def __init__(self, root: Path, fsync: bool = False) -> None:
         self.root = root
@@ -56,21 +75,7 @@ class Store:
     def write(self, relative: str, data: bytes) -> Path:
         """Write ``data`` to ``captures_dir/relative`` atomically (temporary file, then rename)."""
         target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            try:
-                _write_fully(fd, data)
-                os.fchmod(fd, self.mode)
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(target, data, self.mode, fsync=self.fsync)
         return target
 
     def write_json(self, relative: str, body: str) -> Path:
