@@ -33,3 +33,16 @@ def test_running_page_reloads_itself(tmp_path):
         assert view.locator('meta[http-equiv="refresh"]').get_attribute("content") == "10"
         assert view.locator("video").count() == 0 and view.locator("a.shot img").count() == 1
         view.close()
+
+
+def test_a_wide_grid_scrolls_inside_the_contact_sheet_not_the_page(tmp_path):
+    """A 3x3 grid is 10 columns of thumbnails; at a laptop's 1280 px the page keeps the window's width."""
+    folder = make_job(tmp_path, [5, 10], points=9, summary=True)
+    page.build(folder, final=True)
+    with chromium() as browser:
+        view = browser.new_page(viewport={"width": 1280, "height": 800})
+        view.goto((folder / "index.html").as_uri())
+        assert view.evaluate("document.documentElement.scrollWidth") <= 1280
+        sheet = view.locator("#contact-sheet")
+        assert sheet.evaluate("e => e.scrollWidth > e.clientWidth"), "the grid should be wider than the window here"
+        view.close()
