@@ -126,6 +126,11 @@ def in_flight(agent: CoordinatorAgent) -> None:
     agent.link.requests.send(CAMERA, contract.CAPTURE.name, CaptureRequest(id="a1", camera="bed"), "p1")
 
 
+def names_holder(holder: str) -> Callable[[CoordinatorAgent], None]:
+    """The bridge's hold status names ``holder`` (as if it had arrived), so its status matters."""
+    return lambda agent: agent.link.hold_status("p1", PrinterHold(phase="idle", holder=holder))
+
+
 def status(component: str, state: Literal["online", "offline"] = "online") -> Status:
     return Status(state=state, component=component, version="9.9")
 
@@ -183,6 +188,7 @@ TABLE = [
         contract.STATUS.topic(T.component(contract.COORDINATOR, "other")),
         status("coordinator"),
         delivered(CoordinatorPresence, lambda p: p.holder == "other/coordinator"),
+        setup=names_holder("other/coordinator"),  # only the holder of our printer's plan is handed on
     ),
     Row(
         "coordinator",

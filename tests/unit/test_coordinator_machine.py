@@ -16,6 +16,7 @@ from printmesh_coordinator.messages import (
     Answer,
     BridgePresence,
     CoordinatorPresence,
+    HoldStatusSeen,
     JobSeen,
     Note,
     PrintEnded,
@@ -98,12 +99,22 @@ def test_rearms_a_different_plan_or_a_missing_holder():
 def test_another_online_coordinator_holding_the_plan_is_accepted_an_offline_one_is_not():
     sim = Sim().ready()
     sim.ok(sim.last(SendHold), {})
-    sim.feed(CoordinatorPresence("other/coordinator", True))
-    sim.feed(hold_status(ts=1, holder="other/coordinator", armed=HoldPlan(every=7)), dt=2)
+    status = hold_status(ts=1, holder="other/coordinator", armed=HoldPlan(every=7))
+    sim.feed(HoldStatusSeen(status.status, holder_online=True), dt=2)  # the shell heard it online
     assert len(sim.of(SendHold)) == 1, "no tug of war with a fleet member, even over the plan"
     assert sim.last(PublishState).state.phase == "armed"
     sim.feed(CoordinatorPresence("other/coordinator", False), dt=2)
     assert len(sim.of(SendHold)) == 2
+
+
+def test_a_peer_that_holds_none_of_our_printers_changes_nothing():
+    """O(1) per status: a peer other than the plan's holder leaves the state as it is (no copy)."""
+    sim = Sim().ready()
+    sim.ok(sim.last(SendHold), {})
+    before = sim.state
+    sim.feed(CoordinatorPresence("stranger/coordinator", True))
+    assert sim.state.holder_online is False
+    assert sim.state.hold_status == before.hold_status and sim.state.arming == before.arming
 
 
 def test_refused_arming_is_retried_after_the_arm_timeout():

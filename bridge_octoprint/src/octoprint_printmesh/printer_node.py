@@ -104,6 +104,7 @@ class PrinterNode:
         self._worker.join(5)
         self.holds.stop()
         self.server.close()
+        self.node.close()
         self.runtime.stop()
 
     # ------------------------------------------ called from OctoPrint's threads

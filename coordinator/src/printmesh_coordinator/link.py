@@ -11,6 +11,13 @@ the coordinators' own statuses. Answers come back on our own MQTT 5 response top
 (``reply/<requester>/<node>/<component>``, the reply namespace command servers honour), or
 on the ``res/`` topics with MQTT 3.1.1; either way they are matched by request id, and
 images by capture id (which is the request id).
+
+Other coordinators' statuses are kept here, not in the machines: a bounded LRU of the peers
+heard online (``peers_max``, evictions counted in our status), updated in O(1) per status.
+A machine only needs to know whether the holder named by its bridge's hold status is online:
+that comes with the hold status (``HoldStatusSeen.holder_online``), and a status of that holder
+alone is handed on. A holder named by one of our printers is pinned outside the LRU, so a
+flood of made-up coordinators cannot make us forget a fleet member holding our printer.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from printmesh_coordinator.messages import (
     SendRelease,
 )
 from printmesh_core import contract
+from printmesh_core.bounded import Bounded
 from printmesh_core.contract import Unreadable
 from printmesh_core.models.camera import CaptureRequest
 from printmesh_core.models.envelope import CommandResponse
@@ -56,6 +64,7 @@ from printmesh_core.models.printer import (
     MoveRequest,
     PrinterEvent,
     PrinterHeld,
+    PrinterHold,
     PrinterState,
     ReleaseRequest,
 )
@@ -114,6 +123,10 @@ class Link:
         self.requests: Correlator[str] = Correlator(
             runtime, self._answer, requester=self.requester if self.v5 else None, kept=OWNERS_KEPT
         )
+        # Network thread only. Peers heard online (LRU); holders named by our printers' hold status.
+        self.peers: Bounded[str, bool] = Bounded(section.peers_max, "coordinator peers", runtime.evictions)
+        self.holder_of: dict[str, str | None] = {p.node: None for p in section.printers}
+        self.pinned: dict[str, bool] = {}  # holder named by a printer of ours -> online
 
     def printer(self, node: str) -> ComponentTopics:
         return contract.component(self.topics, contract.PRINTER, node)
@@ -130,7 +143,7 @@ class Link:
             p, node = self.printer(printer.node), printer.node
             contract.subscribe_presence(rt, contract.STATUS, p, partial(self._presence, node))
             contract.PRINTER_PROFILE.subscribe(rt, p, partial(self._retained, node, ProfileSeen))
-            contract.PRINTER_HOLD.subscribe(rt, p, partial(self._retained, node, HoldStatusSeen))
+            contract.PRINTER_HOLD.subscribe(rt, p, partial(self._hold_status, node))
             contract.PRINTER_JOB.subscribe(rt, p, partial(self._retained, node, JobSeen))
             contract.PRINTER_STATE.subscribe(rt, p, partial(self._activity, node))
             if self.section.share_group:
@@ -185,11 +198,39 @@ class Link:
             if any(ref.node == node and (camera is None or ref.camera == camera) for ref in printer.cameras):
                 self.deliver(printer.node, presence)
 
+    def hold_status(self, printer: str, status: PrinterHold) -> None:
+        """The bridge's hold status, with whether its holder is a coordinator heard online."""
+        old, holder = self.holder_of.get(printer), status.holder
+        self.holder_of[printer] = holder
+        if holder is not None and holder not in self.pinned:
+            self.pinned[holder] = self.peers.pop(holder) or False
+        if old is not None and old != holder and old not in self.holder_of.values():
+            if self.pinned.pop(old, False):  # no printer of ours names it any more: back to the LRU
+                self.peers.put(old, True)
+        online = self.pinned.get(holder, False) if holder is not None else False
+        self.deliver(printer, HoldStatusSeen(status, online))
+
+    def _hold_status(self, printer: str, status: PrinterHold, message: Message) -> None:
+        self.hold_status(printer, status)
+
     def _coordinator(self, message: Message) -> None:
+        """O(1) per status, whatever the number of coordinators heard (bounded)."""
         relative = self.topics.relative(message.topic) or ""
+        if relative.count("/") != 2:
+            return
         presence = contract.read_presence(message.payload)
-        if presence is not None and relative.count("/") == 2:
-            self.deliver(None, CoordinatorPresence(relative.rsplit("/", 1)[0], presence.state == "online"))
+        if presence is None:
+            return
+        holder, online = relative.rsplit("/", 1)[0], presence.state == "online"
+        if holder in self.pinned:
+            self.pinned[holder] = online
+            for printer, named in self.holder_of.items():
+                if named == holder:
+                    self.deliver(printer, CoordinatorPresence(holder, online))
+        elif online:
+            self.peers.put(holder, True)
+        else:
+            self.peers.pop(holder)
 
     def _answer(self, printer: str, response: CommandResponse) -> None:
         error = response.error

@@ -137,7 +137,8 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
             return sequence.lost(state, now, f"released ({reason})", message)
         return state, []
     if isinstance(message, HoldStatusSeen):
-        return _on_hold_status(replace(state, hold_status=message.status), message.status, now)
+        state = replace(state, hold_status=message.status, holder_online=message.holder_online)
+        return _on_hold_status(state, message.status, now)
     if isinstance(message, ProfileSeen):
         return _on_profile(state, message)
     if isinstance(message, JobSeen):
@@ -157,12 +158,19 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
     if isinstance(message, CameraPresence):
         return _on_camera(state, message, now)
     if isinstance(message, CoordinatorPresence):
-        online = state.coordinators | {message.holder} if message.online else state.coordinators - {message.holder}
-        return replace(state, coordinators=online), []
+        return _on_peer(state, message), []
     if isinstance(message, Abort):
         return _interrupt(state, now, "aborted", f"aborted: {message.reason}")
     assert isinstance(message, Tick)
     return state, []
+
+
+def _on_peer(state: MachineState, message: CoordinatorPresence) -> MachineState:
+    """O(1): only the holder of the bridge's plan matters; the shell keeps the bounded set of peers."""
+    status = state.hold_status
+    if status is None or status.holder != message.holder or state.holder_online == message.online:
+        return state
+    return replace(state, holder_online=message.online)
 
 
 def _interrupt(state: MachineState, now: float, kind: FailureKind, text: str) -> Step:

@@ -49,6 +49,7 @@ class HoldReleased:
 @dataclass(frozen=True)
 class HoldStatusSeen:
     status: PrinterHold  # retained <printer>/printer/hold
+    holder_online: bool = False  # its holder is a coordinator the shell last heard online
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class CameraPresence:
 
 @dataclass(frozen=True)
 class CoordinatorPresence:
+    """Another coordinator's status; the shell only hands it to a printer whose hold status names it."""
+
     holder: str  # '<node>/coordinator'
     online: bool
 

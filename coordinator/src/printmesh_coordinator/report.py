@@ -164,7 +164,7 @@ def armed_ok(state: MachineState) -> bool:
         return False
     if status.holder == state.setup.holder:
         return status.armed == state.setup.plan
-    return status.holder in state.coordinators
+    return state.holder_online
 
 
 def _idle_phase(state: MachineState) -> tuple[Phase, str | None]:

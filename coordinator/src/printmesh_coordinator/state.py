@@ -146,7 +146,7 @@ class MachineState:
     bridge_online: bool | None = None
     hold_status: PrinterHold | None = None
     arming: Arming = Arming()
-    coordinators: frozenset[str] = frozenset()  # holders seen online
+    holder_online: bool = False  # the holder named by hold_status is a coordinator seen online
     down: dict[tuple[str, str | None], str] = field(default_factory=dict)  # camera (or agent) -> why offline
     job: Job | None = None
     active: bool | None = None

@@ -94,6 +94,12 @@ class MqttConfig(Strict):
 class DiscoveryConfig(Strict):
     enabled: bool = Field(default=True, description="Announce Home Assistant MQTT discovery configs.")
     prefix: str = Field(default="homeassistant", description="Home Assistant discovery prefix.")
+    birth_quiet: float = Field(
+        default=1.0, ge=0.05, le=60, description="Seconds without a Home Assistant birth before re-announcing."
+    )
+    birth_longest: float = Field(
+        default=5.0, ge=0.05, le=300, description="Seconds at most from a burst's first birth to its re-announce."
+    )
 
     @field_validator("prefix")
     @classmethod

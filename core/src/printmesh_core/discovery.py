@@ -4,6 +4,11 @@ Burned peers lost entities after HA restarts, duplicated unique ids, and left st
 entities behind. So: configs are re-announced on every connect and on HA's birth
 message, unique ids derive from node + component + object, and any retained config of
 ours that is no longer wanted (metric switched off, discovery disabled) is cleared.
+
+HA's birth is debounced (``Debouncer``): a burst of births, however long, gives one
+re-announce and one republish, ``birth_quiet`` s after the last birth and at most
+``birth_longest`` s after the first. The configs of ours seen on the broker are kept in a
+bounded table, and each one is judged on arrival in O(1).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from printmesh_core import __version__
+from printmesh_core.bounded import Bounded
 from printmesh_core.config import DiscoveryConfig
+from printmesh_core.debounce import Debouncer
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import DiscoveryTopics, ha_id
 
@@ -24,6 +31,7 @@ log = logging.getLogger("printmesh.discovery")
 
 AVAILABLE = "online"
 NOT_AVAILABLE = "offline"
+SEEN_CAP = 4096  # retained configs of ours remembered before our wanted set is known
 
 
 @dataclass(frozen=True)
@@ -87,9 +95,11 @@ class DiscoveryPublisher:
         self.status_topic = status_topic  # absolute
         self.topics = DiscoveryTopics(config.prefix, node_id, component)
         self._entities: dict[tuple[str, str], Entity] | None = None  # None until the agent knows its set
-        self._seen: dict[str, tuple[str, str]] = {}  # retained configs of ours on the broker
+        # retained configs of ours on the broker (bounded: anybody may publish under our prefix)
+        self._seen: Bounded[str, tuple[str, str]] = Bounded(SEEN_CAP, "discovery configs", runtime.evictions)
         self._lock = threading.Lock()
         self._birth_hooks: list[Callable[[], None]] = []
+        self.births = Debouncer(self._reannounce, config.birth_quiet, config.birth_longest, f"{component}-birth")
 
     def attach(self) -> None:
         """Subscribe before connecting, so everything is restored inside the connect callback."""
@@ -125,21 +135,29 @@ class DiscoveryPublisher:
         return self.config.enabled and self._entities is not None and key in self._entities
 
     def _on_own_config(self, message: Message) -> None:
+        """O(1) per message: once the wanted set is known, only this config is judged."""
         key = self.topics.parse_config_topic(message.topic)
         if key is None:
             return
         with self._lock:
-            if message.payload:
-                self._seen[message.topic] = key
-            else:
-                self._seen.pop(message.topic, None)
-        self._collect_garbage()
+            if not message.payload:
+                self._seen.pop(message.topic)
+                return
+            if self._entities is None and self.config.enabled:
+                self._seen.put(message.topic, key)  # judged by ``_collect_garbage`` once the set is known
+                return
+            if self._wanted(key):
+                self._seen.put(message.topic, key)
+                return
+            self._seen.pop(message.topic)
+        log.info("clearing stale discovery config %s", message.topic)
+        self.runtime.publish_absolute(message.topic, b"", qos=1, retain=True)
 
     def _collect_garbage(self) -> None:
         with self._lock:
             if self._entities is None and self.config.enabled:
                 return  # wanted set not known yet: clearing now would make entities flap
-            stale = [t for t, key in self._seen.items() if not self._wanted(key)]
+            stale = [t for t in self._seen if not self._wanted(self._seen.peek(t) or ("", ""))]
             for topic in stale:
                 self._seen.pop(topic, None)
         for topic in stale:
@@ -147,9 +165,15 @@ class DiscoveryPublisher:
             self.runtime.publish_absolute(topic, b"", qos=1, retain=True)
 
     def _on_birth(self, message: Message) -> None:
-        if message.payload.strip().lower() != AVAILABLE.encode():
-            return
-        log.info("Home Assistant came online: announcing discovery again")
+        """Network thread: only noted; ``_reannounce`` runs once the burst of births is over."""
+        if message.payload.strip().lower() == AVAILABLE.encode():
+            self.births.trigger()
+
+    def _reannounce(self) -> None:
+        log.info("Home Assistant came online: announcing discovery again (%d births so far)", self.births.triggers)
         self.announce()
         for hook in list(self._birth_hooks):
             hook()
+
+    def close(self) -> None:
+        self.births.close()

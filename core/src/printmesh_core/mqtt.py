@@ -24,6 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from printmesh_core.bounded import Evictions
 from printmesh_core.config import MqttConfig
 from printmesh_core.messages import Handler, Message, PayloadLike, Presence, encode
 from printmesh_core.models.status import Status
@@ -58,6 +59,7 @@ class MqttRuntime:
         self._suback_waiters: dict[int, threading.Event] = {}
         self._stopping = False
         self._failures = 0
+        self.evictions = Evictions()  # bounded per-sender tables of this process; in the status
         self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
         self._v5 = config.protocol == "5"
         self._client = self._make_client(client_id)
@@ -98,7 +100,7 @@ class MqttRuntime:
 
     def _status(self, state: Literal["online", "offline"], reason: str | None = None) -> Status:
         assert self.presence is not None
-        return self.presence.status(state, reason, self._outbox.dropped_total)
+        return self.presence.status(state, reason, self._outbox.dropped_total, self.evictions.total)
 
     def _abs(self, relative: str) -> str:
         return _absolute(self.root, relative)

@@ -15,11 +15,16 @@ from collections.abc import Callable
 from printmesh_core import __version__
 from printmesh_core.commands import Command, CommandServer
 from printmesh_core.config import AgentSettings
+from printmesh_core.debounce import Debouncer
 from printmesh_core.discovery import DiscoveryPublisher, Entity
 from printmesh_core.models.base import Payload
 from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.topics import Topics
+
+
+STATUS_QUIET = 1.0  # s without a new eviction before the status is republished with the count
+STATUS_LONGEST = 10.0  # s at most during a long flood
 
 
 class NodeShell:
@@ -38,6 +43,9 @@ class NodeShell:
         self._commands = settings.commands
         self._retained_cache: dict[str, Payload] = {}
         self._cache_lock = threading.Lock()
+        # New eviction counts reach the retained status once per burst, not once per eviction.
+        self._status_refresh = Debouncer(self._refresh_status, STATUS_QUIET, STATUS_LONGEST, f"{component}-status")
+        self.runtime.evictions.on_change(self._status_refresh.trigger)
 
     def serve(self, commands: list[Command]) -> CommandServer:
         """The component's one dispatch table, on ``<node>/<component>/cmd``."""
@@ -76,6 +84,17 @@ class NodeShell:
         if isinstance(previous, Availability) and previous.state == payload.state and previous.reason == payload.reason:
             return
         self.publish_state(topic, payload)
+
+    def _refresh_status(self) -> None:
+        rt = self.runtime
+        if rt.connected and rt.presence is not None:
+            status = rt.presence.status("online", None, rt.dropped_total, rt.evictions.total)
+            rt.publish(rt.presence.topic, status, qos=1, retain=True)
+
+    def close(self) -> None:
+        """Stop the debouncing threads (births, status); call when the process stops."""
+        self.discovery.close()
+        self._status_refresh.close()
 
     def announce(self, entities: list[Entity]) -> None:
         self.discovery.set_entities(entities)
