@@ -10,6 +10,9 @@ masked is its key, so ``p50 2.73 us p99 44.7 us`` in both trees pairs 2.73 with 
 Prints the median of each number per tree and the ratio after ÷ before.
 
     .venv/bin/python bench/ab.py --before ../wt-base --after . --rounds 3 bridge_hook.py -- --rounds 5
+
+A benchmark that is new in the changed tree runs against the old sources with ``--script-from after``:
+the after tree's script file, each tree's sources.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ def source_path(tree: Path) -> str:
     return os.pathsep.join(paths)
 
 
-def run(tree: Path, script: str, args: list[str]) -> str:
+def run(tree: Path, script: str, args: list[str], script_tree: Path | None = None) -> str:
     env = dict(os.environ, PYTHONPATH=source_path(tree))
     done = subprocess.run(
-        [sys.executable, str(tree / "bench" / script), *args],
+        [sys.executable, str((script_tree or tree) / "bench" / script), *args],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -61,6 +64,10 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True, help="the tree the change started from")
     parser.add_argument("--after", type=Path, default=Path("."), help="the changed tree (default: here)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--script-from", choices=("each", "after"), default="each",
+        help="run each tree's own bench/<script> (default), or the after tree's against both trees' sources",
+    )  # fmt: skip
     parser.add_argument("script", help="a file name in bench/ of both trees")
     parser.add_argument("args", nargs="*", help="arguments for the script (after --)")
     opts = parser.parse_args()
@@ -69,7 +76,8 @@ def main() -> None:
     for r in range(opts.rounds):
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
         for name in order:
-            for key, values in numbers_by_line(run(trees[name], opts.script, opts.args)).items():
+            script_tree = trees["after"] if opts.script_from == "after" else None
+            for key, values in numbers_by_line(run(trees[name], opts.script, opts.args, script_tree)).items():
                 seen[name][key].append(values)
         print(f"# round {r + 1}/{opts.rounds} done ({' then '.join(order)})", flush=True)
     print(f"# {opts.script} {' '.join(opts.args)}: median over {opts.rounds} rounds, after ÷ before")

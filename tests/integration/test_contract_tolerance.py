@@ -127,8 +127,13 @@ def in_flight(agent: CoordinatorAgent) -> None:
 
 
 def names_holder(holder: str) -> Callable[[CoordinatorAgent], None]:
-    """The bridge's hold status names ``holder`` (as if it had arrived), so its status matters."""
-    return lambda agent: agent.link.hold_status("p1", PrinterHold(phase="idle", holder=holder))
+    """The bridge's hold status names ``holder`` (as if it had arrived): the coordinator follows its status."""
+
+    def setup(agent: CoordinatorAgent) -> None:
+        agent.link.hold_status("p1", PrinterHold(phase="idle", holder=holder))
+        time.sleep(0.5)  # the new subscription reaches the broker
+
+    return setup
 
 
 def status(component: str, state: Literal["online", "offline"] = "online") -> Status:

@@ -148,13 +148,6 @@ class CoordinatorSection(Strict):
         "null: no shared subscription (for brokers without them).",
     )
     printers: list[PrinterConfig] = Field(default_factory=list, description="Printers this coordinator serves.")
-    peers_max: int = Field(
-        default=256,
-        ge=1,
-        le=1_000_000,
-        description="Other coordinators remembered as online (an LRU: the least recently heard one goes first, "
-        "counted in the status's 'evicted'); a fleet's size is far below it, a flood of made-up ones above.",
-    )
 
     @field_validator("share_group")
     @classmethod

@@ -12,12 +12,14 @@ the coordinators' own statuses. Answers come back on our own MQTT 5 response top
 on the ``res/`` topics with MQTT 3.1.1; either way they are matched by request id, and
 images by capture id (which is the request id).
 
-Other coordinators' statuses are kept here, not in the machines: a bounded LRU of the peers
-heard online (``peers_max``, evictions counted in our status), updated in O(1) per status.
-A machine only needs to know whether the holder named by its bridge's hold status is online:
-that comes with the hold status (``HoldStatusSeen.holder_online``), and a status of that holder
-alone is handed on. A holder named by one of our printers is pinned outside the LRU, so a
-flood of made-up coordinators cannot make us forget a fleet member holding our printer.
+Other coordinators' statuses: a machine only needs to know whether the holder named by its
+bridge's hold status (another member of the fleet) is online. So the link follows the status
+of exactly those holders, one subscription each, made when a hold status names one and
+dropped when no printer of ours names it any more: at most one per printer, whatever is
+published. (It used to follow every coordinator's status, ``+/coordinator/status``, and each
+machine copied the whole set of them for every status: a flood of made-up coordinators cost
+O(n) per message and never reached an end.) Whether the holder is online comes with the hold
+status (``HoldStatusSeen.holder_online``), and a change of it as ``CoordinatorPresence``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from printmesh_coordinator.messages import (
     SendRelease,
 )
 from printmesh_core import contract
-from printmesh_core.bounded import Bounded
 from printmesh_core.contract import Unreadable
 from printmesh_core.models.camera import CaptureRequest
 from printmesh_core.models.envelope import CommandResponse
@@ -71,7 +72,7 @@ from printmesh_core.models.printer import (
 from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.requests import Correlator
-from printmesh_core.topics import ComponentTopics, Topics, join, requester_id
+from printmesh_core.topics import ComponentTopics, TopicError, Topics, join, requester_id
 
 log = logging.getLogger("printmesh.coordinator.link")
 
@@ -123,10 +124,10 @@ class Link:
         self.requests: Correlator[str] = Correlator(
             runtime, self._answer, requester=self.requester if self.v5 else None, kept=OWNERS_KEPT
         )
-        # Network thread only. Peers heard online (LRU); holders named by our printers' hold status.
-        self.peers: Bounded[str, bool] = Bounded(section.peers_max, "coordinator peers", runtime.evictions)
+        # Network thread only: the holder each printer's hold status names, and those we follow.
         self.holder_of: dict[str, str | None] = {p.node: None for p in section.printers}
-        self.pinned: dict[str, bool] = {}  # holder named by a printer of ours -> online
+        self.holders: dict[str, bool] = {}  # holder -> heard online; one entry per printer at most
+        self.holder_filters: dict[str, str] = {}  # holder -> our subscription to its status
 
     def printer(self, node: str) -> ComponentTopics:
         return contract.component(self.topics, contract.PRINTER, node)
@@ -168,7 +169,6 @@ class Link:
                 rt.subscribe_relative(contract.CAMERA_IMAGE.filter(c, name), self._image, qos=1)
             if not self.v5:
                 self.requests.watch(c, contract.CAPTURE.name)
-        rt.subscribe_relative(contract.COORDINATOR_STATUS_FILTER, self._coordinator, qos=1)
         self.requests.attach()
 
     def _retained(self, printer: str, wrap: Callable[[Any], Input], value: BaseModel, message: Message) -> None:
@@ -202,35 +202,45 @@ class Link:
         """The bridge's hold status, with whether its holder is a coordinator heard online."""
         old, holder = self.holder_of.get(printer), status.holder
         self.holder_of[printer] = holder
-        if holder is not None and holder not in self.pinned:
-            self.pinned[holder] = self.peers.pop(holder) or False
         if old is not None and old != holder and old not in self.holder_of.values():
-            if self.pinned.pop(old, False):  # no printer of ours names it any more: back to the LRU
-                self.peers.put(old, True)
-        online = self.pinned.get(holder, False) if holder is not None else False
+            self._unfollow(old)
+        if holder is not None and holder != self.me_holder and holder not in self.holders:
+            self._follow(holder)
+        online = self.holders.get(holder, False) if holder is not None else False
         self.deliver(printer, HoldStatusSeen(status, online))
+
+    @property
+    def me_holder(self) -> str:
+        return f"{self.me.node_id}/{self.me.component}"
+
+    def _follow(self, holder: str) -> None:
+        node, _, component = holder.partition("/")
+        try:
+            base = contract.component(self.topics, component, node)
+        except TopicError:
+            return  # not '<node>/<component>': nobody we could hear from
+        self.holders[holder] = False
+        self.holder_filters[holder] = self.topics.absolute(contract.STATUS.filter(base))
+        contract.subscribe_presence(self.runtime, contract.STATUS, base, partial(self._holder_status, holder))
+
+    def _unfollow(self, holder: str) -> None:
+        self.holders.pop(holder, None)
+        topic_filter = self.holder_filters.pop(holder, None)
+        if topic_filter is not None:
+            self.runtime.unsubscribe(topic_filter)
 
     def _hold_status(self, printer: str, status: PrinterHold, message: Message) -> None:
         self.hold_status(printer, status)
 
-    def _coordinator(self, message: Message) -> None:
-        """O(1) per status, whatever the number of coordinators heard (bounded)."""
-        relative = self.topics.relative(message.topic) or ""
-        if relative.count("/") != 2:
-            return
-        presence = contract.read_presence(message.payload)
-        if presence is None:
-            return
-        holder, online = relative.rsplit("/", 1)[0], presence.state == "online"
-        if holder in self.pinned:
-            self.pinned[holder] = online
-            for printer, named in self.holder_of.items():
-                if named == holder:
-                    self.deliver(printer, CoordinatorPresence(holder, online))
-        elif online:
-            self.peers.put(holder, True)
-        else:
-            self.peers.pop(holder)
+    def _holder_status(self, holder: str, presence: Availability, message: Message) -> None:
+        """The status of a holder one of our printers names: handed to those printers' machines."""
+        if holder not in self.holders:
+            return  # unfollowed meanwhile
+        online = presence.state == "online"
+        self.holders[holder] = online
+        for printer, named in self.holder_of.items():
+            if named == holder:
+                self.deliver(printer, CoordinatorPresence(holder, online))
 
     def _answer(self, printer: str, response: CommandResponse) -> None:
         error = response.error

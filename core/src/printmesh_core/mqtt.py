@@ -1,11 +1,9 @@
 """The one module that imports paho-mqtt: the session.
 
-It owns the connection's whole life: presence (retained status plus last will),
-reconnecting with backoff, restoring subscriptions *inside* the connect callback so they
-survive a broker restart, a bounded offline queue, and a publish API that adds the topic
-root and refuses wildcards. Everything else in printmesh talks to ``MqttRuntime``. Its paho-free parts live
-beside it: ``messages`` (Message, Presence, payload encoding) and ``routing`` (topic
-filters and which handlers a topic reaches).
+It owns the connection's whole life: presence (retained status plus last will), reconnecting with backoff,
+restoring subscriptions *inside* the connect callback so they survive a broker restart, a bounded offline queue,
+and a publish API that adds the topic root and refuses wildcards. Everything else talks to ``MqttRuntime``. Its
+paho-free parts: ``messages`` (Message, Presence, encoding), ``routing`` (which handlers a topic reaches).
 """
 
 from __future__ import annotations
@@ -134,12 +132,10 @@ class MqttRuntime:
         self._client.loop_stop()
 
     def on_disconnected(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` when an established connection is lost (not on a failed attempt)."""
-        self._disconnect_hooks.append(hook)
+        self._disconnect_hooks.append(hook)  # when an established connection is lost (not a failed attempt)
 
     def on_connected(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` inside every connect callback (after status and subscriptions)."""
-        self._connect_hooks.append(hook)
+        self._connect_hooks.append(hook)  # inside every connect callback (after status and subscriptions)
 
     # -------------------------------------------------------------- callbacks
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -276,10 +272,7 @@ class MqttRuntime:
 
     # -------------------------------------------------------------- subscribe
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None) -> bool:
-        """Subscribe to an absolute filter (wildcards allowed); restored on every connect.
-
-        With ``wait``, block until the broker acknowledged it; returns False on time-out.
-        """
+        """An absolute filter (wildcards allowed), restored on every connect; ``wait``: until acked, or False."""
         waiter = threading.Event()
         with self._lock:
             effective_qos = self._subs.add(topic_filter, handler, qos)
@@ -298,3 +291,9 @@ class MqttRuntime:
         self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None
     ) -> bool:
         return self.subscribe(join(self.root, topic_filter), handler, qos=qos, wait=wait)
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Drop an absolute filter and its handlers: no longer delivered, nor restored on connect."""
+        with self._lock:
+            if self._subs.remove(topic_filter) and self._connected:
+                self._client.unsubscribe(topic_filter)

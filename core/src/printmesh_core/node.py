@@ -22,7 +22,6 @@ from printmesh_core.models.status import Availability
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.topics import Topics
 
-
 STATUS_QUIET = 1.0  # s without a new eviction before the status is republished with the count
 STATUS_LONGEST = 10.0  # s at most during a long flood
 

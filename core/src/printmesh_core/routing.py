@@ -70,6 +70,14 @@ class Subscriptions:
         self._routes.clear()
         return max(qos, old_qos)
 
+    def remove(self, topic_filter: str) -> bool:
+        """Forget ``topic_filter`` and its handlers; False if it was not ours."""
+        if self._subs.pop(topic_filter, None) is None:
+            return False
+        self._levels.pop(topic_filter, None)
+        self._routes.clear()
+        return True
+
     def __bool__(self) -> bool:
         return bool(self._subs)
 
