@@ -8,18 +8,21 @@ import json
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from coordinator_support import coordinator_config, printer_entry
 
+from octoprint_printmesh.hold.link import HOLDERS_KEPT, HoldLink
 from printmesh_coordinator.config import CoordinatorSettings
 from printmesh_coordinator.link import Link
 from printmesh_coordinator.messages import CoordinatorPresence, HoldStatusSeen, Input
 from printmesh_core import contract
 from printmesh_core.bounded import Bounded, Evictions
-from printmesh_core.config import MqttConfig
+from printmesh_core.config import DiscoveryConfig, MqttConfig
 from printmesh_core.debounce import Debouncer
+from printmesh_core.discovery import SEEN_CAP, DiscoveryPublisher, Entity
 from printmesh_core.messages import Message
 from printmesh_core.models.printer import PrinterHold
 from printmesh_core.topics import Topics
@@ -185,3 +188,67 @@ def test_the_holder_of_our_plan_is_followed_and_its_status_handed_on(tmp_path):
     count = len(delivered)
     runtime.status("other")
     assert len(delivered) == count
+
+
+def test_an_evicted_entry_is_handed_to_on_evict():
+    dropped: list[tuple[str, str]] = []
+    table: Bounded[str, str] = Bounded(2, "t", on_evict=lambda k, v: dropped.append((k, v)))
+    for key in "abcd":
+        table.put(key, key.upper())
+    assert dropped == [("a", "A"), ("b", "B")]
+
+
+# ------------------------------------------------------------------ the bridge's holders
+def test_the_bridge_follows_a_bounded_number_of_holders_and_drops_the_oldest_subscription():
+    runtime = Runtime()
+    node: Any = SimpleNamespace(runtime=runtime, topics=T)
+    link = HoldLink(node, lambda message: None)
+    for i in range(1000):
+        assert link.watch_holder(f"c{i}/coordinator") is None
+    assert link.watch_holder("c999/coordinator") is None  # the current one again: nothing new
+    follows = [f for f in runtime.handlers if f.endswith("/coordinator/status")]
+    assert len(follows) == HOLDERS_KEPT
+    assert T.absolute("c999/coordinator/status") in follows and T.absolute("c0/coordinator/status") not in follows
+    assert runtime.evictions.by_table() == {"bridge holders": 1000 - HOLDERS_KEPT}
+
+
+# ------------------------------------------------------------------ discovery
+class DiscoveryRuntime(Runtime):
+    def __init__(self) -> None:
+        super().__init__()
+        self.connected = True
+        self.published: list[tuple[str, bytes | str]] = []
+
+    def on_connected(self, hook: Any) -> None:
+        pass
+
+    def publish_absolute(self, topic: str, payload: bytes | str, **kwargs: Any) -> None:
+        self.published.append((topic, payload))
+
+
+def test_1000_births_give_one_reannounce_and_stale_configs_stay_bounded():
+    runtime = DiscoveryRuntime()
+    config = DiscoveryConfig(birth_quiet=0.1, birth_longest=2.0)
+    discovery = DiscoveryPublisher(cast(Any, runtime), config, "n1", "host", "printmesh/n1/host/status")
+    births: list[int] = []
+    discovery.on_birth(lambda: births.append(1))
+    discovery.attach()
+    try:
+        prefix = f"homeassistant/sensor/{discovery.topics.ha_node}"
+        for i in range(SEEN_CAP + 500):  # before our entities are known: remembered, bounded
+            discovery._on_own_config(Message(f"{prefix}/fake{i}/config", b"{}", 1, True))
+        assert len(discovery._seen) == SEEN_CAP
+        assert runtime.evictions.by_table() == {"discovery configs": 500}
+        discovery.set_entities([Entity("sensor", "cpu", "CPU")])
+        cleared = [t for t, p in runtime.published if p == b""]
+        assert len(cleared) == SEEN_CAP and len(discovery._seen) == 0
+        runtime.published.clear()
+        for _ in range(1000):
+            discovery._on_birth(Message("homeassistant/status", b"online", 1, False))
+        time.sleep(0.6)
+        configs = [t for t, p in runtime.published if p != b""]
+        assert configs == [f"{prefix}/cpu/config"] and births == [1]
+        discovery._on_own_config(Message(f"{prefix}/intruder/config", b"{}", 1, True))  # judged alone, at once
+        assert runtime.published[-1] == (f"{prefix}/intruder/config", b"")
+    finally:
+        discovery.close()

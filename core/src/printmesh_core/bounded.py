@@ -55,13 +55,20 @@ class Bounded(Generic[K, V]):
     Not thread-safe by itself: each owner uses it from one thread or under its own lock.
     """
 
-    def __init__(self, cap: int, name: str, evictions: Evictions | None = None) -> None:
+    def __init__(
+        self,
+        cap: int,
+        name: str,
+        evictions: Evictions | None = None,
+        on_evict: Callable[[K, V], None] | None = None,
+    ) -> None:
         if cap < 1:
             raise ValueError(f"{name}: cap must be at least 1, not {cap}")
         self.cap = cap
         self.name = name
         self.evicted = 0
         self._evictions = evictions
+        self._on_evict = on_evict  # e.g. drop the subscription the entry stood for
         self._items: OrderedDict[K, V] = OrderedDict()
 
     def put(self, key: K, value: V) -> None:
@@ -70,10 +77,12 @@ class Bounded(Generic[K, V]):
             items.move_to_end(key)
         items[key] = value
         if len(items) > self.cap:
-            items.popitem(last=False)
+            old_key, old_value = items.popitem(last=False)
             self.evicted += 1
             if self._evictions is not None:
                 self._evictions.count(self.name)
+            if self._on_evict is not None:
+                self._on_evict(old_key, old_value)
 
     def get(self, key: K, default: V | None = None) -> V | None:
         """The value (refreshed as recently used), or ``default``."""

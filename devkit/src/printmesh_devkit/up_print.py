@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from printmesh_core import contract
@@ -36,6 +37,7 @@ SPEED = ["M220 S300"]  # the virtual printer at 3x: a 30-layer sample prints in 
 CLOCK_SLACK = 5.0  # seconds: OctoPrint's print start time against the moment `up` uploaded the file
 PAGE_WAIT = 120.0  # seconds `up` waits after the summary for the coordinator to finish the job page
 PAGE_FINAL = 'name="printmesh-page" content="final"'  # the page's own marker (coordinator/page_html.py)
+CAPTURES_KEPT = 1000  # layer metadata the progress view keeps (it only prints them as they come)
 
 
 def say(text: str) -> None:
@@ -52,7 +54,7 @@ class PrintJob:
         self.armed = threading.Event()
         self.done = threading.Event()
         self.summary: JobSummary | None = None
-        self.captures: list[LayerCapture] = []
+        self.captures: deque[LayerCapture] = deque(maxlen=CAPTURES_KEPT)  # bounded: anybody may publish
         self.uploaded_at: float | None = None  # Unix seconds; nothing counts as this job's before it
         self.page_final: bool | None = None  # None: not waited for (no summary, or interrupted)
 

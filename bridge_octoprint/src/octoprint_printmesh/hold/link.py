@@ -15,6 +15,7 @@ from typing import Any
 
 from octoprint_printmesh.logic.telemetry import event_payload
 from printmesh_core import contract
+from printmesh_core.bounded import Bounded
 from printmesh_core.models.base import now
 from printmesh_core.models.printer import PrinterHold
 from printmesh_core.models.status import Availability
@@ -25,6 +26,7 @@ from printmesh_core.topics import TopicError
 log = logging.getLogger("octoprint.plugins.printmesh.hold")
 
 Notify = Callable[[dict[str, Any]], None]
+HOLDERS_KEPT = 16  # holders whose status we follow; the oldest one's subscription is dropped past it
 
 
 class HoldLink:
@@ -32,7 +34,15 @@ class HoldLink:
         self.node = node
         self.notify = notify  # the plugin's UI message
         self.on_holder_offline: Callable[[str], None] = lambda holder: None  # set to the driver's
-        self._holders: set[str] = set()
+        runtime = node.runtime
+        # holder -> its status filter; bounded: each hold request may name a new one (the current one is
+        # always the most recent, since a request replaces the plan)
+        self._holders: Bounded[str, str] = Bounded(
+            HOLDERS_KEPT,
+            "bridge holders",
+            runtime.evictions,
+            lambda holder, topic_filter: runtime.unsubscribe(topic_filter),
+        )
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
         """A hold event (holding, held, moved, released ...), from the driver's worker thread."""
@@ -54,8 +64,8 @@ class HoldLink:
             base = contract.component(self.node.topics, component, node)
         except TopicError as exc:
             return f"{holder!r} is not '<node_id>/<component>': {exc}"
-        if holder not in self._holders:
-            self._holders.add(holder)
+        if self._holders.get(holder) is None:
+            self._holders.put(holder, self.node.topics.absolute(contract.STATUS.filter(base)))
             contract.subscribe_presence(self.node.runtime, contract.STATUS, base, partial(self._holder_status, holder))
         return None
 
