@@ -10,11 +10,12 @@ What runs, all on loopback:
   real OctoPrint and its virtual printer print a layer in seconds and add their own noise; the
   fake holds again ``--layer-time`` s after every release and answers moves in ``--move-time``);
 * a flooder: one raw MQTT 3.1.1 connection writing pre-encoded QoS 0 PUBLISH packets at
-  ``--rate`` messages a second for ``--flood`` seconds (the issue's case: 10 s at 20,000 a second).
-  Half are coordinator statuses with unique node ids (``<fake>/coordinator/status``, which every
-  coordinator subscribes to), a quarter printer statuses with unique ids, a quarter events: every
-  other one an OctoPrint ``ZChange`` on the served printer's event stream (which the coordinator
-  reads), the others on unique printers.
+  ``--rate`` messages a second for ``--flood`` seconds (the issue's case: 10 s at 20,000 a second),
+  every packet built before the flood begins. ``--own-events`` of them (1/8) are OctoPrint
+  ``ZChange`` events on the served printer's own event stream, which any coordinator must read; of
+  the rest, half are coordinator statuses with unique node ids (``<fake>/coordinator/status``,
+  which main's coordinator subscribed to with a wildcard), a quarter printer statuses and a
+  quarter events of unique printers.
 
 The timeline: arming, ``--quiet`` s of holds without a flood (the baseline), ``--flood`` s of
 holds with the flood, then until every hold started is released (at most ``--drain`` s), then
@@ -40,7 +41,6 @@ against another source tree (e.g. main, before the change).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shutil
 import socket
@@ -86,8 +86,9 @@ def publish_packet(topic: str, payload: bytes) -> bytes:
 class Flooder:
     """One raw MQTT 3.1.1 connection that writes QoS 0 publishes at a fixed rate, in 10 ms batches."""
 
-    def __init__(self, broker: LocalBroker, tag: str) -> None:
+    def __init__(self, broker: LocalBroker, tag: str, own_events: float) -> None:
         self.tag = tag
+        self.own_events = own_events  # share of the messages that are events on the served printer
         self.sock = socket.create_connection((broker.host, broker.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         body = _string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + _string(f"bench-flood-{tag}")
@@ -107,8 +108,11 @@ class Flooder:
             pass
 
     def message(self, i: int) -> bytes:
-        kind = i % 4
         ts = round(time.time(), 3)
+        if int((i + 1) * self.own_events) > int(i * self.own_events):  # evenly spread, ``own_events`` of all
+            event = {"ts": ts, "event": "ZChange", "payload": {"new": 1.0, "old": 0.8}, "source": "octoprint"}
+            return publish_packet(f"{ROOT}/{PRINTER}/printer/event", json.dumps(event).encode())
+        kind = i % 4
         if kind < 2:
             status = {"ts": ts, "state": "online", "component": "coordinator", "version": "flood"}
             return publish_packet(f"{ROOT}/fc{self.tag}{i}/coordinator/status", json.dumps(status).encode())
@@ -116,20 +120,21 @@ class Flooder:
             status = {"ts": ts, "state": "online", "component": "printer", "version": "flood"}
             return publish_packet(f"{ROOT}/fp{self.tag}{i}/printer/status", json.dumps(status).encode())
         event = {"ts": ts, "event": "ZChange", "payload": {"new": 1.0, "old": 0.8}, "source": "octoprint"}
-        node = PRINTER if i % 8 == 3 else f"fp{self.tag}{i}"
-        return publish_packet(f"{ROOT}/{node}/printer/event", json.dumps(event).encode())
+        return publish_packet(f"{ROOT}/fp{self.tag}{i}/printer/event", json.dumps(event).encode())
 
-    def run(self, rate: float, seconds: float) -> None:
+    def run(self, rate: float, seconds: float, ready: Any = None) -> None:
+        """Every packet is built first, so the flood itself costs this process almost nothing."""
         batch_every = 0.01
+        total = int(rate * seconds)
+        packets = [self.message(i) for i in range(total)]
+        if ready is not None:
+            ready()
         start = time.perf_counter()
-        counter = itertools.count()
-        while True:
+        while self.sent < total:
             elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-            due = int(min(seconds, elapsed + batch_every) * rate) - self.sent
+            due = min(total, int((elapsed + batch_every) * rate)) - self.sent
             if due > 0:
-                self.sock.sendall(b"".join(self.message(next(counter)) for _ in range(due)))
+                self.sock.sendall(b"".join(packets[self.sent : self.sent + due]))
                 self.sent += due
             time.sleep(max(0.0, start + (self.sent / rate) - time.perf_counter()))
         self.seconds = time.perf_counter() - start
@@ -207,22 +212,40 @@ def ms(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
 
 
-def flood_in_child(broker: LocalBroker, rate: float, seconds: float, tag: str) -> tuple[int, float]:
-    """Run the flooder in its own process, so it does not take the fake printer's interpreter lock."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--flooder", broker.host, str(broker.port), str(rate), str(seconds), tag],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    sent, took = done.stdout.split()
-    return int(sent), float(took)
+class FloodProcess:
+    """The flooder in its own process (it must not take the fake printer's interpreter lock): it
+    connects and builds every packet at ``start``, before the baseline, and floods on ``go``."""
+
+    def __init__(self, broker: LocalBroker, rate: float, seconds: float, tag: str, own_events: float) -> None:
+        args = [broker.host, str(broker.port), str(rate), str(seconds), tag, str(own_events)]
+        self.child = subprocess.Popen(
+            [sys.executable, __file__, "--flooder", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.child.stdout is not None
+        if self.child.stdout.readline().strip() != "ready":
+            raise SystemExit("the flooder did not start")
+
+    def go(self) -> float:
+        """Start the flood; returns when it began (perf_counter)."""
+        assert self.child.stdin is not None
+        self.child.stdin.write("go\n")
+        self.child.stdin.flush()
+        return time.perf_counter()
+
+    def finish(self) -> tuple[int, float]:
+        """Wait for the flood's end: (messages sent, seconds taken)."""
+        out, _ = self.child.communicate()
+        sent, took = out.split()
+        return int(sent), float(took)
 
 
 def flooder_main(argv: list[str]) -> int:
-    host, port, rate, seconds, tag = argv
+    host, port, rate, seconds, tag, own_events = argv
     broker: Any = type("B", (), {"host": host, "port": int(port)})()
-    flooder = Flooder(broker, tag)
+    flooder = Flooder(broker, tag, float(own_events))
     try:
-        flooder.run(float(rate), float(seconds))
+        flooder.run(float(rate), float(seconds), ready=lambda: (print("ready", flush=True), sys.stdin.readline()))
     finally:
         flooder.close()
     print(flooder.sent, flooder.seconds)
@@ -235,6 +258,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=20_000, help="flood messages per second (20000)")
     parser.add_argument("--flood", type=float, default=10, help="seconds of flood (10)")
+    parser.add_argument(
+        "--own-events", type=float, default=0.125,
+        help="share of the flood that is events on the served printer's own event stream (0.125)",
+    )  # fmt: skip
     parser.add_argument("--quiet", type=float, default=20, help="seconds of holds without a flood first (20)")
     parser.add_argument("--settle", type=float, default=15, help="seconds without a flood after the drain (15)")
     parser.add_argument("--drain", type=float, default=240, help="s at most to wait for the holds begun (240)")
@@ -263,15 +290,16 @@ def main() -> int:
         coord = start_agent("coordinator", {"node_id": "coord", "coordinator": section}, work, broker)
         armed_all(fleet, 60)
         time.sleep(2.0)  # start-up done
+        flood = FloodProcess(broker, args.rate, args.flood, f"{int(time.time()) % 100000}x", args.own_events)
         memory = Memory(coord.pid)
         fleet.activate("flood", True)
         t_quiet = time.perf_counter()
         time.sleep(args.quiet)
-        t_flood = time.perf_counter()
         cpu0 = cpu_seconds(coord.pid)
         broker_pid = getattr(getattr(broker, "_proc", None), "pid", None)
         broker_cpu0 = cpu_seconds(broker_pid) if broker_pid else 0.0
-        sent, took = flood_in_child(broker, args.rate, args.flood, tag=f"{int(time.time()) % 100000}x")
+        t_flood = flood.go()
+        sent, took = flood.finish()
         t_flood_end = time.perf_counter()
         cpu_flood = cpu_seconds(coord.pid) - cpu0
         deadline = time.monotonic() + args.drain
@@ -306,8 +334,9 @@ def main() -> int:
     after = statistics.median(memory.between(t_end - 5, t_end) or [0]) / 1024
     print(facts)
     print(f"# {load.describe()}")
-    print(f"# flood: {sent} messages in {took:.1f} s ({sent / took:.0f}/s), "
-          f"half unique coordinator statuses; drained {t_drained - t_flood_end:.1f} s after the flood")  # fmt: skip
+    print(f"# flood: {sent} messages in {took:.1f} s ({sent / took:.0f}/s), {args.own_events:.3f} of them events on "
+          f"the served printer's stream, of the rest half statuses of unique coordinators; "
+          f"drained {t_drained - t_flood_end:.1f} s after the flood")  # fmt: skip
     print(f"# coordinator alive at the end: {alive}, exit code {exit_code}")
     print(f"hold time without flood (ms): n {len(quiet)} p50 {ms(quiet, 50):.1f} p90 {ms(quiet, 90):.1f} "
           f"max {ms(quiet, 100):.1f}")  # fmt: skip

@@ -104,7 +104,7 @@ class PrinterNode:
         self._worker.join(5)
         self.holds.stop()
         self.server.close()
-        self.node.close()
+        self.node.close_node()
         self.runtime.stop()
 
     # ------------------------------------------ called from OctoPrint's threads

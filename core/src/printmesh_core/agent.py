@@ -72,7 +72,7 @@ class Agent(NodeShell):
             self.loop()
         finally:
             self.server.close()
-            self.close()
+            self.close_node()
             self.runtime.stop()
             log.info("stopped")
         return 0

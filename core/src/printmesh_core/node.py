@@ -90,7 +90,7 @@ class NodeShell:
             status = rt.presence.status("online", None, rt.dropped_total, rt.evictions.total)
             rt.publish(rt.presence.topic, status, qos=1, retain=True)
 
-    def close(self) -> None:
+    def close_node(self) -> None:
         """Stop the debouncing threads (births, status); call when the process stops."""
         self.discovery.close()
         self._status_refresh.close()
