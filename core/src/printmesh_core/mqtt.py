@@ -279,7 +279,7 @@ class MqttRuntime:
             if not self._connected:
                 return wait is None
             _, mid = self._client.subscribe((topic_filter, self._options(effective_qos)))
-            if mid is not None:
+            if mid is not None and wait is not None:  # only a waiting caller needs its SUBACK seen
                 self._suback_waiters[mid] = waiter
         return True if wait is None else waiter.wait(wait)
 
