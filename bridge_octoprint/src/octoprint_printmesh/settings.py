@@ -11,8 +11,9 @@ import copy
 import re
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from octoprint_printmesh.hold.limits import MAX_FEEDRATE, MIN_FEEDRATE
 from octoprint_printmesh.hold.safety import SafetySettings
 from octoprint_printmesh.hold.types import HoldConfig
 from printmesh_core.config import AgentSettings, ConfigError, Strict, format_validation_error
@@ -42,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
         "allow_gcode": False,
         "gcode_allow": ["M117", "M118", "M300"],
     },
-    "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0},
+    "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0, "min_feedrate": 60, "max_feedrate": 12000},
     "gcode": {"flavour": "auto"},
     "hold": {"max_hold": 300, "confirm_timeout": 30, "move_timeout": 60, "return_timeout": 60},
 }
@@ -78,6 +79,18 @@ class SafetyConfig(Strict):
     margin: float = Field(default=5.0, ge=0, le=100, description="mm kept from the XY edges of the volume.")
     max_z: float = Field(default=0, ge=0, le=2000, description="Highest Z a move may reach, mm; 0: the volume's top.")
     clearance: float = Field(default=2.0, ge=0.2, le=50, description="mm the nozzle stays above the printed layer.")
+    min_feedrate: float = Field(
+        default=MIN_FEEDRATE, ge=1, le=6000, description="mm/min: a slower move is refused, the hold's own are raised."
+    )
+    max_feedrate: float = Field(
+        default=MAX_FEEDRATE, ge=60, le=100_000, description="mm/min: a faster move is refused, the hold's own capped."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SafetyConfig:
+        if self.min_feedrate > self.max_feedrate:
+            raise ValueError(f"min_feedrate {self.min_feedrate:g} is above max_feedrate {self.max_feedrate:g}")
+        return self
 
 
 class HoldTimes(Strict):
@@ -109,9 +122,11 @@ class BridgeSettings(AgentSettings):
         return self.permissions.allow_cancel
 
     def hold_config(self, session: str) -> HoldConfig:
+        c = self.safety
         safety = SafetySettings(
-            margin=self.safety.margin, max_z=self.safety.max_z or None, clearance=self.safety.clearance
-        )
+            margin=c.margin, max_z=c.max_z or None, clearance=c.clearance,
+            min_feedrate=c.min_feedrate, max_feedrate=c.max_feedrate,
+        )  # fmt: skip
         h = self.hold
         return HoldConfig(session, h.confirm_timeout, h.max_hold, h.move_timeout, h.return_timeout, safety)
 

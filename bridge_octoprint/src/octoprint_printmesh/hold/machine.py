@@ -3,7 +3,6 @@
 A hold stops OctoPrint streaming the file (``set_job_on_hold``, not a pause: no pause
 scripts, no PrintPaused), drains the printer (M400, M114 for the origin, an echo token),
 lets a requester move the head for captures, then returns it and lets the print go on.
-
 The rules that keep a print alive:
 
 * Every path out of a hold emits exactly one ``SetJobOnHold(False)``: release command,
@@ -11,12 +10,11 @@ The rules that keep a print alive:
   stopping. A hold never outlives ``max_hold`` (+ ``return_timeout`` for the way back).
 * Before the print continues, the head returns to where the hold began (lift, travel,
   lower) and the feed rate, G90/G91 and M82/M83 in force then are restored.
-* A move is only planned if the way back is possible too, and only one command runs at
-  a time; its answer waits for the printer's echo, not for the send.
+* A move is only planned if the way back is possible too, and both fit their timeouts
+  (``limits.py``); one command runs at a time, answered on the printer's echo.
 
-Deadlines are checked on every input, so a Tick only has to arrive now and then. For a
-cancel, the shell feeds ``PrintStopped`` *before* calling ``cancel_print()``, so the hold
-is off before OctoPrint tears the job down.
+Deadlines are checked on every input (a Tick only has to arrive now and then). For a cancel,
+the shell feeds ``PrintStopped`` before ``cancel_print()``: the hold is off first.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from octoprint_printmesh.gcode import barrier
+from octoprint_printmesh.hold.limits import time_problem
 from octoprint_printmesh.hold.safety import Origin, Pos, Refusal, check_gcode, plan_move, plan_return, restore_lines
 from octoprint_printmesh.hold.types import (
     Action,
@@ -111,17 +110,17 @@ def _release(state: HoldState, now: float, config: HoldConfig, reason: str, cmd_
     if state.phase == "draining" or (not state.dirty and state.head is None):
         return _finish(state, reason, returned=state.phase != "draining")
     actions: list[Action] = []
-    if state.pending is not None:
+    if state.pending is not None:  # its lines are sent: the printer ends it before the way back starts
         msg = f"hold released ({reason}) before the printer confirmed this command"
         actions.append(Reply(state.pending.cmd_id, False, code="interrupted", message=msg))
-        state = replace(state, pending=None)
+        state = replace(state, pending=None, head=state.pending.end or state.head)
     origin = state.origin
     if origin is None:  # no origin means no move ran; only the modes are unknown
         idle, more = _finish(state, reason, False, "hold origin unknown: modes not restored")
         return idle, actions + more
     state, token = _token(state, config)
     if state.head is None or state.profile is None:
-        lines = restore_lines(origin.modes, token)
+        lines = restore_lines(origin.modes, token, config.safety)
     else:
         plan = plan_return(origin=origin, head=state.head, profile=state.profile, settings=config.safety, token=token)
         if isinstance(plan, Refusal):
@@ -140,9 +139,10 @@ def _expire(state: HoldState, now: float, config: HoldConfig) -> Step:
     if state.phase in ("held", "busy") and state.watchdog is not None and now >= state.watchdog:
         return _release(state, now, config, "max_hold")
     if state.phase == "busy" and state.pending is not None and now >= state.pending.deadline:
-        pending = state.pending
+        pending = state.pending  # sent, so the printer ends it first (FIFO): the way back starts at its end
         msg = f"the printer did not confirm the {pending.kind} within {config.move_timeout:g} s"
-        released, actions = _release(replace(state, pending=None), now, config, f"{pending.kind}_timeout")
+        state = replace(state, pending=None, head=pending.end or state.head)
+        released, actions = _release(state, now, config, f"{pending.kind}_timeout")
         return released, [Reply(pending.cmd_id, False, code="timeout", message=msg), *actions]
     if state.phase == "returning" and state.deadline is not None and now >= state.deadline:
         error = f"the printer did not confirm the return within {config.return_timeout:g} s"
@@ -205,10 +205,8 @@ def _on_token(state: HoldState, token: str) -> Step:
 
 
 def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfig) -> Step:
-    def refuse(code: str, message: str, **extra: object) -> Step:
-        return state, [
-            Reply(req.cmd_id, False, {"axis": extra.get("axis"), "value": extra.get("value")}, code, message)
-        ]
+    def refuse(code: str, message: str, axis: str | None = None, value: float | None = None) -> Step:
+        return state, [Reply(req.cmd_id, False, {"axis": axis, "value": value}, code, message)]
 
     if req.hold_id is not None and (state.phase == "idle" or req.hold_id != state.hold_id):
         return refuse("stale_hold", f"hold {req.hold_id} is not the running hold ({_running(state)})")
@@ -232,6 +230,9 @@ def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfi
     back = plan_return(origin=origin, head=plan.end, profile=req.profile, settings=config.safety, token=token)
     if isinstance(back, Refusal):
         return refuse(back.reason, f"the head could not come back from there: {back.message}")
+    slow = time_problem((plan.seconds, config.move_timeout, "move"), (back.seconds, config.return_timeout, "way back"))
+    if slow is not None:
+        return refuse("too_long", slow, axis="feedrate", value=req.feedrate)
     pending = Pending(req.cmd_id, "move", token, now + config.move_timeout, plan.end)
     state = replace(state, phase="busy", pending=pending, dirty=True, profile=req.profile)
     return state, [SendGcode(plan.lines)]
@@ -239,7 +240,7 @@ def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfi
 
 def _on_gcode(state: HoldState, req: GcodeReq, now: float, config: HoldConfig) -> Step:
     held = state.phase != "idle"
-    refusal = check_gcode(req.lines, printing=held or state.printing)
+    refusal = check_gcode(req.lines, printing=held or state.printing, settings=config.safety)
     if refusal is not None:
         return state, [Reply(req.cmd_id, False, code=refusal.reason, message=refusal.message)]
     if not held:

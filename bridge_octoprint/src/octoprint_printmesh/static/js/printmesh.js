@@ -22,6 +22,8 @@ $(function () {
         ["safety", "margin"],
         ["safety", "max_z"],
         ["safety", "clearance"],
+        ["safety", "min_feedrate"],
+        ["safety", "max_feedrate"],
         ["hold", "max_hold"],
         ["hold", "confirm_timeout"],
         ["hold", "move_timeout"],
