@@ -13,11 +13,9 @@ No OpenCV import here: the workers load it when a camera opens.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
-import re
 import time
 from functools import partial
 
@@ -37,19 +35,16 @@ from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CameraInfo, CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.mqtt import Message
-from printmesh_core.topics import TopicError
+from printmesh_core.topics import TopicError, name_or_digest
 
 log = logging.getLogger("printmesh.camera")
 
-CAPTURE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-
 
 def capture_id_for(request_id: str) -> str:
-    """The request id itself when it is a usable topic level, so requesters know the image topic
-    in advance; otherwise a stable digest of it (``id-`` + 20 hex digits)."""
-    if CAPTURE_ID.match(request_id):
-        return request_id
-    return "id-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+    """The request id itself when it is a safe name (one topic level and one path component:
+    ``topics.is_name``, so not '.', '..' or hidden), so requesters know the image topic in
+    advance; otherwise a stable digest of it (``id-`` + 20 hex digits)."""
+    return name_or_digest(request_id, "id-")
 
 
 class CameraAgent(Agent):
