@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from printmesh_core.secretfiles import SecretFileError, field_model, is_secret_file, read_secret_files
-from printmesh_core.topics import TopicError, check_node_id, check_segment
+from printmesh_core.topics import NAME_MAX, TopicError, check_node_id, check_segment
 
 ENV_PREFIX = "PRINTMESH_"
 ENV_DELIMITER = "__"
@@ -123,7 +123,8 @@ def check_unique(names: list[str], what: str) -> None:
 
 
 def default_node_id() -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname()) or "printmesh"
+    """The host name as a valid node id: other characters become '-', at most NAME_MAX, no leading dot."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:NAME_MAX].lstrip(".") or "printmesh"
 
 
 class AgentSettings(Strict):
@@ -249,6 +250,8 @@ def format_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         shown = err.get("input")
+        if isinstance(shown, str) and len(shown) > 60:  # a 300-character name is not repeated whole
+            shown = shown[:60] + "…"
         got = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(shown, dict) else f" (got {shown!r})"
         parts.append(f"{key}: {msg}{got}")
     return "; ".join(parts)
