@@ -24,8 +24,9 @@ class CaptureRequest(CommandRequest):
 
     The JPEG goes to ``<node>/camera/<camera>/capture/<capture_id>`` as raw bytes, before
     the response. ``capture_id`` is the request ``id`` when that is a valid topic level
-    (letters, digits, ``_``, ``-``, ``.``; at most 64 characters), so a requester can
-    subscribe to the image topic before it sends the request.
+    and file name (letters, digits, ``_``, ``-``, ``.``; at most 64 characters; not starting
+    with ``.``), so a requester can subscribe to the image topic before it sends the request;
+    any other id gets a stable digest (``id-`` + 20 hex digits).
     """
 
     camera: str | None = Field(
