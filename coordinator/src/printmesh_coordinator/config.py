@@ -115,7 +115,9 @@ class PrinterConfig(Strict):
         default=5.0, gt=0, le=500, description="mm above the current layer; at least the bridge's clearance (2 mm)."
     )
     settle: float = Field(default=0.5, ge=0, le=60, description="Seconds after each move before capturing.")
-    feedrate: float | None = Field(default=None, gt=0, le=100_000, description="XY travel, mm/min; bridge's default.")
+    feedrate: float | None = Field(
+        default=None, ge=1, le=100_000, description="XY travel, mm/min; bridge's default. Inside the bridge's limits."
+    )
     return_to_origin: bool = Field(
         default=True, description="Move back over the hold origin before releasing (the release always returns it)."
     )
