@@ -6,8 +6,10 @@ here returns either a ``Plan`` (the exact lines to send) or a ``Refusal`` that n
 offending axis and value; nothing is clamped silently, because a move that lands
 somewhere other than asked for makes a capture lie about where it was taken.
 
-Coordinates are validated *after* rounding to the 3 decimals written into the G-code,
-so what was checked is exactly what is sent.
+Coordinates and feed rates are validated *after* rounding to the 3 decimals written into
+the G-code, so what was checked is exactly what is sent. The one thing clamped is the hold's
+own feed rates (the profile's speeds, the print's restored one), into the limits of
+``limits.py``: nobody asked for them, and the head must still come back.
 """
 
 from __future__ import annotations
@@ -85,9 +87,8 @@ class Plan:
 class Refusal:
     """Why nothing is sent. ``reason`` is machine-readable; ``axis`` and ``value`` name the culprit."""
 
-    reason: (
-        str  # not_homed, out_of_range, below_layer, too_fast, too_slow, too_long, no_room, bad_origin, forbidden_gcode
-    )
+    # not_homed, out_of_range, below_layer, too_fast, too_slow, too_long, no_room, bad_origin, forbidden_gcode
+    reason: str
     message: str
     axis: str | None = None  # 'x', 'y', 'z', 'xy' (round beds), 'feedrate'
     value: float | None = None
