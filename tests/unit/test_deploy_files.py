@@ -189,3 +189,17 @@ def test_every_variable_compose_reads_is_in_env_example():
     for name in used:
         assert re.search(rf"^#? ?{name}=", example, re.MULTILINE), name
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_no_shipped_file_opens_the_broker_unless_it_says_so_first():
+    for conf in sorted((REPO / "deploy/mosquitto").glob("*.conf")):
+        text = conf.read_text()
+        if re.search(r"^allow_anonymous true", text, re.MULTILINE):
+            assert conf.name.startswith("INSECURE-") and text.startswith("# INSECURE: NO AUTHENTICATION"), conf
+        else:
+            assert re.search(r"^allow_anonymous false", text, re.MULTILINE), conf
+    for path in [*REPO.glob("examples/*.yaml"), REPO / "deploy/printmesh.yaml"]:
+        mqtt = (yaml.safe_load(path.read_text()) or {}).get("mqtt") or {}
+        assert not {"username", "password"} & set(mqtt), f"{path}: accounts come from the environment and secrets"
+    assert "private to this" in (REPO / "examples/demo.yaml").read_text(), "the demo says its broker has no accounts"
+    assert "PRINTMESH_MOSQUITTO_CONF:-mosquitto.conf" in (REPO / "compose.yaml").read_text()
