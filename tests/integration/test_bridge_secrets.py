@@ -65,5 +65,6 @@ def test_only_admins_see_the_bridges_broker_password(broker: LocalBroker, tmp_pa
         status, body = _request(anonymous, f"{octoprint.url}/api/settings")
         assert SECRET not in body and KEY_PASS not in body, status
         assert SECRET not in octoprint.log() and KEY_PASS not in octoprint.log()
+        assert "no trusted coordinators (commands.trusted_holders)" in octoprint.log(), "the open default says so"
     finally:
         octoprint.stop()

@@ -210,3 +210,4 @@ def test_every_attack_of_issue_12_fails_and_the_capture_print_is_untouched(rig, 
     for _, topic, _ in attacks():
         assert any(f"'{topic}'" in line for line in denied), topic
     assert acl.password(f"{PRINTER}-printer") not in r.octoprint.log()
+    assert "no trusted coordinators" not in r.octoprint.log()

@@ -73,6 +73,11 @@ class PrinterNode:
         self.runtime.on_disconnected(self._disconnected)
         io = printer or PrinterIO(lambda on: None, lambda lines: None)
         link = HoldLink(self.node, notify, settings.permissions.holders)
+        if not settings.permissions.holders:
+            log.warning(
+                "no trusted coordinators (commands.trusted_holders): a hold may name any holder, and only "
+                "the broker's ACL decides who holds, moves and releases this printer (docs/security.md)"
+            )
         effects = Effects(io.set_job_on_hold, io.send, link.event, link.status)
         self.holds = HoldDriver(settings.hold_config(secrets.token_hex(3)), effects)
         link.on_holder_offline = self.holds.holder_offline
