@@ -9,6 +9,7 @@ Docker Compose v2 itself: no Docker daemon needed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -105,3 +106,27 @@ def test_the_image_healthcheck_follows_the_agents_broker_connection(broker, run_
         time.sleep(0.3)
     assert agent.stop() == 0, "SIGTERM, as docker stop sends it: a clean exit"
     assert healthcheck(broker.port) == 1, "the connection went with the agent"
+
+
+def test_the_docker_build_context_builds_every_units_wheel(tmp_path):
+    """What deploy/Dockerfile.dockerignore lets into the build context is enough for each
+    `pip wheel` the Dockerfile runs (the coordinator and the bridge were once left out)."""
+    ignore = (REPO / "deploy/Dockerfile.dockerignore").read_text().splitlines()
+    context = tmp_path / "context"
+    for line in ignore:
+        if not line.startswith("!"):
+            continue
+        source = REPO / line[1:]
+        target = context / line[1:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        else:
+            shutil.copy(source, target)
+    units = ["core", "agents/host", "agents/sensors", "agents/camera", "coordinator", "bridge_octoprint"]
+    wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(tmp_path / "w")]
+    r = subprocess.run([*wheel, *(f"./{u}" for u in units)], cwd=context, capture_output=True, text=True, timeout=500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = sorted(p.name.split("-")[0] for p in (tmp_path / "w").glob("*.whl"))
+    assert names == sorted(["printmesh_core", "printmesh_host", "printmesh_sensors", "printmesh_camera",
+                            "printmesh_coordinator", "printmesh_octoprint"]), names  # fmt: skip
