@@ -72,7 +72,12 @@ class PrinterNode:
         self.topics, self.me, self.runtime = self.node.topics, self.node.me, self.node.runtime
         self.runtime.on_disconnected(self._disconnected)
         io = printer or PrinterIO(lambda on: None, lambda lines: None)
-        link = HoldLink(self.node, notify)
+        link = HoldLink(self.node, notify, settings.permissions.holders)
+        if not settings.permissions.holders:
+            log.warning(
+                "no trusted coordinators (commands.trusted_holders): a hold may name any holder, and only "
+                "the broker's ACL decides who holds, moves and releases this printer (docs/security.md)"
+            )
         effects = Effects(io.set_job_on_hold, io.send, link.event, link.status)
         self.holds = HoldDriver(settings.hold_config(secrets.token_hex(3)), effects)
         link.on_holder_offline = self.holds.holder_offline

@@ -4,6 +4,10 @@ The 'held' event goes out twice, unchanged: on ``<node>/printer/event`` with eve
 event, and alone on ``<node>/printer/held``, which coordinators share (an MQTT 5 shared
 subscription) so each hold reaches exactly one of them. Topics and the holder's status
 parser are the contract's (``PRINTER_EVENT``, ``PRINTER_HELD``, ``PRINTER_HOLD``, ``STATUS``).
+
+With trusted holders (``commands.trusted_holders``), their status topics are the only
+presence the bridge reads, subscribed from the start; a hold naming anyone else is refused
+before any subscription, so a fake coordinator's ``offline`` reaches nothing.
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ Notify = Callable[[dict[str, Any]], None]
 
 
 class HoldLink:
-    def __init__(self, node: NodeShell, notify: Notify) -> None:
+    def __init__(self, node: NodeShell, notify: Notify, trusted: tuple[str, ...] = ()) -> None:
         self.node = node
         self.notify = notify  # the plugin's UI message
         self.on_holder_offline: Callable[[str], None] = lambda holder: None  # set to the driver's
         self._holders: set[str] = set()
+        self._trusted = frozenset(trusted)  # '<node>/coordinator'; empty: any holder a hold names
+        self._offline: set[str] = set()  # trusted holders whose last status said offline
+        for holder in trusted:
+            self.watch_holder(holder)
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
         """A hold event (holding, held, moved, released ...), from the driver's worker thread."""
@@ -49,6 +57,10 @@ class HoldLink:
 
     def watch_holder(self, holder: str) -> str | None:
         """Follow the holder's status, so its last will releases the hold; an error text if invalid."""
+        if self._trusted and holder not in self._trusted:
+            return f"{holder!r} is not a holder this printer trusts ({', '.join(sorted(self._trusted))})"
+        if holder in self._offline:
+            return f"{holder!r} is offline"
         node, _, component = holder.partition("/")
         try:
             base = contract.component(self.node.topics, component, node)
@@ -63,4 +75,8 @@ class HoldLink:
         """Read by the contract's one presence parser: extra fields are ignored, bare text accepted."""
         if presence.state == "offline":
             log.info("holder %s went offline", holder)
+            if self._trusted:
+                self._offline.add(holder)
             self.on_holder_offline(holder)
+        else:
+            self._offline.discard(holder)

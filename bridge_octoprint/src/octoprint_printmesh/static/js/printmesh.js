@@ -147,6 +147,7 @@ $(function () {
             self.s = self.settingsViewModel.settings.plugins.printmesh;
             self.excludeText = listText(self.s.events.exclude);
             self.gcodeAllowText = listText(self.s.commands.gcode_allow);
+            self.trustedHoldersText = listText(self.s.commands.trusted_holders);
             self.topicPreview = ko.pureComputed(function () {
                 var root = (self.s.topic_root() || "printmesh").replace(/\/+$/, "");
                 var node = self.s.node_id() || gettext("<host name>");
