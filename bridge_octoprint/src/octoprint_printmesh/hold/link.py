@@ -32,6 +32,7 @@ class HoldLink:
         self.node = node
         self.notify = notify  # the plugin's UI message
         self.on_holder_offline: Callable[[str], None] = lambda holder: None  # set to the driver's
+        self.on_holder_online: Callable[[str], None] = lambda holder: None
         self._holders: set[str] = set()
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
@@ -48,7 +49,8 @@ class HoldLink:
         self.notify({"hold": {"phase": status.phase, "layer": status.layer, "holder": status.holder}})
 
     def watch_holder(self, holder: str) -> str | None:
-        """Follow the holder's status, so its last will releases the hold; an error text if invalid."""
+        """Follow the holder's status: its last will releases the hold, its ``online`` after a
+        broker restart keeps the plan armed; an error text if invalid."""
         node, _, component = holder.partition("/")
         try:
             base = contract.component(self.node.topics, component, node)
@@ -62,5 +64,7 @@ class HoldLink:
     def _holder_status(self, holder: str, presence: Availability, message: Message) -> None:
         """Read by the contract's one presence parser: extra fields are ignored, bare text accepted."""
         if presence.state == "offline":
-            log.info("holder %s went offline", holder)
+            log.info("holder %s went offline (%s)", holder, presence.reason)
             self.on_holder_offline(holder)
+        else:  # after a reconnect, this is what keeps the plan armed (hold/outage.py)
+            self.on_holder_online(holder)
