@@ -12,10 +12,11 @@ connections again, when each component is back:
 * the in-process view: ``MqttRuntime.connected`` is true again.
 
 The bridge inside OctoPrint uses the same runtime and config; tests/integration/
-test_broker_chaos.py measures it with a real OctoPrint. Compare two trees with
-``bench/ab.py`` (the processes take their sources from ``PYTHONPATH``)::
+test_broker_chaos.py measures it with a real OctoPrint. The processes take their sources
+from ``PYTHONPATH``, so one script measures two trees one after the other (``bench/ab.py``
+would mix the outages: their lengths are numbers on the same line)::
 
-    .venv/bin/python bench/ab.py --before /tmp/before --after . --rounds 1 broker_outage.py -- --outages 3 20 40
+    PYTHONPATH=<tree's src folders> .venv/bin/python bench/broker_outage.py --outages 3 20 40
 
 Prints one line per outage and component; asserts nothing.
 """
@@ -143,7 +144,7 @@ def outage(broker: LocalBroker, view: MqttRuntime, seconds: float, timeout: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--outages", type=float, nargs="+", default=[3.0, 20.0, 40.0], help="seconds the broker is down")
+    parser.add_argument("--outages", type=float, nargs="+", default=[3.0, 20.0, 40.0], help="seconds down, each")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the components after each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="printmesh-outage-") as tmp, LocalBroker() as broker:
@@ -153,7 +154,7 @@ def main() -> None:
         view.start()
         try:
             wait_online(broker, 30)
-            print(f"# reconnect after a broker restart, seconds from the port being open again ({sys.version.split()[0]})")
+            print("# back after a broker restart: seconds from the port being open again", flush=True)
             for seconds in args.outages:
                 result = outage(broker, view, seconds, args.timeout)
                 for name, back in result.items():
