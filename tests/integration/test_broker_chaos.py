@@ -180,7 +180,7 @@ def test_a_40_s_restart_records_every_layer_it_cost_and_capturing_resumes(mesh, 
     assert sorted(layers) == PLANNED, f"a planned layer was lost silently: {sorted(layers)}"
     missed = {n: m for n, m in layers.items() if m.missed is not None}
     assert missed, "the 40 s outage covered at least one planned layer"
-    for n, m in missed.items():
+    for m in missed.values():
         assert m.missed in ("broker_unreachable", "holder_unreachable") and not m.images and not m.complete, m
         assert [f.kind for f in m.failures] == ["layer_missed"] and m.failures[0].code == m.missed
     for n, m in layers.items():
