@@ -80,7 +80,7 @@ class PrinterNode:
             )
         effects = Effects(io.set_job_on_hold, io.send, link.event, link.status)
         self.holds = HoldDriver(settings.hold_config(secrets.token_hex(3)), effects)
-        link.on_holder_offline = self.holds.holder_offline
+        link.on_holder_offline, link.on_holder_online = self.holds.holder_offline, self.holds.holder_online
         hold_commands = HoldCommands(self.holds, settings.permissions, self._profile, link.watch_holder)
         self.server = self.node.serve([*(commands or []), *hold_commands.commands()])
         self.discovery = self.node.discovery
@@ -142,6 +142,7 @@ class PrinterNode:
     # ---------------------------------------------------------- paho's thread
     def _connected(self) -> None:
         self.notify({"broker": "connected"})
+        self.holds.broker_back()  # queued before the holder's retained status, which follows the subscription
         self._put(("reconnected", None))
 
     def _disconnected(self) -> None:

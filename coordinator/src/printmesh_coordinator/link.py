@@ -38,6 +38,7 @@ from printmesh_coordinator.messages import (
     ImageArrived,
     Input,
     JobSeen,
+    LayerMissedSeen,
     PrintEnded,
     ProfileSeen,
     SendCapture,
@@ -53,6 +54,7 @@ from printmesh_core.models.printer import (
     HoldEnded,
     HoldRequest,
     HoldStarted,
+    LayerMissed,
     MoveRequest,
     PrinterEvent,
     PrinterHeld,
@@ -86,6 +88,9 @@ def event_input(event: PrinterEvent) -> Input | None:
         if event.source == "printmesh" and event.event == contract.RELEASED:
             b = contract.event_body(HoldEnded, event)
             return HoldReleased(hold_id=b.hold_id, reason=b.reason, returned=b.returned, error=b.error)
+        if event.source == "printmesh" and event.event == contract.MISSED:
+            m = contract.event_body(LayerMissed, event)
+            return LayerMissedSeen(m.layer, m.z, m.reason, m.at, m.path, m.started_at, m.holder)
     except Unreadable:
         return None
     outcome = ENDINGS.get(event.event) if event.source == "octoprint" else None

@@ -69,7 +69,7 @@ PRINTER, CAMERA, HOST, SENSORS, COORDINATOR = "printer", "camera", "host", "sens
 # The levels of every component's own subtree (built by topics.py): no camera, sensor or
 # printer name below a component may take one of them.
 COMPONENT_LEVELS = frozenset({"cmd", "res", "status", "state", "event"})
-HELD, RELEASED = "held", "released"  # printmesh's own events on <node>/printer/event
+HELD, RELEASED, MISSED = "held", "released", "missed"  # printmesh's own events on <node>/printer/event
 PRINT_ENDINGS = ("PrintDone", "PrintFailed", "PrintCancelled")  # OctoPrint's
 
 

@@ -36,6 +36,7 @@ class HoldLink:
         self.node = node
         self.notify = notify  # the plugin's UI message
         self.on_holder_offline: Callable[[str], None] = lambda holder: None  # set to the driver's
+        self.on_holder_online: Callable[[str], None] = lambda holder: None
         self._holders: set[str] = set()
         self._trusted = frozenset(trusted)  # '<node>/coordinator'; empty: any holder a hold names
         self._offline: set[str] = set()  # trusted holders whose last status said offline
@@ -56,7 +57,8 @@ class HoldLink:
         self.notify({"hold": {"phase": status.phase, "layer": status.layer, "holder": status.holder}})
 
     def watch_holder(self, holder: str) -> str | None:
-        """Follow the holder's status, so its last will releases the hold; an error text if invalid."""
+        """Follow the holder's status: its last will releases the hold, its ``online`` after a
+        broker restart keeps the plan armed; an error text if invalid."""
         if self._trusted and holder not in self._trusted:
             return f"{holder!r} is not a holder this printer trusts ({', '.join(sorted(self._trusted))})"
         if holder in self._offline:
@@ -74,9 +76,10 @@ class HoldLink:
     def _holder_status(self, holder: str, presence: Availability, message: Message) -> None:
         """Read by the contract's one presence parser: extra fields are ignored, bare text accepted."""
         if presence.state == "offline":
-            log.info("holder %s went offline", holder)
+            log.info("holder %s went offline (%s)", holder, presence.reason)
             if self._trusted:
                 self._offline.add(holder)
             self.on_holder_offline(holder)
-        else:
+        else:  # after a reconnect, this is what keeps the plan armed (hold/outage.py)
             self._offline.discard(holder)
+            self.on_holder_online(holder)

@@ -13,8 +13,8 @@ The rules that keep a print alive:
 * A move is only planned if the way back is possible too, and both fit their timeouts
   (``limits.py``); one command runs at a time, answered on the printer's echo.
 
-Deadlines are checked on every input (a Tick only has to arrive now and then). For a cancel,
-the shell feeds ``PrintStopped`` before ``cancel_print()``: the hold is off first.
+Deadlines are checked on every input (a Tick need only come now and then). A cancel feeds
+``PrintStopped`` before ``cancel_print()``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from octoprint_printmesh.gcode import barrier
+from octoprint_printmesh.hold import outage
 from octoprint_printmesh.hold.limits import time_problem
 from octoprint_printmesh.hold.safety import Origin, Pos, Refusal, check_gcode, plan_move, plan_return, restore_lines
 from octoprint_printmesh.hold.types import (
     Action,
     HoldCommand,
     HoldConfig,
-    HolderOffline,
     HoldInput,
     HoldState,
     LayerReached,
@@ -95,7 +95,7 @@ def _finish(state: HoldState, reason: str, returned: bool, error: str | None = N
     idle = HoldState(
         armed=state.armed, holder=state.holder, printing=state.printing, first_seen=state.first_seen,
         last_layer=state.last_layer, seq=state.seq, hold_id=state.hold_id,
-        job_path=state.job_path, job_started=state.job_started,
+        job_path=state.job_path, job_started=state.job_started, reach=state.reach,
     )  # fmt: skip
     return idle, actions
 
@@ -133,6 +133,9 @@ def _release(state: HoldState, now: float, config: HoldConfig, reason: str, cmd_
 
 def _expire(state: HoldState, now: float, config: HoldConfig) -> Step:
     """Apply whichever deadline has passed; at most one, the next input catches the rest."""
+    gone = outage.expire(state, now, config, _release)
+    if gone is not None:
+        return gone
     if state.phase == "draining" and state.deadline is not None and now >= state.deadline:
         error = f"the printer did not confirm the hold within {config.confirm_timeout:g} s"
         return _finish(state, "confirm_timeout", False, error)
@@ -151,8 +154,8 @@ def _expire(state: HoldState, now: float, config: HoldConfig) -> Step:
 
 
 def _on_hold_command(state: HoldState, cmd: HoldCommand, now: float, config: HoldConfig) -> Step:
-    if cmd.holder is not None:
-        state = replace(state, holder=cmd.holder)
+    if cmd.holder is not None:  # the holder asked, over the broker: it is there
+        state = replace(state, holder=cmd.holder, reach=outage.seen(state.reach))
     if cmd.now:
         if state.phase != "idle":
             return state, [Reply(cmd.cmd_id, True, {**_info(state), "phase": state.phase, "already": True})]
@@ -179,6 +182,8 @@ def _on_layer(state: HoldState, event: LayerReached, now: float, config: HoldCon
     state = replace(state, printing=True, first_seen=True, last_layer=event.layer)
     if state.phase != "idle" or state.armed is None or not state.armed.matches(event.layer, event.total, first):
         return state, []
+    if not outage.reachable(state):  # nobody could move or release it: recorded for the holder instead
+        return outage.miss(state, event, now), []
     return _begin_hold(replace(state, layer=event.layer, layer_z=event.z), now, config, None)
 
 
@@ -281,12 +286,8 @@ def _dispatch(state: HoldState, event: HoldInput, now: float, config: HoldConfig
         if event.disarm and state.armed is not None:
             state = replace(state, armed=None)
         return _release(state, now, config, event.reason, event.cmd_id)
-    if isinstance(event, HolderOffline):
-        if state.holder is None or event.holder != state.holder:
-            return state, []
-        disarmed = replace(state, armed=None, holder=None)
-        released, actions = _release(disarmed, now, config, "holder_offline")
-        return released, [PublishEvent("hold_disarmed", {"reason": "holder_offline", "holder": event.holder}), *actions]
+    if isinstance(event, outage.INPUTS):
+        return outage.step(state, event, now, config, _release)
     if isinstance(event, PrintStarted):
         state, actions = _finish(state, "print_started", False) if state.phase != "idle" else (state, [])
         state = replace(state, job_path=event.path, job_started=event.started_at)

@@ -35,6 +35,7 @@ FailureKind = Literal[
     "release_failed",
     "release_timeout",
     "aborted",  # the abort command, or the coordinator shutting down
+    "layer_missed",  # a planned layer passed unheld: the bridge could not reach its holder (broker away)
 ]
 Phase = Literal[
     "waiting", "refused", "armed", "moving", "settling", "capturing", "storing", "returning", "releasing", "finishing"
@@ -132,6 +133,11 @@ class LayerCapture(Payload):
     release: ReleaseInfo | None = Field(description="How the hold ended; null if that is not known.")
     metadata_path: str | None = Field(
         description="This file, relative to captures_dir; null when it could not be written (see failures)."
+    )
+    missed: str | None = Field(
+        default=None,
+        description="Set when this planned layer was never held, to the bridge's reason: broker_unreachable, "
+        "holder_unreachable. Then images is empty, hold_id is 0 and failures has one 'layer_missed'.",
     )
 
 

@@ -32,6 +32,7 @@ from printmesh_core.models.printer_hold import (  # re-exported too
     HoldEnded,
     HoldPhase,
     HoldStarted,
+    LayerMissed,
     Point,
     PrinterHeld,
     PrinterHold,
@@ -39,8 +40,8 @@ from printmesh_core.models.printer_hold import (  # re-exported too
 
 __all__ = [
     "COORD_MAX", "GCODE_LINES_MAX", "GCODE_LINE_MAX", "LAYER_MAX", "CancelRequest", "GcodeRequest", "HoldEnded",
-    "HoldPhase", "HoldPlan", "HoldRequest", "HoldStarted", "MoveRequest", "PauseRequest", "Point", "PrinterHeld",
-    "PrinterHold", "ReleaseRequest", "ResumeRequest",
+    "HoldPhase", "HoldPlan", "HoldRequest", "HoldStarted", "LayerMissed", "MoveRequest", "PauseRequest", "Point",
+    "PrinterHeld", "PrinterHold", "ReleaseRequest", "ResumeRequest",
 ]  # fmt: skip
 
 HeaterState = Literal["heating", "cooling", "at_target", "idle"]

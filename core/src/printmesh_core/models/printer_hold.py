@@ -80,4 +80,25 @@ class HoldEnded(_Part):
     error: str | None = Field(default=None, description="What went wrong on the way back, if anything.")
 
 
+class LayerMissed(_Part):
+    """The body of the ``missed`` event on ``<node>/printer/event``: a planned layer passed unheld.
+
+    The bridge holds only while its holder can reach it: with the broker away (or the
+    holder's status not yet seen online again after a reconnect) nobody could move or
+    release the print, so the layer goes by and this records it. It is published once the
+    holder is back (so it hears it); the holder's coordinator writes it into the job folder.
+    """
+
+    layer: int = Field(ge=1, description="The planned layer that passed without a hold.")
+    z: float | None = Field(default=None, description="Z of that layer, mm.")
+    reason: str = Field(
+        description="broker_unreachable (the bridge had no broker), holder_unreachable (the holder's status "
+        "was not seen online again yet, or it went offline)."
+    )
+    at: float = Field(description="When the layer started, Unix seconds (bridge clock).")
+    path: str | None = Field(default=None, description="The printed file's path in its storage.")
+    started_at: float | None = Field(default=None, description="When the print started, Unix seconds.")
+    holder: str | None = Field(default=None, description="The holder the plan was armed for.")
+
+
 PrinterHold.model_rebuild()
