@@ -143,17 +143,26 @@ class CoordinatorAgent(Agent):
         else:
             for name in [printer] if printer is not None else list(self.machines):
                 if name in self.machines:
-                    self.feed(name, message)
+                    self.guarded_feed(name, message)
         now = self.clock()
         for name, state in list(self.machines.items()):
             deadline = next_deadline(state)
             if deadline is not None and deadline <= now:
-                self.feed(name, Tick())
+                self.guarded_feed(name, Tick())
+
+    def guarded_feed(self, printer: str, message: Input) -> None:
+        """The loop's last-resort guard: an input that raises is counted, logged (at a bounded
+        rate, with the printer and the input) and dropped; the machine keeps its previous state."""
+        try:
+            self.feed(printer, message)
+        except Exception as exc:
+            where = f"{printer}: {type(message).__name__} {str(message)[:200]}"
+            self.runtime.health.fail(f"coordinator loop, {type(message).__name__}", where, exc)
 
     def shutdown(self) -> None:
         """Release whatever is held before going offline (the last will would, but later and blindly)."""
         for name in self.machines:
-            self.feed(name, Abort("the coordinator is stopping"))
+            self.guarded_feed(name, Abort("the coordinator is stopping"))
         end = time.monotonic() + SHUTDOWN_GRACE
         while any(s.run is not None for s in self.machines.values()) and time.monotonic() < end:
             self.step(0.1)

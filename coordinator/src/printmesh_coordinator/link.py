@@ -152,7 +152,7 @@ class Link:
                 contract.subscribe_presence(
                     rt, contract.CAMERA_AVAILABILITY, c, partial(self._camera, cam_node, name), name
                 )
-                rt.subscribe_relative(contract.CAMERA_IMAGE.filter(c, name), self._image, qos=1)
+                contract.CAMERA_IMAGE.subscribe_raw(rt, c, self._image, name)
             if not self.v5:
                 self.requests.watch(c, contract.CAPTURE.name)
         rt.subscribe_relative(contract.COORDINATOR_STATUS_FILTER, self._coordinator, qos=1)
