@@ -88,7 +88,8 @@ def test_the_id_of_a_refused_request_is_recovered_from_the_top_level_only():
 @pytest.mark.parametrize(
     "body",
     [{"started_at": 1e20}, {"started_at": -1e20}, {"started_at": 1e400}, {"z": 1e20},
-     {"origin": {"x": 1e300, "y": 0, "z": 0}}, {"layer": True}, {"layer": "10"}, {"layer": 10.0}, {"layer": 0}, {"hold_id": "3"}, {"z": "2.0"}, {"z": True}],
+     {"origin": {"x": 1e300, "y": 0, "z": 0}}, {"layer": True}, {"layer": "10"}, {"layer": 10.0}, {"layer": 0},
+     {"hold_id": "3"}, {"z": "2.0"}, {"z": True}],
 )  # fmt: skip
 def test_a_held_event_out_of_range_or_of_the_wrong_type_is_unreadable(body):
     with pytest.raises(Unreadable):
@@ -166,8 +167,9 @@ def test_a_request_nested_1000_deep_is_answered_invalid_request_before_any_parse
 
 
 def test_over_long_requests_and_giant_integers_are_answered_not_raised():
-    rid, parsed = parse(command(MoveRequest), "move", b'{"id": "l1", "pad": "' + b"x" * JSON_LIMIT + b'"}')
-    assert isinstance(parsed, CommandResponse) and parsed.id == "l1" and parsed.error.code == "invalid_request"  # type: ignore[union-attr]
+    _, parsed = parse(command(MoveRequest), "move", b'{"id": "l1", "pad": "' + b"x" * JSON_LIMIT + b'"}')
+    assert isinstance(parsed, CommandResponse) and parsed.error is not None
+    assert parsed.id == "l1" and parsed.error.code == "invalid_request"
     _, parsed = parse(command(MoveRequest), "move", b'{"id": "g1", "x": ' + b"9" * 5000 + b"}")
     assert isinstance(parsed, CommandResponse) and parsed.error is not None and not parsed.ok
 
