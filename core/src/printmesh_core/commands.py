@@ -174,7 +174,8 @@ class CommandServer:
         if not message.payload:
             return  # someone clearing a retained message: nothing to answer
         if message.retain:
-            log.warning("ignoring retained command on %s: commands must never be retained", message.topic)
+            reason = "ignoring retained command: commands must never be retained"
+            self.runtime.health.reject(self.component.cmd_filter, message.topic, reason)
             return
         command = self.table.get(name)
         rid, parsed = parse(command, name, message.payload)
