@@ -165,7 +165,7 @@ class CameraAgent(Agent):
         """A button press (any payload) is a capture with a fresh id; a JSON object may add a label."""
         name = self._camera_of(message)
         if message.retain:
-            raise Rejected("a retained press: presses must never be retained")
+            raise Rejected("ignoring retained press: presses must never be retained")
         if name not in self.workers:
             raise Rejected(f"a press for unknown camera {name[:64]!r}")
         label = None
