@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 TIME_MAX = 4_102_444_800.0  # Unix seconds of 2100-01-01: later is not a time, it is junk
-SECONDS_MAX = 10 * 365 * 24 * 3600.0  # a duration of ten years
+SECONDS_MAX = 1e12  # s: 30,000 years; an estimate may be wild, but a 1e20 is junk
 COORD_MAX = 10_000.0  # mm; far beyond any printer, only to keep junk out of the plan code
 
 Timestamp = Annotated[float, Field(ge=0, le=TIME_MAX)]  # Unix seconds

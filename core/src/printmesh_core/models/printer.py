@@ -198,7 +198,7 @@ class PrinterJob(Payload):
     )
     estimated_total: Seconds | None = Field(default=None, description="print_time + print_time_left, else analysis.")
     eta: str | None = Field(default=None, description="Expected end, ISO 8601 UTC.")
-    eta_unix: Timestamp | None = Field(default=None, description="Expected end, Unix seconds.")
+    eta_unix: float | None = Field(default=None, description="Expected end, Unix seconds.")
     started_at: Timestamp | None = Field(default=None, description="When the print started, Unix seconds.")
     time_since_start: Seconds | None = Field(
         default=None, description="Wall-clock seconds since start, pauses included."
