@@ -45,6 +45,9 @@ MODULES = {
     "coordinator": "coordinator",
 }
 COMPONENTS = ("printer", "camera", "host", "sensors", "coordinator")
+# Answers to a requester (the coordinator) travel outside the contract's routes, in the reply
+# namespace (or on res/<name>): fuzzed as one more target, read as a CommandResponse.
+ANSWERS = Route(levels=("reply",), retain=False, model=CommandResponse)
 HUGE = "__HUGE__"  # replaced by a literal json.dumps cannot write (1e400, a 40-digit integer)
 
 
@@ -78,7 +81,7 @@ def targets() -> list[Target]:
                 continue
             out.append(Target(name, component, value, presence))
     assert not unplaced, f"routes the fuzz test cannot place on a component: {unplaced}"
-    return out
+    return [*out, Target("ANSWERS", "coordinator", ANSWERS)]
 
 
 # ------------------------------------------------------------------ documents shaped like a model

@@ -67,6 +67,8 @@ def wait(observer: Observer, route: Route[Any], where: str, after: int = 0, time
 def topic(target: fz.Target, item: str | None) -> str | None:
     """The absolute topic of ``target`` on its component, its '+' levels named; None where unsafe."""
     node, route = NODES[target.component], target.route
+    if target.route is fz.ANSWERS:  # the coordinator's MQTT 5 reply subtree, for its requests to the bridge
+        return f"printmesh/reply/{node}-coordinator/{NODES['printer']}/printer"
     base = f"printmesh/{node}/{target.component}"
     if isinstance(route, CommandRoute):
         return f"{base}/cmd/{route.name}"
