@@ -216,3 +216,34 @@ def test_health_asks_for_a_status_republication_once_per_burst():
         health.reject("f", "t", "r")
     assert pushed.wait(5)
     assert len(calls) == 1 and calls[0] >= 1
+
+
+# ------------------------------------------------------------------ the coordinator loop's guard
+def test_the_coordinator_loop_survives_an_input_that_raises_and_logs_its_topic(monkeypatch, tmp_path, caplog):
+    from printmesh_coordinator import agent as coordinator_agent
+    from printmesh_coordinator.config import CoordinatorSettings
+    from printmesh_coordinator.messages import Held
+
+    printer = {"node": "octo", "plan": {"every": 5}, "cameras": [{"node": "cam", "camera": "bed"}]}
+    settings = CoordinatorSettings.model_validate(
+        {"node_id": "c1", "coordinator": {"captures_dir": str(tmp_path), "printers": [printer], "pages": False}}
+    )
+    coordinator = coordinator_agent.CoordinatorAgent(settings)
+    real_decide = coordinator_agent.decide
+
+    def decide(state, message, now):  # a bug the contract did not catch, as OverflowError was
+        if isinstance(message, Held):
+            raise OverflowError("timestamp out of range for platform time_t")
+        return real_decide(state, message, now)
+
+    monkeypatch.setattr(coordinator_agent, "decide", decide)
+    bad = Held(1, 5, 1.0, None, "a.gcode", 1e20, 1.0)
+    message = Message("printmesh/octo/printer/held", b"{}", 1, False)
+    health = coordinator.runtime.health
+    with caplog.at_level(logging.ERROR, logger="printmesh.inbound"):
+        health.handle("+/printer/held", lambda m: coordinator.deliver("octo", bad), message)
+        coordinator.step(0.1)
+        coordinator.step(0.05)  # the loop carries on
+    assert health.failed == 1
+    assert "printmesh/octo/printer/held" in caplog.text and "OverflowError" in caplog.text
+    assert coordinator.machines["octo"] is not None

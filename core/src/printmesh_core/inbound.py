@@ -40,6 +40,14 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _ID_VALUE = re.compile(rb'\s*:\s*(?:"([^"\\]{1,200})"|(-?[0-9]{1,30})(?![0-9.eE]))')
 
 
+_handling = threading.local()
+
+
+def current_topic() -> str | None:
+    """The topic of the message this thread is handling right now (for a queue that logs it later)."""
+    return getattr(_handling, "topic", None)
+
+
 class Rejected(ValueError):
     """A message refused before use: counted in the component's status, logged at a bounded rate."""
 
@@ -115,12 +123,15 @@ class Health:
 
     def handle(self, pattern: str, handler: Handler, message: Message) -> None:
         """Run one handler on one message; whatever it raises is counted, logged and survived."""
+        _handling.topic = message.topic
         try:
             handler(message)
         except Rejected as exc:
             self.reject(pattern, message.topic, str(exc))
         except Exception as exc:
             self.fail(pattern, message.topic, exc)
+        finally:
+            _handling.topic = None
 
     def reject(self, pattern: str, topic: str, reason: str) -> None:
         with self._lock:
