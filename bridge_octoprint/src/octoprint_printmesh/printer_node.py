@@ -218,8 +218,8 @@ class PrinterNode:
                 return
             try:
                 self._handle(*item)
-            except Exception:
-                log.exception("could not handle %s", item[0])
+            except Exception as exc:  # counted in the status (failed) and logged at a bounded rate
+                self.runtime.health.fail(f"bridge worker, {item[0]}", f"bridge worker ({item[0]})", exc)
 
     def _handle(self, kind: str, data: Any) -> None:
         if kind == "layer":

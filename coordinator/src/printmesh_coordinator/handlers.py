@@ -53,7 +53,7 @@ def on_answer(state: MachineState, answer: Answer, now: float) -> Step:
             msg = f"camera {cam} could not capture grid point {run.point}: {answer.code}: {answer.message}"
             return fail(state, now, report.failure("capture_failed", msg, now, run.point, cam, answer.code))
         try:
-            result = CaptureResult.model_validate(answer.data or {})
+            result = CaptureResult.model_validate(answer.data or {}, strict=True, extra="ignore")
         except ValidationError as exc:
             msg = f"camera {cam} answered with an unreadable result: {exc.errors()[0]['msg']}"
             return fail(state, now, report.failure("capture_failed", msg, now, run.point, cam))

@@ -81,18 +81,17 @@ def held_input(body: HoldStarted, ts: float) -> Held:
 
 
 def event_input(event: PrinterEvent) -> Input | None:
-    """The inputs hidden in ``<printer>/printer/event``: printmesh's hold events, OctoPrint's print endings."""
-    try:
-        if event.source == "printmesh" and event.event == contract.HELD:
-            return held_input(contract.event_body(HoldStarted, event), event.ts)
-        if event.source == "printmesh" and event.event == contract.RELEASED:
-            b = contract.event_body(HoldEnded, event)
-            return HoldReleased(hold_id=b.hold_id, reason=b.reason, returned=b.returned, error=b.error)
-        if event.source == "printmesh" and event.event == contract.MISSED:
-            m = contract.event_body(LayerMissed, event)
-            return LayerMissedSeen(m.layer, m.z, m.reason, m.at, m.path, m.started_at, m.holder)
-    except Unreadable:
-        return None
+    """The inputs hidden in ``<printer>/printer/event``: printmesh's hold events, OctoPrint's print endings.
+
+    A hold event whose body is malformed raises ``Unreadable`` (the runtime counts it)."""
+    if event.source == "printmesh" and event.event == contract.HELD:
+        return held_input(contract.event_body(HoldStarted, event), event.ts)
+    if event.source == "printmesh" and event.event == contract.RELEASED:
+        b = contract.event_body(HoldEnded, event)
+        return HoldReleased(hold_id=b.hold_id, reason=b.reason, returned=b.returned, error=b.error)
+    if event.source == "printmesh" and event.event == contract.MISSED:
+        m = contract.event_body(LayerMissed, event)
+        return LayerMissedSeen(m.layer, m.z, m.reason, m.at, m.path, m.started_at, m.holder)
     outcome = ENDINGS.get(event.event) if event.source == "octoprint" else None
     return PrintEnded(outcome) if outcome is not None else None
 
@@ -157,7 +156,7 @@ class Link:
                 contract.subscribe_presence(
                     rt, contract.CAMERA_AVAILABILITY, c, partial(self._camera, cam_node, name), name
                 )
-                rt.subscribe_relative(contract.CAMERA_IMAGE.filter(c, name), self._image, qos=1)
+                contract.CAMERA_IMAGE.subscribe_raw(rt, c, self._image, name)
             if not self.v5:
                 self.requests.watch(c, contract.CAPTURE.name)
         rt.subscribe_relative(contract.COORDINATOR_STATUS_FILTER, self._coordinator, qos=1)
@@ -193,6 +192,8 @@ class Link:
     def _coordinator(self, message: Message) -> None:
         relative = self.topics.relative(message.topic) or ""
         presence = contract.read_presence(message.payload)
+        if presence is None and message.payload:
+            raise Unreadable(f"not a status: {message.payload[:60]!r}")
         if presence is not None and relative.count("/") == 2:
             self.deliver(None, CoordinatorPresence(relative.rsplit("/", 1)[0], presence.state == "online"))
 

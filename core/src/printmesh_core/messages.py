@@ -38,9 +38,12 @@ class Presence:
     component: str
     version: str
 
-    def status(self, state: Literal["online", "offline"], reason: str | None, dropped: int) -> Status:
+    def status(
+        self, state: Literal["online", "offline"], reason: str | None, dropped: int, rejected: int = 0, failed: int = 0
+    ) -> Status:
         """The retained status payload: online on connect, offline as the will or on shutdown."""
-        return Status(state=state, component=self.component, version=self.version, reason=reason, dropped=dropped)
+        return Status(state=state, component=self.component, version=self.version, reason=reason, dropped=dropped,
+                      rejected=rejected, failed=failed)  # fmt: skip
 
 
 def encode(payload: PayloadLike) -> bytes:

@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from printmesh_core.config import MqttConfig
+from printmesh_core.inbound import Health
 from printmesh_core.messages import Handler, Message, PayloadLike, Presence, encode
 from printmesh_core.models.status import Status
 from printmesh_core.outbox import Outbox, Outgoing
@@ -58,6 +59,7 @@ class MqttRuntime:
         self._suback_waiters: dict[int, threading.Event] = {}
         self._stopping = False
         self._failures = 0
+        self.health = Health(on_change=self._counts_changed)  # refused and failed messages, counted
         self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
         self._v5 = config.protocol == "5"
         self._client = self._make_client(client_id)
@@ -98,7 +100,11 @@ class MqttRuntime:
 
     def _status(self, state: Literal["online", "offline"], reason: str | None = None) -> Status:
         assert self.presence is not None
-        return self.presence.status(state, reason, self._outbox.dropped_total)
+        return self.presence.status(state, reason, self._outbox.dropped_total, self.health.rejected, self.health.failed)
+
+    def _counts_changed(self) -> None:  # new refused or failed counts (``Health`` bounds the rate)
+        if self.presence is not None and self._connected and not self._stopping:
+            self.publish(self.presence.topic, self._status("online"), qos=1, retain=True)
 
     def _abs(self, relative: str) -> str:
         return _absolute(self.root, relative)
@@ -132,12 +138,10 @@ class MqttRuntime:
         self._client.loop_stop()
 
     def on_disconnected(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` when an established connection is lost (not on a failed attempt)."""
-        self._disconnect_hooks.append(hook)
+        self._disconnect_hooks.append(hook)  # when an established connection is lost (not a failed attempt)
 
     def on_connected(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` inside every connect callback (after status and subscriptions)."""
-        self._connect_hooks.append(hook)
+        self._connect_hooks.append(hook)  # inside every connect callback (after status and subscriptions)
 
     # -------------------------------------------------------------- callbacks
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -204,11 +208,8 @@ class MqttRuntime:
         )
         with self._lock:
             handlers = self._subs.handlers_for(msg.topic)
-        for handler in handlers:
-            try:
-                handler(message)
-            except Exception:
-                log.exception("handler for %s failed", msg.topic)
+        for handler in handlers:  # each wrapped by ``Health.handle``: it counts, logs and survives
+            handler(message)
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         with self._lock:
@@ -279,8 +280,9 @@ class MqttRuntime:
         With ``wait``, block until the broker acknowledged it; returns False on time-out.
         """
         waiter = threading.Event()
+        guarded = functools.partial(self.health.handle, topic_filter, handler)
         with self._lock:
-            effective_qos = self._subs.add(topic_filter, handler, qos)
+            effective_qos = self._subs.add(topic_filter, guarded, qos)
             if not self._connected:
                 return wait is None
             _, mid = self._client.subscribe((topic_filter, self._options(effective_qos)))

@@ -13,8 +13,7 @@ The rules that keep a print alive:
 * A move is only planned if the way back is possible too, and both fit their timeouts
   (``limits.py``); one command runs at a time, answered on the printer's echo.
 
-Deadlines are checked on every input (a Tick need only come now and then). A cancel feeds
-``PrintStopped`` before ``cancel_print()``.
+Deadlines are checked on every input; a cancel feeds ``PrintStopped`` before ``cancel_print()``.
 """
 
 from __future__ import annotations
