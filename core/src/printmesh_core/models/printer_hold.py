@@ -91,15 +91,15 @@ class LayerMissed(_Part):
     holder is back (so it hears it); the holder's coordinator writes it into the job folder.
     """
 
-    layer: int = Field(ge=1, description="The planned layer that passed without a hold.")
-    z: float | None = Field(default=None, description="Z of that layer, mm.")
+    layer: int = Field(ge=1, le=LAYER_MAX, description="The planned layer that passed without a hold.")
+    z: Coord | None = Field(default=None, description="Z of that layer, mm.")
     reason: str = Field(
         description="broker_unreachable (the bridge had no broker), holder_unreachable (the holder's status "
         "was not seen online again yet, or it went offline)."
     )
-    at: float = Field(description="When the layer started, Unix seconds (bridge clock).")
+    at: Timestamp = Field(description="When the layer started, Unix seconds (bridge clock).")
     path: str | None = Field(default=None, description="The printed file's path in its storage.")
-    started_at: float | None = Field(default=None, description="When the print started, Unix seconds.")
+    started_at: Timestamp | None = Field(default=None, description="When the print started, Unix seconds.")
     holder: str | None = Field(default=None, description="The holder the plan was armed for.")
 
 
