@@ -19,6 +19,7 @@ from octoprint_harness import start_octoprint
 from printmesh_devkit.broker import LocalBroker
 
 SECRET = "bridge-s3cret-7f2c"
+KEY_PASS = "tls-key-pass-91ab"  # an encrypted client key's passphrase: as secret as the password
 
 
 def _request(
@@ -38,12 +39,14 @@ def _request(
 
 
 def test_only_admins_see_the_bridges_broker_password(broker: LocalBroker, tmp_path: Path):
-    mqtt = {"host": "127.0.0.1", "port": broker.port, "username": "octo-printer", "password": SECRET}
+    mqtt = {"host": "127.0.0.1", "port": broker.port, "username": "octo-printer", "password": SECRET,
+            "tls": {"enabled": False, "key_password": KEY_PASS}}  # fmt: skip
     octoprint = start_octoprint(tmp_path / "octoprint", {"node_id": "octo", "mqtt": mqtt})
     try:
         octoprint.wait_operational()
         settings = octoprint.api("GET", "/api/settings")
         assert settings["plugins"]["printmesh"]["mqtt"]["password"] == SECRET, "the admin's settings dialog has it"
+        assert settings["plugins"]["printmesh"]["mqtt"]["tls"]["key_password"] == KEY_PASS
         octoprint.api("POST", "/api/access/users", {"name": "viewer", "password": "viewer-pw-123", "active": True,
                                                     "admin": False})  # fmt: skip
         jar = http.cookiejar.CookieJar()
@@ -55,9 +58,13 @@ def test_only_admins_see_the_bridges_broker_password(broker: LocalBroker, tmp_pa
         status, body = _request(viewer, f"{octoprint.url}/api/settings")
         assert status == 200 and "printmesh" in json.loads(body)["plugins"], body[:300]
         assert SECRET not in body and json.loads(body)["plugins"]["printmesh"]["mqtt"].get("password") is None
+        assert (
+            KEY_PASS not in body and json.loads(body)["plugins"]["printmesh"]["mqtt"]["tls"].get("key_password") is None
+        )
         anonymous = urllib.request.build_opener()
         status, body = _request(anonymous, f"{octoprint.url}/api/settings")
-        assert SECRET not in body, status
-        assert SECRET not in octoprint.log()
+        assert SECRET not in body and KEY_PASS not in body, status
+        assert SECRET not in octoprint.log() and KEY_PASS not in octoprint.log()
+        assert "no trusted coordinators (commands.trusted_holders)" in octoprint.log(), "the open default says so"
     finally:
         octoprint.stop()

@@ -7,6 +7,8 @@ and the metadata carries the failure with its kind, point and camera.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from coordinator_support import Sim, held, hold_status, printer_config
 
@@ -163,6 +165,16 @@ def test_checksum_mismatch_is_not_stored():
     sim.capture(sim.last(SendCapture), corrupt=True)
     md = released(sim)
     assert md.failures[0].kind == "checksum_mismatch" and not sim.of(WriteImage)
+
+
+@pytest.mark.parametrize("capture_id", ["..", ".", ".x", "a/b", "x" * 65])
+def test_an_unsafe_capture_id_in_an_answer_is_a_failed_capture_not_a_path(capture_id):
+    sim = at_capture()
+    answer, _ = sim.capture_messages(sim.last(SendCapture))
+    sim.feed(replace(answer, data={**(answer.data or {}), "capture_id": capture_id}))
+    md = released(sim)
+    assert md.failures[0].kind == "capture_failed" and "unsafe capture id" in md.failures[0].message
+    assert not sim.of(WriteImage)
 
 
 @pytest.mark.parametrize("camera", ["bed", None])

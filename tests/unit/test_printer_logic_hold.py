@@ -16,13 +16,17 @@ from hypothesis import strategies as st
 
 from octoprint_printmesh.gcode import Modes, token_in
 from octoprint_printmesh.hold.machine import job_command_refusal, status_payload, step
+from octoprint_printmesh.hold.outage import HOLDER_GRACE
 from octoprint_printmesh.hold.types import (
     Action,
     Armed,
+    BrokerBack,
+    BrokerLost,
     GcodeRequested,
     HoldCommand,
     HoldConfig,
     HolderOffline,
+    HolderOnline,
     HoldInput,
     HoldState,
     LayerReached,
@@ -325,16 +329,21 @@ def test_holder_offline_releases_and_disarms():
     m.echo()
     assert m.feed(HolderOffline("other/coordinator")) == []
     out = m.feed(HolderOffline("octopi/coordinator"))
-    assert out[0].event == "hold_disarmed" and isinstance(out[1], SendGcode) and m.state.armed is None
+    assert isinstance(out[0], SendGcode) and m.state.phase == "returning", "the head goes back at once"
     m.echo()
     assert m.holds() == [True, False] and m.events()[-1] == "released"
+    assert m.state.armed is not None, "disarmed only once our own connection stayed up (hold/outage.py)"
+    out = m.after(HOLDER_GRACE)
+    assert [a.event for a in out if isinstance(a, PublishEvent)] == ["hold_disarmed"] and m.state.armed is None
 
 
 def test_holder_offline_when_idle_only_disarms():
     m = Machine()
     m.feed(HoldCommand("a", plan=Armed(every=2), holder="n/c"))
-    out = m.feed(HolderOffline("n/c"))
-    assert [a.event for a in out if isinstance(a, PublishEvent)] == ["hold_disarmed"] and m.holds() == []
+    assert m.feed(HolderOffline("n/c")) == [] and m.state.armed is not None
+    out = m.after(HOLDER_GRACE)
+    assert [a.event for a in out if isinstance(a, PublishEvent)] == ["hold_disarmed"] and m.state.armed is None
+    assert m.holds() == []
 
 
 @pytest.mark.parametrize("phase", ["draining", "held", "busy", "returning"])
@@ -549,6 +558,7 @@ def inputs() -> st.SearchStrategy[HoldInput]:
         st.builds(GcodeRequested, st.just(cid), st.sampled_from([("M117 a",), ("G1 X1",)])),
         st.builds(ReleaseRequested, st.sampled_from([None, cid]), st.booleans()),
         st.just(HolderOffline("n/c")),
+        st.sampled_from([BrokerLost(), BrokerBack(), HolderOnline("n/c")]),
         st.just(Tick()),
         st.just(PrintStarted()),
         st.builds(PrintStopped, st.sampled_from(["done", "cancelled"])),

@@ -22,7 +22,7 @@ from octoprint_printmesh.hold.driver import ReplyHook
 from octoprint_printmesh.job_commands import JobControl, job_commands
 from octoprint_printmesh.layer_follower import LayerFollower
 from octoprint_printmesh.printer_node import PrinterIO, PrinterNode
-from octoprint_printmesh.settings import DEFAULTS, SETTINGS_VERSION, migrate, to_bridge_settings
+from octoprint_printmesh.settings import DEFAULTS, RESTRICTED, SETTINGS_VERSION, migrate, to_bridge_settings
 from octoprint_printmesh.telemetry_publisher import Snapshot
 from printmesh_core import __version__ as core_version
 from printmesh_core import contract
@@ -144,7 +144,7 @@ class PrintmeshPlugin(
         return DEFAULTS
 
     def get_settings_restricted_paths(self) -> dict[str, list[list[str]]]:
-        return {"admin": [["mqtt", "password"]]}  # the broker password is not shown to plain users
+        return {"admin": [list(path) for path in RESTRICTED]}  # secrets are not shown to plain users
 
     def get_settings_version(self) -> int:
         return SETTINGS_VERSION

@@ -72,10 +72,15 @@ class PrinterNode:
         self.topics, self.me, self.runtime = self.node.topics, self.node.me, self.node.runtime
         self.runtime.on_disconnected(self._disconnected)
         io = printer or PrinterIO(lambda on: None, lambda lines: None)
-        link = HoldLink(self.node, notify)
+        link = HoldLink(self.node, notify, settings.permissions.holders)
+        if not settings.permissions.holders:
+            log.warning(
+                "no trusted coordinators (commands.trusted_holders): a hold may name any holder, and only "
+                "the broker's ACL decides who holds, moves and releases this printer (docs/security.md)"
+            )
         effects = Effects(io.set_job_on_hold, io.send, link.event, link.status)
         self.holds = HoldDriver(settings.hold_config(secrets.token_hex(3)), effects)
-        link.on_holder_offline = self.holds.holder_offline
+        link.on_holder_offline, link.on_holder_online = self.holds.holder_offline, self.holds.holder_online
         hold_commands = HoldCommands(self.holds, settings.permissions, self._profile, link.watch_holder)
         self.server = self.node.serve([*(commands or []), *hold_commands.commands()])
         self.discovery = self.node.discovery
@@ -138,6 +143,7 @@ class PrinterNode:
     # ---------------------------------------------------------- paho's thread
     def _connected(self) -> None:
         self.notify({"broker": "connected"})
+        self.holds.broker_back()  # queued before the holder's retained status, which follows the subscription
         self._put(("reconnected", None))
 
     def _disconnected(self) -> None:
@@ -213,8 +219,8 @@ class PrinterNode:
                 return
             try:
                 self._handle(*item)
-            except Exception:
-                log.exception("could not handle %s", item[0])
+            except Exception as exc:  # counted in the status (failed) and logged at a bounded rate
+                self.runtime.health.fail(f"bridge worker, {item[0]}", f"bridge worker ({item[0]})", exc)
 
     def _handle(self, kind: str, data: Any) -> None:
         if kind == "layer":

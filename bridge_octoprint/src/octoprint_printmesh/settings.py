@@ -11,11 +11,15 @@ import copy
 import re
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from octoprint_printmesh.hold.limits import MAX_FEEDRATE, MIN_FEEDRATE
 from octoprint_printmesh.hold.safety import SafetySettings
 from octoprint_printmesh.hold.types import HoldConfig
+from printmesh_core import contract
 from printmesh_core.config import AgentSettings, ConfigError, Strict, format_validation_error
+from printmesh_core.secretfiles import SecretFileError, read_secret_files
+from printmesh_core.topics import TopicError, check_node_id
 
 SETTINGS_VERSION = 2
 _CODE = re.compile(r"^[GMT][0-9]{1,4}(\.[0-9])?$")
@@ -28,9 +32,18 @@ DEFAULTS: dict[str, Any] = {
         "port": 1883,
         "username": "",
         "password": "",
+        "password_file": "",  # instead of password: a file holding it (0600), e.g. printmesh broker-config's
         "protocol": "5",
         "keepalive": 30,
-        "tls": {"enabled": False, "ca_file": "", "cert_file": "", "key_file": "", "insecure": False},
+        "tls": {
+            "enabled": False,
+            "ca_file": "",
+            "cert_file": "",
+            "key_file": "",
+            "key_password": "",
+            "key_password_file": "",
+            "insecure": False,
+        },
     },
     "discovery": {"enabled": True, "prefix": "homeassistant"},
     "events": {"enabled": True, "exclude": ["PositionUpdate"]},
@@ -41,12 +54,17 @@ DEFAULTS: dict[str, Any] = {
         "allow_cancel": False,
         "allow_gcode": False,
         "gcode_allow": ["M117", "M118", "M300"],
+        # Node ids of the coordinators whose hold, move and release this printer obeys (docs/security.md).
+        # Empty: whoever the broker's ACL lets write the command topics, and any holder a hold names.
+        "trusted_holders": [],
     },
-    "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0},
+    "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0, "min_feedrate": 60, "max_feedrate": 12000},
     "gcode": {"flavour": "auto"},
     "hold": {"max_hold": 300, "confirm_timeout": 30, "move_timeout": 60, "return_timeout": 60},
 }
-_PERMISSIONS = ("allow_hold", "allow_move", "allow_cancel", "allow_gcode", "gcode_allow")
+_PERMISSIONS = ("allow_hold", "allow_move", "allow_cancel", "allow_gcode", "gcode_allow", "trusted_holders")
+# Secrets only OctoPrint admins see in the settings API (and so in the settings dialog).
+RESTRICTED = (("mqtt", "password"), ("mqtt", "tls", "key_password"))
 
 
 class PublishConfig(Strict):
@@ -63,6 +81,26 @@ class Permissions(Strict):
     allow_cancel: bool = False
     allow_gcode: bool = False
     gcode_allow: list[str] = Field(default_factory=lambda: ["M117", "M118", "M300"])
+    trusted_holders: list[str] = Field(
+        default_factory=list,
+        description="Node ids of the coordinators allowed to hold this printer; empty: any the broker lets command.",
+    )
+
+    @property
+    def holders(self) -> tuple[str, ...]:
+        """The trusted holders as a hold names them: '<node_id>/coordinator'."""
+        return tuple(f"{node}/{contract.COORDINATOR}" for node in self.trusted_holders)
+
+    @field_validator("trusted_holders")
+    @classmethod
+    def _nodes(cls, value: list[str]) -> list[str]:
+        nodes = [node.strip() for node in value if node.strip()]
+        for node in nodes:
+            try:
+                check_node_id(node)
+            except TopicError as exc:
+                raise ValueError(f"{node!r}: {exc}") from None
+        return list(dict.fromkeys(nodes))
 
     @field_validator("gcode_allow")
     @classmethod
@@ -78,6 +116,18 @@ class SafetyConfig(Strict):
     margin: float = Field(default=5.0, ge=0, le=100, description="mm kept from the XY edges of the volume.")
     max_z: float = Field(default=0, ge=0, le=2000, description="Highest Z a move may reach, mm; 0: the volume's top.")
     clearance: float = Field(default=2.0, ge=0.2, le=50, description="mm the nozzle stays above the printed layer.")
+    min_feedrate: float = Field(
+        default=MIN_FEEDRATE, ge=1, le=6000, description="mm/min: a slower move is refused, the hold's own are raised."
+    )
+    max_feedrate: float = Field(
+        default=MAX_FEEDRATE, ge=60, le=100_000, description="mm/min: a faster move is refused, the hold's own capped."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SafetyConfig:
+        if self.min_feedrate > self.max_feedrate:
+            raise ValueError(f"min_feedrate {self.min_feedrate:g} is above max_feedrate {self.max_feedrate:g}")
+        return self
 
 
 class HoldTimes(Strict):
@@ -109,9 +159,11 @@ class BridgeSettings(AgentSettings):
         return self.permissions.allow_cancel
 
     def hold_config(self, session: str) -> HoldConfig:
+        c = self.safety
         safety = SafetySettings(
-            margin=self.safety.margin, max_z=self.safety.max_z or None, clearance=self.safety.clearance
-        )
+            margin=c.margin, max_z=c.max_z or None, clearance=c.clearance,
+            min_feedrate=c.min_feedrate, max_feedrate=c.max_feedrate,
+        )  # fmt: skip
         h = self.hold
         return HoldConfig(session, h.confirm_timeout, h.max_hold, h.move_timeout, h.return_timeout, safety)
 
@@ -131,7 +183,9 @@ def to_bridge_settings(raw: dict[str, Any]) -> BridgeSettings:
     commands = data.setdefault("commands", {}) or {}
     data["permissions"] = {key: commands.pop(key) for key in _PERMISSIONS if key in commands}
     try:
-        return BridgeSettings.model_validate(data)
+        return BridgeSettings.model_validate(read_secret_files(BridgeSettings, data))
+    except SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
     except ValidationError as exc:
         # the permissions live under 'commands' in OctoPrint's settings: name them as the user wrote them
         raise ConfigError(format_validation_error(exc).replace("permissions.", "commands.")) from None

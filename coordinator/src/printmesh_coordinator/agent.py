@@ -51,6 +51,7 @@ from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
 from printmesh_core.commands import CommandFailed
+from printmesh_core.inbound import current_topic
 from printmesh_core.models.coordinator import AbortRequest, LayerCapture
 
 log = logging.getLogger("printmesh.coordinator")
@@ -83,7 +84,7 @@ class CoordinatorAgent(Agent):
         super().__init__(settings)
         self.section = settings.coordinator
         self.clock = Clock()
-        self.inbox: queue.SimpleQueue[tuple[str | None, Input]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[str | None, Input, str | None]] = queue.SimpleQueue()
         # Request ids are '<session>-<printer index>.<n>': unique across printers, processes and
         # restarts, and short enough to be the camera's capture id (the image topic's last level).
         session = secrets.token_hex(4)
@@ -95,8 +96,8 @@ class CoordinatorAgent(Agent):
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
 
     def deliver(self, printer: str | None, message: Input) -> None:
-        """Any thread: queue an input for one printer (None: every printer)."""
-        self.inbox.put((printer, message))
+        """Any thread: queue an input for one printer (None: every printer), with the topic it came on."""
+        self.inbox.put((printer, message, current_topic()))
 
     # ----------------------------------------------------------- commands
     def commands(self) -> list[ServedCommand]:
@@ -137,23 +138,32 @@ class CoordinatorAgent(Agent):
         due = min((d for d in map(next_deadline, self.machines.values()) if d is not None), default=None)
         wait = max_wait if due is None else max(0.0, min(max_wait, due - self.clock()))
         try:
-            printer, message = self.inbox.get(timeout=wait)
+            printer, message, topic = self.inbox.get(timeout=wait)
         except queue.Empty:
             pass
         else:
             for name in [printer] if printer is not None else list(self.machines):
                 if name in self.machines:
-                    self.feed(name, message)
+                    self.guarded_feed(name, message, topic)
         now = self.clock()
         for name, state in list(self.machines.items()):
             deadline = next_deadline(state)
             if deadline is not None and deadline <= now:
-                self.feed(name, Tick())
+                self.guarded_feed(name, Tick())
+
+    def guarded_feed(self, printer: str, message: Input, topic: str | None = None) -> None:
+        """The loop's last-resort guard: an input that raises is counted, logged (at a bounded rate,
+        with the topic it came on, the printer and the input) and dropped; the machine keeps its state."""
+        try:
+            self.feed(printer, message)
+        except Exception as exc:
+            where = f"{topic or 'no topic (a timer or a file)'} (printer {printer}: {str(message)[:200]})"
+            self.runtime.health.fail(f"coordinator loop, {type(message).__name__}", where, exc)
 
     def shutdown(self) -> None:
         """Release whatever is held before going offline (the last will would, but later and blindly)."""
         for name in self.machines:
-            self.feed(name, Abort("the coordinator is stopping"))
+            self.guarded_feed(name, Abort("the coordinator is stopping"))
         end = time.monotonic() + SHUTDOWN_GRACE
         while any(s.run is not None for s in self.machines.values()) and time.monotonic() < end:
             self.step(0.1)

@@ -18,7 +18,7 @@ from printmesh_core.config import AgentSettings, Strict, check_unique
 from printmesh_core.models.camera import HEIGHT_MAX, WIDTH_MAX
 from printmesh_core.models.coordinator import XY
 from printmesh_core.models.printer import HoldPlan
-from printmesh_core.topics import REPLY, TopicError, check_segment
+from printmesh_core.topics import REPLY, TopicError, check_name, check_segment
 
 # Levels the coordinator uses right below <node>/coordinator/: a printer id may not be one.
 RESERVED = contract.COMPONENT_LEVELS | {REPLY}
@@ -29,6 +29,14 @@ POINTS_MAX = 225
 def _segment(value: str, what: str) -> str:
     try:
         return check_segment(value, what)
+    except TopicError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _name(value: str, what: str) -> str:
+    """A name that is a topic level and a folder or file name part (``topics.check_name``)."""
+    try:
+        return check_name(value, what)
     except TopicError as exc:
         raise ValueError(str(exc)) from None
 
@@ -74,12 +82,12 @@ class CameraRef(Strict):
     @field_validator("node")
     @classmethod
     def _node(cls, value: str) -> str:
-        return _segment(value, "node id")
+        return _name(value, "node id")
 
     @field_validator("camera", "name")
     @classmethod
     def _cam(cls, value: str | None) -> str | None:
-        return None if value is None else _segment(value, "camera name")
+        return None if value is None else _name(value, "camera name")
 
     @property
     def tag(self) -> str:
@@ -107,7 +115,9 @@ class PrinterConfig(Strict):
         default=5.0, gt=0, le=500, description="mm above the current layer; at least the bridge's clearance (2 mm)."
     )
     settle: float = Field(default=0.5, ge=0, le=60, description="Seconds after each move before capturing.")
-    feedrate: float | None = Field(default=None, gt=0, le=100_000, description="XY travel, mm/min; bridge's default.")
+    feedrate: float | None = Field(
+        default=None, ge=1, le=100_000, description="XY travel, mm/min; bridge's default. Inside the bridge's limits."
+    )
     return_to_origin: bool = Field(
         default=True, description="Move back over the hold origin before releasing (the release always returns it)."
     )
@@ -118,7 +128,7 @@ class PrinterConfig(Strict):
     @field_validator("node")
     @classmethod
     def _node(cls, value: str) -> str:
-        value = _segment(value, "node id")
+        value = _name(value, "node id")
         if value in RESERVED:
             raise ValueError(f"{value!r} is reserved below <node>/coordinator/ ({', '.join(sorted(RESERVED))})")
         return value

@@ -26,6 +26,7 @@ from printmesh_coordinator.sequence import (
 )
 from printmesh_coordinator.state import MachineState, Pending
 from printmesh_core.models.camera import CaptureResult
+from printmesh_core.topics import is_name
 
 
 def on_answer(state: MachineState, answer: Answer, now: float) -> Step:
@@ -52,9 +53,12 @@ def on_answer(state: MachineState, answer: Answer, now: float) -> Step:
             msg = f"camera {cam} could not capture grid point {run.point}: {answer.code}: {answer.message}"
             return fail(state, now, report.failure("capture_failed", msg, now, run.point, cam, answer.code))
         try:
-            result = CaptureResult.model_validate(answer.data or {})
+            result = CaptureResult.model_validate(answer.data or {}, strict=True, extra="ignore")
         except ValidationError as exc:
             msg = f"camera {cam} answered with an unreadable result: {exc.errors()[0]['msg']}"
+            return fail(state, now, report.failure("capture_failed", msg, now, run.point, cam))
+        if not is_name(result.capture_id):  # it must be one topic level and one path component
+            msg = f"camera {cam} answered with an unsafe capture id {result.capture_id[:40]!r}"
             return fail(state, now, report.failure("capture_failed", msg, now, run.point, cam))
         state = with_run(state, replace(run, answer=result))
         return _check_capture(state, now)

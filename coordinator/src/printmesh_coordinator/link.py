@@ -47,6 +47,7 @@ from printmesh_coordinator.messages import (
     ImageArrived,
     Input,
     JobSeen,
+    LayerMissedSeen,
     PrintEnded,
     ProfileSeen,
     SendCapture,
@@ -62,6 +63,7 @@ from printmesh_core.models.printer import (
     HoldEnded,
     HoldRequest,
     HoldStarted,
+    LayerMissed,
     MoveRequest,
     PrinterEvent,
     PrinterHeld,
@@ -89,15 +91,17 @@ def held_input(body: HoldStarted, ts: float) -> Held:
 
 
 def event_input(event: PrinterEvent) -> Input | None:
-    """The inputs hidden in ``<printer>/printer/event``: printmesh's hold events, OctoPrint's print endings."""
-    try:
-        if event.source == "printmesh" and event.event == contract.HELD:
-            return held_input(contract.event_body(HoldStarted, event), event.ts)
-        if event.source == "printmesh" and event.event == contract.RELEASED:
-            b = contract.event_body(HoldEnded, event)
-            return HoldReleased(hold_id=b.hold_id, reason=b.reason, returned=b.returned, error=b.error)
-    except Unreadable:
-        return None
+    """The inputs hidden in ``<printer>/printer/event``: printmesh's hold events, OctoPrint's print endings.
+
+    A hold event whose body is malformed raises ``Unreadable`` (the runtime counts it)."""
+    if event.source == "printmesh" and event.event == contract.HELD:
+        return held_input(contract.event_body(HoldStarted, event), event.ts)
+    if event.source == "printmesh" and event.event == contract.RELEASED:
+        b = contract.event_body(HoldEnded, event)
+        return HoldReleased(hold_id=b.hold_id, reason=b.reason, returned=b.returned, error=b.error)
+    if event.source == "printmesh" and event.event == contract.MISSED:
+        m = contract.event_body(LayerMissed, event)
+        return LayerMissedSeen(m.layer, m.z, m.reason, m.at, m.path, m.started_at, m.holder)
     outcome = ENDINGS.get(event.event) if event.source == "octoprint" else None
     return PrintEnded(outcome) if outcome is not None else None
 
@@ -166,7 +170,7 @@ class Link:
                 contract.subscribe_presence(
                     rt, contract.CAMERA_AVAILABILITY, c, partial(self._camera, cam_node, name), name
                 )
-                rt.subscribe_relative(contract.CAMERA_IMAGE.filter(c, name), self._image, qos=1)
+                contract.CAMERA_IMAGE.subscribe_raw(rt, c, self._image, name)
             if not self.v5:
                 self.requests.watch(c, contract.CAPTURE.name)
         self.requests.attach()

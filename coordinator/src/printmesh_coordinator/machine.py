@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from printmesh_coordinator import handlers, report, sequence
+from printmesh_coordinator import handlers, missed, report, sequence
 from printmesh_coordinator.bounds import check_fit
 from printmesh_coordinator.messages import (
     Abort,
@@ -27,6 +27,7 @@ from printmesh_coordinator.messages import (
     ImageArrived,
     Input,
     JobSeen,
+    LayerMissedSeen,
     Note,
     PrintEnded,
     ProfileSeen,
@@ -136,6 +137,8 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
             reason = message.reason or "unknown"
             return sequence.lost(state, now, f"released ({reason})", message)
         return state, []
+    if isinstance(message, LayerMissedSeen):
+        return missed.record(state, message)
     if isinstance(message, HoldStatusSeen):
         state = replace(state, hold_status=message.status, holder_online=message.holder_online)
         return _on_hold_status(state, message.status, now)

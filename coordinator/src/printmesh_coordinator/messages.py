@@ -47,6 +47,19 @@ class HoldReleased:
 
 
 @dataclass(frozen=True)
+class LayerMissedSeen:
+    """The bridge's ``missed`` event: a planned layer passed unheld while it could not reach its holder."""
+
+    layer: int
+    z: float | None
+    reason: str
+    at: float  # when the layer started (bridge clock)
+    path: str | None
+    started_at: float | None
+    holder: str | None  # only the holder records it
+
+
+@dataclass(frozen=True)
 class HoldStatusSeen:
     status: PrinterHold  # retained <printer>/printer/hold
     holder_online: bool = False  # its holder is a coordinator the shell last heard online
@@ -143,6 +156,7 @@ class Abort:
 Input = (
     Held
     | HoldReleased
+    | LayerMissedSeen
     | HoldStatusSeen
     | ProfileSeen
     | JobSeen

@@ -6,6 +6,7 @@ its cameras were last seen doing, the arming, and the hold being handled (``Run`
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from printmesh_core.models.coordinator import CapturedImage, CaptureFailure, Lay
 from printmesh_core.models.printer import HoldPlan, PrinterHold, PrinterProfile
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+STEM_MAX = 64  # characters of the G-code file's stem kept in a job folder's name
 DONE_KEPT = 64  # holds remembered as handled, so a redelivered 'held' is not handled twice
 
 
@@ -28,10 +30,21 @@ def stamp(ts: float) -> str:
 
 
 def job_name(path: str | None, started_at: float | None) -> str:
-    """``<file stem>_<start time>``: every coordinator derives the same folder from the same print."""
+    """``<file stem>_<start time>``: every coordinator derives the same folder from the same print.
+
+    Only the file's own name counts (never its folders), reduced to letters, digits, '_', '-'
+    and '.', never starting or ending with '.'. A stem longer than ``STEM_MAX`` keeps its first
+    ``STEM_MAX`` characters plus 8 hex digits of the name's sha256, so two long names that share
+    a beginning stay apart and a folder name is at most 89 characters, far below the 255 bytes
+    a file system allows (a 240-character G-code name lost every capture before). The name as
+    OctoPrint gave it is kept in every layer's metadata and in the summary (``gcode_file``).
+    """
     base = (path or "").replace("\\", "/").rsplit("/", 1)[-1]
     stem = base.rsplit(".", 1)[0] if "." in base else base
     stem = _UNSAFE.sub("_", stem).strip("._") or "job"
+    if len(stem) > STEM_MAX:
+        digest = hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem = f"{stem[:STEM_MAX].rstrip('._')}-{digest}"
     return f"{stem}_{stamp(started_at)}" if started_at is not None else f"{stem}_unknown-start"
 
 

@@ -67,9 +67,16 @@ class Store:
         self.mode = 0o666 & ~_umask()  # read once: reading the umask briefly changes it for every thread
 
     def path(self, relative: str) -> Path:
-        target = (self.root / relative).resolve()
-        if not target.is_relative_to(self.root.resolve()):
-            raise OSError(f"refusing to write outside captures_dir: {relative}")
+        """``captures_dir/relative``, proven inside ``captures_dir``: every part a plain name
+        (no '', '.', '..', backslash or NUL), and the resolved path (symbolic links followed)
+        below the resolved root."""
+        parts = relative.split("/")
+        if any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
+            raise OSError(f"refusing to write outside captures_dir: {relative[:200]!r} is not all plain names")
+        root = self.root.resolve()
+        target = (root / relative).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise OSError(f"refusing to write outside captures_dir: {relative[:200]!r}")
         return target
 
     def write(self, relative: str, data: bytes) -> Path:

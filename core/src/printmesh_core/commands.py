@@ -6,7 +6,9 @@ data echoed. A response topic is honoured only inside the reply namespace
 (``<root>/reply/<requester>/<node>/<component>``, see topics.py): any other could make this
 component publish on someone else's command topic (a camera's ``press``), so such a request
 is refused, unrun, on ``res/<name>``. Whatever arrives, the process answers (or logs) and
-carries on.
+carries on: a request over ``inbound.JSON_LIMIT`` bytes, nested deeper than ``inbound.MAX_DEPTH``
+or holding ``NaN`` is answered ``invalid_request`` before any parser sees it (with its id
+when ``inbound.recover_id`` finds one), and the model is validated in strict mode.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from printmesh_core.inbound import Rejected, recover_id, screen
 from printmesh_core.models.envelope import ID_MAX, CommandRequest, CommandResponse, ErrorInfo
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import REPLY, ComponentTopics, TopicError, Topics, is_reply_topic
@@ -103,8 +106,13 @@ def _validation_details(exc: ValidationError) -> tuple[str, list[dict[str, Any]]
 def parse(command: Command | None, name: str, raw: bytes) -> tuple[str | None, CommandRequest | CommandResponse]:
     """Turn raw bytes into a validated request, or into the error response to send."""
     try:
+        screen(raw)
+    except Rejected as exc:
+        rid = recover_id(raw)
+        return rid, error(rid, "invalid_request", str(exc))
+    try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer too long to convert
         return None, error(None, "invalid_json", f"payload is not valid JSON: {exc}")
     rid = _sniff_id(doc)
     if not isinstance(doc, dict):
@@ -114,7 +122,7 @@ def parse(command: Command | None, name: str, raw: bytes) -> tuple[str | None, C
     if isinstance(doc.get("id"), int | float) and not isinstance(doc.get("id"), bool):
         doc["id"] = str(doc["id"])  # Node-RED users often send numeric ids
     try:
-        return rid, command.request.model_validate(doc)
+        return rid, command.request.model_validate(doc, strict=True)
     except ValidationError as exc:
         summary, details = _validation_details(exc)
         return rid, error(rid, "invalid_request", summary, details)
@@ -166,7 +174,8 @@ class CommandServer:
         if not message.payload:
             return  # someone clearing a retained message: nothing to answer
         if message.retain:
-            log.warning("ignoring retained command on %s: commands must never be retained", message.topic)
+            reason = "ignoring retained command: commands must never be retained"
+            self.runtime.health.reject(self.component.cmd_filter, message.topic, reason)
             return
         command = self.table.get(name)
         rid, parsed = parse(command, name, message.payload)
@@ -174,7 +183,8 @@ class CommandServer:
             self._refuse_response_topic(message, name, rid)
             return
         if isinstance(parsed, CommandResponse):
-            log.warning("bad request on %s: %s", message.topic, parsed.error.message if parsed.error else "")
+            reason = parsed.error.message if parsed.error else ""
+            self.runtime.health.reject(self.component.cmd_filter, message.topic, f"bad request: {reason}")
             self.reply(message, name, parsed)
             return
         assert command is not None
@@ -197,7 +207,10 @@ class CommandServer:
         self.reply(plain, name, error(request_id, "response_topic_refused", text))
 
     def _run(self, message: Message, command: Command, request: CommandRequest) -> None:
-        self.reply(message, command.name, execute(command, request))
+        try:
+            self.reply(message, command.name, execute(command, request))
+        except Exception as exc:  # the pool would keep it silently in a future nobody reads
+            self.runtime.health.fail(self.component.cmd_filter, message.topic, exc)
 
     def _defer(self, message: Message, command: Command, request: CommandRequest) -> None:
         def reply(response: CommandResponse) -> None:
@@ -219,6 +232,6 @@ class CommandServer:
             elif response.id is not None:
                 self.runtime.publish(self.component.res(name), response, qos=1)
             else:
-                log.warning("no id and no response topic on %s: error logged only", message.topic)
+                log.debug("no id and no response topic on %s: error counted and logged only", message.topic)
         except TopicError as exc:
             log.warning("cannot answer request on %s: %s", message.topic, exc)

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from printmesh_core.secretfiles import SecretFileError, field_model, is_secret_file, read_secret_files
-from printmesh_core.topics import TopicError, check_node_id, check_segment
+from printmesh_core.topics import NAME_MAX, TopicError, check_node_id, check_segment
 
 ENV_PREFIX = "PRINTMESH_"
 ENV_DELIMITER = "__"
@@ -62,9 +62,23 @@ class TlsConfig(Strict):
         return self
 
 
+RECONNECT_CEILING = 3  # s: with it, every component is back within 5 s of the broker's return
+
+
 class ReconnectConfig(Strict):
-    min_delay: int = Field(default=1, ge=1, le=300, description="First reconnect delay, whole seconds.")
-    max_delay: int = Field(default=30, ge=1, le=3600, description="Backoff ceiling, whole seconds.")
+    """paho doubles the delay after each failed attempt, up to ``max_delay``.
+
+    The ceiling is small on purpose: attempts keep coming every ``max_delay`` seconds however
+    long the broker was away, so a restarted broker has every component back within
+    ``max_delay`` plus one connect (a 30 s ceiling made that 21 s after a 40 s outage, and
+    the prints' planned layers passed unheld meanwhile). A refused attempt costs one TCP
+    handshake, so trying every few seconds costs nothing worth saving.
+    """
+
+    min_delay: int = Field(default=1, ge=1, le=RECONNECT_CEILING, description="First reconnect delay, whole seconds.")
+    max_delay: int = Field(
+        default=2, ge=1, le=RECONNECT_CEILING, description="Backoff ceiling, whole seconds (at most 3)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ReconnectConfig:
@@ -129,7 +143,8 @@ def check_unique(names: list[str], what: str) -> None:
 
 
 def default_node_id() -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname()) or "printmesh"
+    """The host name as a valid node id: other characters become '-', at most NAME_MAX, no leading dot."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:NAME_MAX].lstrip(".") or "printmesh"
 
 
 class AgentSettings(Strict):
@@ -255,6 +270,8 @@ def format_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         shown = err.get("input")
+        if isinstance(shown, str) and len(shown) > 60:  # a 300-character name is not repeated whole
+            shown = shown[:60] + "…"
         got = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(shown, dict) else f" (got {shown!r})"
         parts.append(f"{key}: {msg}{got}")
     return "; ".join(parts)

@@ -15,17 +15,18 @@ requests are the exception on purpose: a request is an instruction, and one we c
 fully carry out is refused with an error naming the field (see ``commands.parse``);
 requesters leave defaults out, so a newer requester only sends a new field when it
 wants the new behaviour.
+Tolerant of new fields, strict in types: ``read`` screens the bytes (``inbound.screen``), then validates strictly.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from printmesh_core.inbound import IMAGE_LIMIT, JSON_LIMIT, LAYERS_LIMIT, PRESS_LIMIT, Rejected, screen
 from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CamerasRequest, CaptureRequest, CaptureResult
 from printmesh_core.models.coordinator import AbortRequest, CoordinatorState, JobSummary, LayerCapture
@@ -58,8 +59,6 @@ from printmesh_core.mqtt import Handler, Message, MqttRuntime
 from printmesh_core.topics import REPLY as topics_reply
 from printmesh_core.topics import ComponentTopics, Topics, check_segment, join
 
-log = logging.getLogger("printmesh.contract")
-
 M = TypeVar("M", bound=Payload)
 B = TypeVar("B", bound=BaseModel)
 R = TypeVar("R", bound=CommandRequest)
@@ -69,18 +68,22 @@ PRINTER, CAMERA, HOST, SENSORS, COORDINATOR = "printer", "camera", "host", "sens
 # The levels of every component's own subtree (built by topics.py): no camera, sensor or
 # printer name below a component may take one of them.
 COMPONENT_LEVELS = frozenset({"cmd", "res", "status", "state", "event"})
-HELD, RELEASED = "held", "released"  # printmesh's own events on <node>/printer/event
+HELD, RELEASED, MISSED = "held", "released", "missed"  # printmesh's own events on <node>/printer/event
 PRINT_ENDINGS = ("PrintDone", "PrintFailed", "PrintCancelled")  # OctoPrint's
 
 
-class Unreadable(ValueError):
+class Unreadable(Rejected):
     """A message that is not the route's model even with unknown fields ignored."""
 
 
-def read(model: type[M], payload: bytes | str) -> M:
-    """Validate another process's message: unknown fields (at any depth) are ignored."""
+def read(model: type[M], payload: bytes | str, limit: int = JSON_LIMIT) -> M:
+    """Validate another process's message: unknown fields (at any depth) are ignored, types are strict."""
+    raw = payload.encode() if isinstance(payload, str) else payload
     try:
-        return model.model_validate_json(payload, extra="ignore")
+        screen(raw, limit)
+        return model.model_validate_json(raw, strict=True, extra="ignore")
+    except Rejected as exc:
+        raise Unreadable(f"{model.__name__}: {exc}") from None
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "(body)"
@@ -90,7 +93,7 @@ def read(model: type[M], payload: bytes | str) -> M:
 def event_body(model: type[B], event: PrinterEvent) -> B:
     """The typed body of an event read as a ``PrinterEvent`` (``held``, ``released``), read leniently."""
     try:
-        return model.model_validate(event.payload or {}, extra="ignore")
+        return model.model_validate(event.payload or {}, strict=True, extra="ignore")
     except ValidationError as exc:
         raise Unreadable(f"{model.__name__}: {exc.errors(include_url=False)[0]['msg']}") from None
 
@@ -133,6 +136,7 @@ class RawRoute:
     levels: tuple[str, ...]
     retain: bool = False
     qos: int = 1
+    limit: int = JSON_LIMIT  # bytes: a longer payload is refused unread
 
     def topic(self, base: ComponentTopics, *names: str) -> str:
         """The relative topic; every ``+`` level must be named."""
@@ -142,6 +146,16 @@ class RawRoute:
         """A subscription filter: the levels not named stay ``+``."""
         return join(base.base, *_levels(self.levels, names, fill=False))
 
+    def subscribe_raw(self, runtime: MqttRuntime, base: ComponentTopics, handler: Handler, *names: str) -> None:
+        """Subscribe to the raw bytes; a payload over ``limit`` is refused before ``handler`` sees it."""
+
+        def on_message(message: Message) -> None:
+            if len(message.payload) > self.limit:
+                raise Unreadable(f"payload of {len(message.payload)} bytes is over the {self.limit}-byte limit")
+            handler(message)
+
+        runtime.subscribe_relative(self.filter(base, *names), on_message, qos=self.qos)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Route(RawRoute, Generic[M]):
@@ -150,23 +164,18 @@ class Route(RawRoute, Generic[M]):
     model: type[M]
 
     def read(self, payload: bytes | str) -> M:
-        return read(self.model, payload)
+        return read(self.model, payload, self.limit)
 
     def publish(self, runtime: MqttRuntime, base: ComponentTopics, payload: M, *names: str) -> None:
         runtime.publish(self.topic(base, *names), payload, qos=self.qos, retain=self.retain)
 
     def reader(self, handler: Callable[[M, Message], None]) -> Handler:
-        """A message handler that parses first; unreadable messages are logged, empty ones skipped."""
+        """Parses first: empty messages are skipped, unreadable ones raise ``Unreadable`` (the runtime counts them)."""
 
         def on_message(message: Message) -> None:
             if not message.payload:
                 return  # a retained message being cleared
-            try:
-                value = read(self.model, message.payload)
-            except Unreadable as exc:
-                log.warning("ignoring unreadable message on %s: %s", message.topic, exc)
-                return
-            handler(value, message)
+            handler(read(self.model, message.payload, self.limit), message)
 
         return on_message
 
@@ -190,8 +199,8 @@ class CommandRoute(Generic[R]):
         return base.res(self.name)
 
 
-def _route(model: type[M], *levels: str, retain: bool = True, qos: int = 1) -> Route[M]:
-    return Route(levels=levels, retain=retain, qos=qos, model=model)
+def _route(model: type[M], *levels: str, retain: bool = True, qos: int = 1, limit: int = JSON_LIMIT) -> Route[M]:
+    return Route(levels=levels, retain=retain, qos=qos, limit=limit, model=model)
 
 
 # ------------------------------------------------------------------ every component
@@ -206,7 +215,7 @@ PRINTER_FANS = _route(PrinterFans, "fans")
 PRINTER_HEATING = _route(PrinterHeatingEta, "heating")
 PRINTER_JOB = _route(PrinterJob, "job")
 PRINTER_LAYER_PROGRESS = _route(LayerProgress, "layer_progress")
-PRINTER_LAYERS = _route(LayerTable, "layers")
+PRINTER_LAYERS = _route(LayerTable, "layers", limit=LAYERS_LIMIT)
 PRINTER_LAYER = _route(LayerEvent, "layer", retain=False)
 PRINTER_EVENT = _route(PrinterEvent, "event", retain=False)
 PRINTER_HELD = _route(PrinterHeld, HELD, retain=False)  # shared by coordinators; also on event
@@ -222,9 +231,9 @@ GCODE = CommandRoute("gcode", GcodeRequest)
 # ------------------------------------------------------------------ camera agent (<cam> = <node>/camera/<camera>)
 CAMERA_AVAILABILITY = _route(Availability, ANY, "availability")
 CAMERA_LAST_CAPTURE = _route(CaptureResult, ANY, "last_capture")
-CAMERA_PREVIEW = RawRoute((ANY, "preview"), retain=True, qos=0)  # JPEG
-CAMERA_IMAGE = RawRoute((ANY, "capture", ANY))  # JPEG; the last level is the capture id
-CAMERA_PRESS = RawRoute((ANY, "press"))  # any payload
+CAMERA_PREVIEW = RawRoute((ANY, "preview"), retain=True, qos=0, limit=IMAGE_LIMIT)  # JPEG
+CAMERA_IMAGE = RawRoute((ANY, "capture", ANY), limit=IMAGE_LIMIT)  # JPEG; the last level is the capture id
+CAMERA_PRESS = RawRoute((ANY, "press"), limit=PRESS_LIMIT)  # any short payload
 CAPTURE = CommandRoute("capture", CaptureRequest)
 CAMERAS = CommandRoute("cameras", CamerasRequest)
 CAMERA_RETAINED = (CAMERA_AVAILABILITY, CAMERA_LAST_CAPTURE, CAMERA_PREVIEW)  # cleared for a removed camera
@@ -270,12 +279,15 @@ def read_presence(payload: bytes) -> Availability | None:
 
 
 def presence_reader(handler: Callable[[Availability, Message], None]) -> Handler:
-    """A handler for status and availability topics; anything else there is ignored."""
+    """A handler for status and availability topics; an empty message is skipped, junk refused."""
 
     def on_message(message: Message) -> None:
+        if not message.payload:
+            return
         presence = read_presence(message.payload)
-        if presence is not None:
-            handler(presence, message)
+        if presence is None:
+            raise Unreadable(f"not a status or availability: {message.payload[:60]!r}")
+        handler(presence, message)
 
     return on_message
 

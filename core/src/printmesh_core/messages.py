@@ -38,10 +38,18 @@ class Presence:
     component: str
     version: str
 
-    def status(self, state: Literal["online", "offline"], reason: str | None, dropped: int, evicted: int = 0) -> Status:
+    def status(
+        self,
+        state: Literal["online", "offline"],
+        reason: str | None,
+        dropped: int,
+        rejected: int = 0,
+        failed: int = 0,
+        evicted: int = 0,
+    ) -> Status:
         """The retained status payload: online on connect, offline as the will or on shutdown."""
         return Status(state=state, component=self.component, version=self.version, reason=reason, dropped=dropped,
-                      evicted=evicted)  # fmt: skip
+                      rejected=rejected, failed=failed, evicted=evicted)  # fmt: skip
 
 
 def encode(payload: PayloadLike) -> bytes:

@@ -24,6 +24,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from printmesh_core.bounded import Evictions
 from printmesh_core.config import MqttConfig
+from printmesh_core.inbound import Health
 from printmesh_core.messages import Handler, Message, PayloadLike, Presence, encode
 from printmesh_core.models.status import Status
 from printmesh_core.outbox import Outbox, Outgoing
@@ -57,6 +58,7 @@ class MqttRuntime:
         self._suback_waiters: dict[int, threading.Event] = {}
         self._stopping = False
         self._failures = 0
+        self.health = Health(on_change=self._counts_changed)  # refused and failed messages, counted
         self.evictions = Evictions()  # bounded per-sender tables of this process; in the status
         self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
         self._v5 = config.protocol == "5"
@@ -98,7 +100,12 @@ class MqttRuntime:
 
     def _status(self, state: Literal["online", "offline"], reason: str | None = None) -> Status:
         assert self.presence is not None
-        return self.presence.status(state, reason, self._outbox.dropped_total, self.evictions.total)
+        h, dropped = self.health, self._outbox.dropped_total
+        return self.presence.status(state, reason, dropped, h.rejected, h.failed, self.evictions.total)
+
+    def _counts_changed(self) -> None:  # new refused or failed counts (``Health`` bounds the rate)
+        if self.presence is not None and self._connected and not self._stopping:
+            self.publish(self.presence.topic, self._status("online"), qos=1, retain=True)
 
     def _abs(self, relative: str) -> str:
         return _absolute(self.root, relative)
@@ -192,21 +199,13 @@ class MqttRuntime:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)
-        message = Message(
-            topic=msg.topic,
-            payload=bytes(msg.payload),
-            qos=msg.qos,
-            retain=bool(msg.retain),
-            response_topic=getattr(props, "ResponseTopic", None) if props else None,
-            correlation_data=getattr(props, "CorrelationData", None) if props else None,
-        )
+        response = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        message = Message(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), response, correlation)
         with self._lock:
             handlers = self._subs.handlers_for(msg.topic)
-        for handler in handlers:
-            try:
-                handler(message)
-            except Exception:
-                log.exception("handler for %s failed", msg.topic)
+        for handler in handlers:  # each wrapped by ``Health.handle``: it counts, logs and survives
+            handler(message)
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         with self._lock:
@@ -274,8 +273,9 @@ class MqttRuntime:
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, wait: float | None = None) -> bool:
         """An absolute filter (wildcards allowed), restored on every connect; ``wait``: until acked, or False."""
         waiter = threading.Event()
+        guarded = functools.partial(self.health.handle, topic_filter, handler)
         with self._lock:
-            effective_qos = self._subs.add(topic_filter, handler, qos)
+            effective_qos = self._subs.add(topic_filter, guarded, qos)
             if not self._connected:
                 return wait is None
             _, mid = self._client.subscribe((topic_filter, self._options(effective_qos)))

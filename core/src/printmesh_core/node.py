@@ -87,7 +87,8 @@ class NodeShell:
     def _refresh_status(self) -> None:
         rt = self.runtime
         if rt.connected and rt.presence is not None:
-            status = rt.presence.status("online", None, rt.dropped_total, rt.evictions.total)
+            h = rt.health
+            status = rt.presence.status("online", None, rt.dropped_total, h.rejected, h.failed, rt.evictions.total)
             rt.publish(rt.presence.topic, status, qos=1, retain=True)
 
     def close_node(self) -> None:

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Generic, TypeVar
 
-from printmesh_core.contract import Unreadable, read
+from printmesh_core.contract import read
 from printmesh_core.models.envelope import CommandRequest, CommandResponse
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import ComponentTopics, join, reply_filter, reply_topic, requester_id
@@ -106,11 +106,7 @@ class Correlator(Generic[T]):
     def on_response(self, message: Message) -> None:
         if not message.payload:
             return
-        try:
-            response = read(CommandResponse, message.payload)
-        except Unreadable as exc:
-            log.warning("ignoring unreadable answer on %s: %s", message.topic, exc)
-            return
+        response = read(CommandResponse, message.payload)  # Unreadable: counted by the runtime
         owner = self.owner(response.id) if response.id is not None else None
         if owner is not None:  # else another requester's (res/ topics are shared), or long forgotten
             self.on_answer(owner, response)

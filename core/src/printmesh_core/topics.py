@@ -8,10 +8,12 @@ the bridge and the coordinator cannot drift apart.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 
 WILDCARDS = ("+", "#")
+NAME_MAX = 64  # characters in a node, camera, printer or sensor name (a topic level and a folder)
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # HA discovery's node_id and object_id must match this.
 _HA_ID = re.compile(r"[^A-Za-z0-9_\-]")
@@ -26,11 +28,43 @@ class TopicError(ValueError):
     """A topic or topic segment that must not be used."""
 
 
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
 def check_segment(value: str, what: str = "topic segment") -> str:
-    """Reject empty segments, slashes and wildcards in a single topic level."""
+    """Reject empty segments, slashes, wildcards, control characters, and '.' or '..' alone
+    (a level that is also a path component somewhere must never name a folder's parent)."""
     if not value or not _SEGMENT.match(value):
-        raise TopicError(f"invalid {what} {value!r}: use letters, digits, '_', '-' or '.'")
+        raise TopicError(f"invalid {what} {_shown(value)}: use letters, digits, '_', '-' or '.'")
+    if not value.strip("."):
+        raise TopicError(f"invalid {what} {value!r}: dots alone ('.', '..') name a folder, not a thing")
     return value
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """A name given in a config that becomes one topic level *and* one path component (a node,
+    camera, printer or sensor name): a topic segment of 1-``NAME_MAX`` characters that does not
+    start with '.' (no hidden folders, no '.' or '..')."""
+    if len(value) > NAME_MAX:
+        raise TopicError(f"invalid {what} {_shown(value)}: {len(value)} characters, at most {NAME_MAX}")
+    check_segment(value, what)
+    if value.startswith("."):
+        raise TopicError(f"invalid {what} {value!r}: it may not start with '.'")
+    return value
+
+
+def is_name(value: str) -> bool:
+    """Would ``check_name`` accept ``value``?"""
+    return 0 < len(value) <= NAME_MAX and bool(_SEGMENT.match(value)) and not value.startswith(".")
+
+
+def name_or_digest(value: str, prefix: str = "id-") -> str:
+    """``value`` when it is a safe name (one topic level, one path component), else a stable
+    digest of it (``prefix`` + 20 hex digits): safe, and the same for the same input."""
+    if is_name(value):
+        return value
+    return prefix + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def check_publish_topic(topic: str) -> str:
@@ -46,7 +80,7 @@ def check_publish_topic(topic: str) -> str:
 
 def check_node_id(value: str) -> str:
     """A node id: one topic level, and not a level printmesh reserves below the root."""
-    check_segment(value, "node id")
+    check_name(value, "node id")
     if value in RESERVED_NODE_IDS:
         raise TopicError(f"node id {value!r} is reserved (the reply namespace <root>/{REPLY}/...)")
     return value
@@ -144,7 +178,7 @@ class Topics:
 def requester_id(username: str | None, node_id: str, component: str) -> str:
     """Whose reply subtree: the broker account when it is a valid level (the ACL pattern
     ``<root>/reply/%u/#`` lets only that account read it), else ``<node>-<component>``."""
-    if username and _SEGMENT.match(username):
+    if username and _SEGMENT.match(username) and username.strip("."):
         return username
     return f"{node_id}-{component}"
 

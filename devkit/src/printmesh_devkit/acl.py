@@ -91,9 +91,8 @@ def _component(mesh: Mesh, root: Topics, f: NodeFacts, component: str, facts: li
         account.add("readwrite", discovery.own_configs_filter)
         account.add("read", discovery.birth)
     if component == contract.PRINTER:
-        for coordinator in facts:
-            if any(p.node == f.node for p in coordinator.printers):
-                account.add("read", root.absolute(root.component(contract.COORDINATOR, coordinator.node).status))
+        for coordinator in trusted_holders(facts)[f.node]:
+            account.add("read", root.absolute(root.component(contract.COORDINATOR, coordinator).status))
     if component == contract.COORDINATOR:
         account.add("read", root.absolute(contract.COORDINATOR_STATUS_FILTER))
         for printer in f.printers:
@@ -108,6 +107,16 @@ def _component(mesh: Mesh, root: Topics, f: NodeFacts, component: str, facts: li
                 account.add("read", root.absolute(contract.CAPTURE.res(cam)))
                 account.add("write", root.absolute(contract.CAPTURE.cmd(cam)))
     return account
+
+
+def trusted_holders(facts: list[NodeFacts]) -> dict[str, list[str]]:
+    """Per printer node, the coordinators configured for it: its ``commands.trusted_holders``.
+
+    The same coordinators whose status the ACL lets that bridge read, and the only accounts
+    that may write its hold, move and release commands.
+    """
+    printers = [f.node for f in facts if contract.PRINTER in f.components]
+    return {p: [c.node for c in facts if any(ref.node == p for ref in c.printers)] for p in printers}
 
 
 def acl_text(mesh: Mesh, all_accounts: list[Account], source: str) -> str:

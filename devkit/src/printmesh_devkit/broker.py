@@ -56,8 +56,10 @@ class LocalBroker:
         kind: Literal["mosquitto"] = "mosquitto",
         extra: list[str] | None = None,
         config_file: Path | None = None,
+        persistence: bool = False,
     ) -> None:
         self.host = host
+        self.persistence = persistence  # retained messages (the wills sent at shutdown too) survive a restart
         self.extra = extra or []  # more mosquitto.conf lines for the listener: TLS, password_file
         # a whole mosquitto.conf (e.g. printmesh broker-config's) instead of ours, plus
         # ``extra``; it must listen on ``port`` at ``host``, where start() waits for it
@@ -79,7 +81,8 @@ class LocalBroker:
             conf.write_text("\n".join(lines) + "\n")
             return [exe, "-c", str(conf)]
         # set_tcp_nodelay: without it every QoS 1 round trip waits ~40 ms on delayed acks
-        lines = [f"listener {self.port} {self.host}", "persistence false", "set_tcp_nodelay true", *self.extra]
+        keep = ["persistence true", f"persistence_location {self._dir}/"] if self.persistence else ["persistence false"]
+        lines = [f"listener {self.port} {self.host}", *keep, "set_tcp_nodelay true", *self.extra]
         if not any(line.startswith("allow_anonymous") for line in self.extra):
             lines.append("allow_anonymous true")
         if os.geteuid() == 0:

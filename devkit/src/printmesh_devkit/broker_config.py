@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from printmesh_core.config import ConfigError
-from printmesh_devkit.acl import Account, accounts, acl_text
+from printmesh_devkit.acl import Account, accounts, acl_text, trusted_holders
 from printmesh_devkit.mesh import Mesh, load_mesh
 from printmesh_devkit.passwords import ensure_passwords, password_file, unknown_secrets, write_private
 
@@ -51,8 +51,13 @@ def mosquitto_conf(mesh: Mesh, config_dir: str, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_all(mesh_path: Path, out: Path, secrets: Path, rotate: frozenset[str] = frozenset()) -> list[Account]:
-    """Write every file; returns the accounts. Raises ConfigError (or ValueError) naming the problem."""
+def write_all(
+    mesh_path: Path, out: Path, secrets: Path, rotate: frozenset[str] = frozenset()
+) -> tuple[list[Account], dict[str, list[str]]]:
+    """Write every file; returns the accounts and each printer's trusted holders.
+
+    Raises ConfigError (or ValueError) naming the problem.
+    """
     mesh, facts = load_mesh(mesh_path)
     all_accounts = accounts(mesh, facts)
     users = [a.user for a in all_accounts]
@@ -62,7 +67,7 @@ def write_all(mesh_path: Path, out: Path, secrets: Path, rotate: frozenset[str] 
     write_private(out / "passwd", password_file(passwords))
     write_private(out / "acl", acl_text(mesh, all_accounts, str(mesh_path)))
     (out / "mosquitto.conf").write_text(mosquitto_conf(mesh, config_dir, str(mesh_path)))
-    return all_accounts
+    return all_accounts, trusted_holders(facts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,13 +90,16 @@ def main(argv: list[str]) -> int:
     out = args.out or args.mesh.parent / "mosquitto"
     secrets = args.secrets or args.mesh.parent / "secrets"
     try:
-        written = write_all(args.mesh, out, secrets, frozenset(args.rotate))
+        written, holders = write_all(args.mesh, out, secrets, frozenset(args.rotate))
     except (ConfigError, ValueError) as exc:
         print(f"printmesh broker-config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"# wrote {out / 'passwd'}, {out / 'acl'} and {out / 'mosquitto.conf'}; passwords in {secrets}/")
     for account in written:
         print(f"{account.user:<32} {account.kind:<15} {secrets / account.user}")
+    for printer, coordinators in holders.items():
+        trusted = ", ".join(coordinators) if coordinators else "(none: no coordinator may hold it)"
+        print(f"# {printer}: OctoPrint > printmesh > Trusted coordinators (commands.trusted_holders): {trusted}")
     for stale in unknown_secrets(secrets, [a.user for a in written]):
         print(f"# {secrets / stale}: no such user in the mesh any more (left in place; the broker refuses it)")
     return 0

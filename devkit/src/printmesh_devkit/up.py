@@ -2,7 +2,8 @@
 
 Starts mosquitto when no broker is configured, checks the broker (preflight.py) before it
 prints anything, runs every installed agent against it as child processes, and prints each
-message under the topic root, until Ctrl-C. The core CLI hands ``printmesh up ...`` to
+message under the topic root, until Ctrl-C. A child that dies is started again with backoff
+(supervise.py), and ``up`` says so. The core CLI hands ``printmesh up ...`` to
 :func:`main` through the ``printmesh.tools`` entry point.
 """
 
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -25,6 +27,7 @@ from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import Topics
 from printmesh_devkit.broker import BrokerError, LocalBroker, port_open
 from printmesh_devkit.preflight import PreflightError, check_round_trip, largest_capture, live_owner, quiet_runtime
+from printmesh_devkit.supervise import Supervisor
 from printmesh_devkit.up_print import PrintJob
 
 VIEW_WIDTH = 160
@@ -79,7 +82,7 @@ class Up:
         self.config = config
         self.broker_port = broker_port
         self.broker: LocalBroker | None = None
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.supervisor = Supervisor(lambda line: print(line, flush=True))
         self.env = dict(os.environ)
         self.stop = threading.Event()
 
@@ -113,14 +116,18 @@ class Up:
             cmd = [sys.executable, "-m", "printmesh_core.cli", name]
             if self.config:
                 cmd += ["--config", str(self.config.resolve())]
-            if log_dir is None:
-                self.children.append(subprocess.Popen(cmd, env=self.env, cwd=cwd))
-                print(f"# started printmesh {name}", flush=True)
-                continue
-            log_dir.mkdir(parents=True, exist_ok=True)
-            with (log_dir / f"{name}.log").open("w") as log:
-                self.children.append(subprocess.Popen(cmd, env=self.env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT))
-            print(f"# started printmesh {name} (log: {log_dir / f'{name}.log'})", flush=True)
+            log = None if log_dir is None else log_dir / f"{name}.log"
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text("")  # this run's log; a restarted agent appends to it
+            self.supervisor.add(name, partial(self._spawn, cmd, cwd, log))
+            print(f"# started printmesh {name}" + (f" (log: {log})" if log else ""), flush=True)
+
+    def _spawn(self, cmd: list[str], cwd: Path, log: Path | None) -> subprocess.Popen[bytes]:
+        if log is None:
+            return subprocess.Popen(cmd, env=self.env, cwd=cwd)
+        with log.open("a") as out:
+            return subprocess.Popen(cmd, env=self.env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
 
     def view(self, settings: AgentSettings, job: PrintJob | None = None) -> MqttRuntime:
         mqtt = self.mqtt(settings)
@@ -137,14 +144,7 @@ class Up:
         return rt
 
     def stop_agents(self) -> None:
-        for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        self.supervisor.stop(10)
 
 
 def run_up(
@@ -245,7 +245,8 @@ def _wait(up: Up, job: PrintJob | None, duration: float) -> None:
             return
         if job is not None and job.done.is_set():
             return
-        if up.children and all(c.poll() is not None for c in up.children):
+        up.supervisor.poll()  # a child that died is started again, with backoff
+        if up.supervisor.children and not up.supervisor.alive():
             print("printmesh up: every agent exited", file=sys.stderr)
             return
         up.stop.wait(0.2)

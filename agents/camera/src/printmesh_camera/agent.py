@@ -13,11 +13,9 @@ No OpenCV import here: the workers load it when a camera opens.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
-import re
 import time
 from functools import partial
 
@@ -33,23 +31,21 @@ from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command, Reply, error
 from printmesh_core.contract import RawRoute, Route
+from printmesh_core.inbound import Rejected, screen
 from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CameraInfo, CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.mqtt import Message
-from printmesh_core.topics import TopicError
+from printmesh_core.topics import TopicError, name_or_digest
 
 log = logging.getLogger("printmesh.camera")
 
-CAPTURE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-
 
 def capture_id_for(request_id: str) -> str:
-    """The request id itself when it is a usable topic level, so requesters know the image topic
-    in advance; otherwise a stable digest of it (``id-`` + 20 hex digits)."""
-    if CAPTURE_ID.match(request_id):
-        return request_id
-    return "id-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+    """The request id itself when it is a safe name (one topic level and one path component:
+    ``topics.is_name``, so not '.', '..' or hidden), so requesters know the image topic in
+    advance; otherwise a stable digest of it (``id-`` + 20 hex digits)."""
+    return name_or_digest(request_id, "id-")
 
 
 class CameraAgent(Agent):
@@ -142,7 +138,7 @@ class CameraAgent(Agent):
 
     # ------------------------------------------------------------ presses
     def attach(self) -> None:
-        self.runtime.subscribe_relative(contract.CAMERA_PRESS.filter(self.me), self._on_press, qos=1)
+        contract.CAMERA_PRESS.subscribe_raw(self.runtime, self.me, self._on_press)
         self.runtime.subscribe_relative(contract.CAMERA_AVAILABILITY.filter(self.me), self._on_availability, qos=1)
         for node in self.printers.nodes:
             follower = self.printers.follower(node)
@@ -152,7 +148,9 @@ class CameraAgent(Agent):
 
     @staticmethod
     def _on_printer(follower: PrinterFollower, route: Route[Payload], message: Message) -> None:
-        follower.feed(route, message.payload)
+        refused = follower.feed(route, message.payload)
+        if refused is not None:
+            raise refused  # counted and logged by the runtime
 
     def _camera_of(self, message: Message) -> str:
         relative = self.topics.relative(message.topic) or ""
@@ -162,18 +160,17 @@ class CameraAgent(Agent):
         """A button press (any payload) is a capture with a fresh id; a JSON object may add a label."""
         name = self._camera_of(message)
         if message.retain:
-            log.warning("ignoring retained press on %s: presses must never be retained", message.topic)
-            return
+            raise Rejected("ignoring retained press: presses must never be retained")
         if name not in self.workers:
-            log.warning("press for unknown camera %r on %s ignored", name, message.topic)
-            return
+            raise Rejected(f"a press for unknown camera {name[:64]!r}")
         label = None
         try:
+            screen(message.payload, contract.CAMERA_PRESS.limit)
             doc = json.loads(message.payload)
             if isinstance(doc, dict) and isinstance(doc.get("label"), str):
                 label = doc["label"][:200]
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            pass
+        except (Rejected, ValueError):
+            pass  # any payload presses the button; only a JSON object's label is kept
         request_id = f"press-{time.time_ns() // 1_000_000}-{next(self._press_ids)}"
         request = CaptureRequest(id=request_id, camera=name, label=label)
         self.dispatch(

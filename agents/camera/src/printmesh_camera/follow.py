@@ -18,7 +18,6 @@ current layer counts as printed (what a camera sees mid-layer is close to it).
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
@@ -29,8 +28,6 @@ from printmesh_core.contract import Route
 from printmesh_core.models.base import Payload
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import LayerProgress, Point, PrinterEvent, PrinterHold, PrinterJob
-
-log = logging.getLogger("printmesh.camera")
 
 # What the follower reads, in the order it subscribes.
 ROUTES: tuple[Route[Payload], ...] = (
@@ -56,7 +53,7 @@ def _point(value: object) -> tuple[float, float, float] | None:
     if not isinstance(value, dict):
         return None
     try:
-        return _xyz(Point.model_validate(value, extra="ignore"))
+        return _xyz(Point.model_validate(value, strict=True, extra="ignore"))
     except ValidationError:
         return None
 
@@ -78,15 +75,17 @@ class PrinterFollower:
         self._moved: tuple[float, float, float] | None = None  # last "moved" event of this hold
         self._file: tuple[str, str | None] | None = None  # (storage path, origin), latest that named one
 
-    def feed(self, route: Route[Payload], payload: bytes) -> None:
-        """One message of one of ``ROUTES``; an empty payload clears a retained value."""
+    def feed(self, route: Route[Payload], payload: bytes) -> contract.Unreadable | None:
+        """One message of one of ``ROUTES``; an empty payload clears a retained value.
+
+        A malformed one changes nothing and is returned, for the runtime to count and log."""
         try:
             value = route.read(payload) if payload else None
         except contract.Unreadable as exc:
-            log.warning("printer %s: ignoring malformed message: %s", self.node, str(exc).splitlines()[0])
-            return
+            return exc
         with self._lock:
             self._apply(route, value)
+        return None
 
     def _apply(self, route: Route[Payload], value: Payload | None) -> None:
         if isinstance(value, PrinterJob) or route is contract.PRINTER_JOB:

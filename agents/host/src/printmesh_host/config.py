@@ -61,6 +61,11 @@ class ShellCommand(Strict):
 
 class HostConfig(Strict):
     interval: float = Field(default=10.0, ge=0.5, le=3600, description="Seconds between metric samples.")
+    root: Path = Field(
+        default=Path("/"),
+        description="Where the host's / is seen (in a container: /host, mounted read-only): /proc, /sys and "
+        "the mounts are read below it, so the agent reports the host, not its container.",
+    )
     metrics: Metrics = Metrics()
     mounts: list[str] = Field(default_factory=lambda: ["/"], description="Mount points reported under storage.")
     temperature_chips: list[str] = Field(
@@ -81,6 +86,30 @@ class HostConfig(Strict):
             if not mount.startswith("/"):
                 raise ValueError(f"mount point must be an absolute path: {mount!r}")
         return value
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_root(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path: {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _below_root(self) -> HostConfig:
+        """The sysfs defaults follow ``root``; paths set explicitly are taken as they are."""
+        for name in ("thermal_path", "throttled_path"):
+            if name not in self.model_fields_set:
+                default = type(self).model_fields[name].default
+                object.__setattr__(self, name, self.on_host(str(default)))
+        return self
+
+    def on_host(self, path: str) -> Path:
+        """A path of the host as this process sees it: ``/proc`` → ``<root>/proc``."""
+        return self.root / path.lstrip("/")
+
+    @property
+    def proc_path(self) -> Path:
+        return self.on_host("/proc")
 
     @field_validator("commands")
     @classmethod

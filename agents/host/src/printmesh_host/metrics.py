@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -80,6 +81,8 @@ class CpuMeter:
 class Sampler:
     def __init__(self, config: HostConfig) -> None:
         self.config = config
+        if config.root != Path("/"):  # the host's /proc, e.g. mounted read-only at /host/proc in a container
+            psutil.PROCFS_PATH = str(config.proc_path)
         self._reported: dict[str, str] = {}
         self._cpu_meter = CpuMeter()
         self._probes = Probes(config)
@@ -145,7 +148,7 @@ class Sampler:
         missing: list[str] = []
         for mount in self.config.mounts:
             try:
-                du = psutil.disk_usage(mount)
+                du = psutil.disk_usage(str(self.config.on_host(mount)))  # reported as the host names it
             except OSError:
                 missing.append(mount)
                 continue

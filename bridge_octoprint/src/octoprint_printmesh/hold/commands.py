@@ -89,6 +89,11 @@ class HoldCommands:
         if isinstance(request, HoldRequest):
             if not p.allow_hold:
                 return Refused("disabled", "holds are off in the plugin settings (commands.allow_hold)")
+            trusted = p.holders
+            if trusted and request.holder not in trusted:
+                named = "names no holder" if request.holder is None else f"names holder {request.holder!r}"
+                message = f"the hold {named}; this printer obeys only {', '.join(trusted)} (commands.trusted_holders)"
+                return Refused("untrusted_holder", message)
             if request.holder is not None:
                 problem = self.watch_holder(request.holder)
                 if problem is not None:

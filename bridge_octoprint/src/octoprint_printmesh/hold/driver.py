@@ -28,8 +28,11 @@ from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour, Modes, parse_pos
 from octoprint_printmesh.hold import machine
 from octoprint_printmesh.hold.types import (
     Action,
+    BrokerBack,
+    BrokerLost,
     HoldConfig,
     HolderOffline,
+    HolderOnline,
     HoldInput,
     HoldState,
     LayerReached,
@@ -37,7 +40,6 @@ from octoprint_printmesh.hold.types import (
     PrintStarted,
     PrintStopped,
     PublishEvent,
-    ReleaseRequested,
     Reply,
     SendGcode,
     SetJobOnHold,
@@ -105,14 +107,14 @@ class HoldDriver:
         self.publish_status(force=True)  # the first status, before anything else
         while True:
             try:
-                fn = self._queue.get(timeout=TICK if self.active else None)
+                fn = self._queue.get(timeout=TICK if self.active or self.waiting else None)
             except queue.Empty:
                 fn = self._noop
             if fn is None:
                 return
             try:
                 fn()
-                if self.active:  # deadlines are checked on every input; a tick covers quiet spells
+                if self.active or self.waiting:  # deadlines are checked on every input; a tick covers quiet spells
                     self.feed(Tick())
             except Exception:
                 log.exception("hold input failed")
@@ -175,11 +177,23 @@ class HoldDriver:
         self.modes = Modes()
 
     def broker_lost(self) -> None:
-        """Nobody can move or release a hold without the broker: let the print go on."""
-        self._later(ReleaseRequested(None, disarm=True, reason="broker_lost"))
+        """Nobody can move or release a hold without the broker: let the print go on (the plan stays armed)."""
+        self._later(BrokerLost())
+
+    def broker_back(self) -> None:
+        """Connected again: the holder's status is checked anew before the plan holds (hold/outage.py)."""
+        self._later(BrokerBack())
 
     def holder_offline(self, holder: str) -> None:
         self._later(HolderOffline(holder))
+
+    def holder_online(self, holder: str) -> None:
+        self._later(HolderOnline(holder))
+
+    @property
+    def waiting(self) -> bool:
+        """The holder's status is awaited (a deadline runs while no hold does)."""
+        return self.state.reach.deadline is not None
 
     def refusal(self, command: str) -> str | None:
         """Why OctoPrint's pause/resume must wait for the hold, or None."""
@@ -237,7 +251,7 @@ class HoldDriver:
             self.fx.send(action.lines)
         elif isinstance(action, PublishEvent):
             payload = action.payload
-            if action.event in (contract.HELD, contract.RELEASED):
+            if action.event in (contract.HELD, contract.RELEASED, contract.MISSED):
                 log.info("hold %s at layer %s %s (%s)", payload.get("hold_id"), payload.get("layer"),
                          action.event, payload.get("reason") or payload.get("origin"))  # fmt: skip
             self.fx.event(action.event, payload)

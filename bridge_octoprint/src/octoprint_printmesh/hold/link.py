@@ -4,6 +4,10 @@ The 'held' event goes out twice, unchanged: on ``<node>/printer/event`` with eve
 event, and alone on ``<node>/printer/held``, which coordinators share (an MQTT 5 shared
 subscription) so each hold reaches exactly one of them. Topics and the holder's status
 parser are the contract's (``PRINTER_EVENT``, ``PRINTER_HELD``, ``PRINTER_HOLD``, ``STATUS``).
+
+With trusted holders (``commands.trusted_holders``), their status topics are the only
+presence the bridge reads, subscribed from the start; a hold naming anyone else is refused
+before any subscription, so a fake coordinator's ``offline`` reaches nothing.
 """
 
 from __future__ import annotations
@@ -30,19 +34,25 @@ HOLDERS_KEPT = 16  # holders whose status we follow; the oldest one's subscripti
 
 
 class HoldLink:
-    def __init__(self, node: NodeShell, notify: Notify) -> None:
+    def __init__(self, node: NodeShell, notify: Notify, trusted: tuple[str, ...] = ()) -> None:
         self.node = node
         self.notify = notify  # the plugin's UI message
         self.on_holder_offline: Callable[[str], None] = lambda holder: None  # set to the driver's
+        self.on_holder_online: Callable[[str], None] = lambda holder: None
         runtime = node.runtime
-        # holder -> its status filter; bounded: each hold request may name a new one (the current one is
-        # always the most recent, since a request replaces the plan)
+        # holder -> its status filter. Trusted holders (config) stay followed; with none trusted, each hold
+        # request may name a new holder: the table is bounded and its oldest subscription dropped (the
+        # current holder is always the most recent one, since a request replaces the plan)
         self._holders: Bounded[str, str] = Bounded(
-            HOLDERS_KEPT,
+            HOLDERS_KEPT + len(trusted),
             "bridge holders",
             runtime.evictions,
             lambda holder, topic_filter: runtime.unsubscribe(topic_filter),
         )
+        self._trusted = frozenset(trusted)  # '<node>/coordinator'; empty: any holder a hold names
+        self._offline: set[str] = set()  # trusted holders whose last status said offline
+        for holder in trusted:
+            self.watch_holder(holder)
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
         """A hold event (holding, held, moved, released ...), from the driver's worker thread."""
@@ -58,7 +68,12 @@ class HoldLink:
         self.notify({"hold": {"phase": status.phase, "layer": status.layer, "holder": status.holder}})
 
     def watch_holder(self, holder: str) -> str | None:
-        """Follow the holder's status, so its last will releases the hold; an error text if invalid."""
+        """Follow the holder's status: its last will releases the hold, its ``online`` after a
+        broker restart keeps the plan armed; an error text if invalid."""
+        if self._trusted and holder not in self._trusted:
+            return f"{holder!r} is not a holder this printer trusts ({', '.join(sorted(self._trusted))})"
+        if holder in self._offline:
+            return f"{holder!r} is offline"
         node, _, component = holder.partition("/")
         try:
             base = contract.component(self.node.topics, component, node)
@@ -72,5 +87,10 @@ class HoldLink:
     def _holder_status(self, holder: str, presence: Availability, message: Message) -> None:
         """Read by the contract's one presence parser: extra fields are ignored, bare text accepted."""
         if presence.state == "offline":
-            log.info("holder %s went offline", holder)
+            log.info("holder %s went offline (%s)", holder, presence.reason)
+            if self._trusted:
+                self._offline.add(holder)
             self.on_holder_offline(holder)
+        else:  # after a reconnect, this is what keeps the plan armed (hold/outage.py)
+            self._offline.discard(holder)
+            self.on_holder_online(holder)

@@ -3,7 +3,6 @@
 A hold stops OctoPrint streaming the file (``set_job_on_hold``, not a pause: no pause
 scripts, no PrintPaused), drains the printer (M400, M114 for the origin, an echo token),
 lets a requester move the head for captures, then returns it and lets the print go on.
-
 The rules that keep a print alive:
 
 * Every path out of a hold emits exactly one ``SetJobOnHold(False)``: release command,
@@ -11,12 +10,10 @@ The rules that keep a print alive:
   stopping. A hold never outlives ``max_hold`` (+ ``return_timeout`` for the way back).
 * Before the print continues, the head returns to where the hold began (lift, travel,
   lower) and the feed rate, G90/G91 and M82/M83 in force then are restored.
-* A move is only planned if the way back is possible too, and only one command runs at
-  a time; its answer waits for the printer's echo, not for the send.
+* A move is only planned if the way back is possible too, and both fit their timeouts
+  (``limits.py``); one command runs at a time, answered on the printer's echo.
 
-Deadlines are checked on every input, so a Tick only has to arrive now and then. For a
-cancel, the shell feeds ``PrintStopped`` *before* calling ``cancel_print()``, so the hold
-is off before OctoPrint tears the job down.
+Deadlines are checked on every input; a cancel feeds ``PrintStopped`` before ``cancel_print()``.
 """
 
 from __future__ import annotations
@@ -24,12 +21,13 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from octoprint_printmesh.gcode import barrier
+from octoprint_printmesh.hold import outage
+from octoprint_printmesh.hold.limits import time_problem
 from octoprint_printmesh.hold.safety import Origin, Pos, Refusal, check_gcode, plan_move, plan_return, restore_lines
 from octoprint_printmesh.hold.types import (
     Action,
     HoldCommand,
     HoldConfig,
-    HolderOffline,
     HoldInput,
     HoldState,
     LayerReached,
@@ -96,7 +94,7 @@ def _finish(state: HoldState, reason: str, returned: bool, error: str | None = N
     idle = HoldState(
         armed=state.armed, holder=state.holder, printing=state.printing, first_seen=state.first_seen,
         last_layer=state.last_layer, seq=state.seq, hold_id=state.hold_id,
-        job_path=state.job_path, job_started=state.job_started,
+        job_path=state.job_path, job_started=state.job_started, reach=state.reach,
     )  # fmt: skip
     return idle, actions
 
@@ -111,17 +109,17 @@ def _release(state: HoldState, now: float, config: HoldConfig, reason: str, cmd_
     if state.phase == "draining" or (not state.dirty and state.head is None):
         return _finish(state, reason, returned=state.phase != "draining")
     actions: list[Action] = []
-    if state.pending is not None:
+    if state.pending is not None:  # its lines are sent: the printer ends it before the way back starts
         msg = f"hold released ({reason}) before the printer confirmed this command"
         actions.append(Reply(state.pending.cmd_id, False, code="interrupted", message=msg))
-        state = replace(state, pending=None)
+        state = replace(state, pending=None, head=state.pending.end or state.head)
     origin = state.origin
     if origin is None:  # no origin means no move ran; only the modes are unknown
         idle, more = _finish(state, reason, False, "hold origin unknown: modes not restored")
         return idle, actions + more
     state, token = _token(state, config)
     if state.head is None or state.profile is None:
-        lines = restore_lines(origin.modes, token)
+        lines = restore_lines(origin.modes, token, config.safety)
     else:
         plan = plan_return(origin=origin, head=state.head, profile=state.profile, settings=config.safety, token=token)
         if isinstance(plan, Refusal):
@@ -134,15 +132,19 @@ def _release(state: HoldState, now: float, config: HoldConfig, reason: str, cmd_
 
 def _expire(state: HoldState, now: float, config: HoldConfig) -> Step:
     """Apply whichever deadline has passed; at most one, the next input catches the rest."""
+    gone = outage.expire(state, now, config, _release)
+    if gone is not None:
+        return gone
     if state.phase == "draining" and state.deadline is not None and now >= state.deadline:
         error = f"the printer did not confirm the hold within {config.confirm_timeout:g} s"
         return _finish(state, "confirm_timeout", False, error)
     if state.phase in ("held", "busy") and state.watchdog is not None and now >= state.watchdog:
         return _release(state, now, config, "max_hold")
     if state.phase == "busy" and state.pending is not None and now >= state.pending.deadline:
-        pending = state.pending
+        pending = state.pending  # sent, so the printer ends it first (FIFO): the way back starts at its end
         msg = f"the printer did not confirm the {pending.kind} within {config.move_timeout:g} s"
-        released, actions = _release(replace(state, pending=None), now, config, f"{pending.kind}_timeout")
+        state = replace(state, pending=None, head=pending.end or state.head)
+        released, actions = _release(state, now, config, f"{pending.kind}_timeout")
         return released, [Reply(pending.cmd_id, False, code="timeout", message=msg), *actions]
     if state.phase == "returning" and state.deadline is not None and now >= state.deadline:
         error = f"the printer did not confirm the return within {config.return_timeout:g} s"
@@ -151,8 +153,8 @@ def _expire(state: HoldState, now: float, config: HoldConfig) -> Step:
 
 
 def _on_hold_command(state: HoldState, cmd: HoldCommand, now: float, config: HoldConfig) -> Step:
-    if cmd.holder is not None:
-        state = replace(state, holder=cmd.holder)
+    if cmd.holder is not None:  # the holder asked, over the broker: it is there
+        state = replace(state, holder=cmd.holder, reach=outage.seen(state.reach))
     if cmd.now:
         if state.phase != "idle":
             return state, [Reply(cmd.cmd_id, True, {**_info(state), "phase": state.phase, "already": True})]
@@ -179,6 +181,8 @@ def _on_layer(state: HoldState, event: LayerReached, now: float, config: HoldCon
     state = replace(state, printing=True, first_seen=True, last_layer=event.layer)
     if state.phase != "idle" or state.armed is None or not state.armed.matches(event.layer, event.total, first):
         return state, []
+    if not outage.reachable(state):  # nobody could move or release it: recorded for the holder instead
+        return outage.miss(state, event, now), []
     return _begin_hold(replace(state, layer=event.layer, layer_z=event.z), now, config, None)
 
 
@@ -205,10 +209,8 @@ def _on_token(state: HoldState, token: str) -> Step:
 
 
 def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfig) -> Step:
-    def refuse(code: str, message: str, **extra: object) -> Step:
-        return state, [
-            Reply(req.cmd_id, False, {"axis": extra.get("axis"), "value": extra.get("value")}, code, message)
-        ]
+    def refuse(code: str, message: str, axis: str | None = None, value: float | None = None) -> Step:
+        return state, [Reply(req.cmd_id, False, {"axis": axis, "value": value}, code, message)]
 
     if req.hold_id is not None and (state.phase == "idle" or req.hold_id != state.hold_id):
         return refuse("stale_hold", f"hold {req.hold_id} is not the running hold ({_running(state)})")
@@ -232,6 +234,9 @@ def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfi
     back = plan_return(origin=origin, head=plan.end, profile=req.profile, settings=config.safety, token=token)
     if isinstance(back, Refusal):
         return refuse(back.reason, f"the head could not come back from there: {back.message}")
+    slow = time_problem((plan.seconds, config.move_timeout, "move"), (back.seconds, config.return_timeout, "way back"))
+    if slow is not None:
+        return refuse("too_long", slow, axis="feedrate", value=req.feedrate)
     pending = Pending(req.cmd_id, "move", token, now + config.move_timeout, plan.end)
     state = replace(state, phase="busy", pending=pending, dirty=True, profile=req.profile)
     return state, [SendGcode(plan.lines)]
@@ -239,7 +244,7 @@ def _on_move(state: HoldState, req: MoveRequested, now: float, config: HoldConfi
 
 def _on_gcode(state: HoldState, req: GcodeReq, now: float, config: HoldConfig) -> Step:
     held = state.phase != "idle"
-    refusal = check_gcode(req.lines, printing=held or state.printing)
+    refusal = check_gcode(req.lines, printing=held or state.printing, settings=config.safety)
     if refusal is not None:
         return state, [Reply(req.cmd_id, False, code=refusal.reason, message=refusal.message)]
     if not held:
@@ -280,12 +285,8 @@ def _dispatch(state: HoldState, event: HoldInput, now: float, config: HoldConfig
         if event.disarm and state.armed is not None:
             state = replace(state, armed=None)
         return _release(state, now, config, event.reason, event.cmd_id)
-    if isinstance(event, HolderOffline):
-        if state.holder is None or event.holder != state.holder:
-            return state, []
-        disarmed = replace(state, armed=None, holder=None)
-        released, actions = _release(disarmed, now, config, "holder_offline")
-        return released, [PublishEvent("hold_disarmed", {"reason": "holder_offline", "holder": event.holder}), *actions]
+    if isinstance(event, outage.INPUTS):
+        return outage.step(state, event, now, config, _release)
     if isinstance(event, PrintStarted):
         state, actions = _finish(state, "print_started", False) if state.phase != "idle" else (state, [])
         state = replace(state, job_path=event.path, job_started=event.started_at)

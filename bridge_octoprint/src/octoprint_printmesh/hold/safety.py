@@ -6,8 +6,10 @@ here returns either a ``Plan`` (the exact lines to send) or a ``Refusal`` that n
 offending axis and value; nothing is clamped silently, because a move that lands
 somewhere other than asked for makes a capture lie about where it was taken.
 
-Coordinates are validated *after* rounding to the 3 decimals written into the G-code,
-so what was checked is exactly what is sent.
+Coordinates and feed rates are validated *after* rounding to the 3 decimals written into
+the G-code, so what was checked is exactly what is sent. The one thing clamped is the hold's
+own feed rates (the profile's speeds, the print's restored one), into the limits of
+``limits.py``: nobody asked for them, and the head must still come back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from octoprint_printmesh.gcode import AXES, TOKEN_PREFIX, Modes, barrier, fmt, parse
+from octoprint_printmesh.hold.limits import (
+    MAX_FEEDRATE,
+    MIN_FEEDRATE,
+    clamp_feedrate,
+    feedrate_problem,
+    line_feedrate_problem,
+    plan_seconds,
+)
 from printmesh_core.models.printer import BuildVolume, PrinterProfile
 from printmesh_core.volume import Region, physical_region
 from printmesh_core.volume import allowed_region as volume_region
@@ -52,8 +62,17 @@ class SafetySettings:
     clearance: float = 2.0  # mm the nozzle stays above the printed layer
     travel_feedrate: float | None = None  # mm/min for XY; None: the profile's X speed
     z_feedrate: float | None = None  # mm/min for Z; None: the profile's Z speed
-    max_feedrate: float = 12000.0  # mm/min; a faster request is refused
+    min_feedrate: float = MIN_FEEDRATE  # mm/min; a slower request is refused, our own feed rates clamped
+    max_feedrate: float = MAX_FEEDRATE  # mm/min; a faster request is refused, our own feed rates clamped
     require_homed: frozenset[str] = field(default_factory=lambda: frozenset(AXES))
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_feedrate <= self.max_feedrate:
+            raise ValueError(f"feed rates: need 1 <= min ({self.min_feedrate:g}) <= max ({self.max_feedrate:g})")
+
+    def feed(self, value: float) -> float:
+        """One of the hold's own feed rates, as it will be written, inside the limits."""
+        return clamp_feedrate(value, self.min_feedrate, self.max_feedrate)
 
 
 @dataclass(frozen=True)
@@ -61,13 +80,15 @@ class Plan:
     lines: tuple[str, ...]
     end: Pos | None  # where the head is afterwards; None if the plan does not move it
     token: str
+    seconds: float = 0.0  # the moves' time at their written feed rates (limits.plan_seconds)
 
 
 @dataclass(frozen=True)
 class Refusal:
     """Why nothing is sent. ``reason`` is machine-readable; ``axis`` and ``value`` name the culprit."""
 
-    reason: str  # not_homed, out_of_range, below_layer, too_fast, no_room, bad_origin, forbidden_gcode
+    # not_homed, out_of_range, below_layer, too_fast, too_slow, too_long, no_room, bad_origin, forbidden_gcode
+    reason: str
     message: str
     axis: str | None = None  # 'x', 'y', 'z', 'xy' (round beds), 'feedrate'
     value: float | None = None
@@ -99,7 +120,9 @@ def allowed_region(volume: BuildVolume, settings: SafetySettings) -> Region | Re
 
 
 def _feedrates(profile: PrinterProfile, settings: SafetySettings) -> tuple[float, float]:
-    return (settings.travel_feedrate or profile.speeds.x, settings.z_feedrate or profile.speeds.z)
+    """Travel and Z feed rates for the hold's own lines, clamped into the limits (never F0)."""
+    travel, z = settings.travel_feedrate or profile.speeds.x, settings.z_feedrate or profile.speeds.z
+    return settings.feed(travel), settings.feed(z)
 
 
 def _axis_refusal(axis: str, value: float, low: float, high: float, given: bool, why: str) -> Refusal | None:
@@ -141,12 +164,10 @@ def plan_move(
         return region
     travel_f, z_f = _feedrates(profile, settings)
     if feedrate is not None:
-        if feedrate > settings.max_feedrate:
-            limit = fmt(settings.max_feedrate)
-            return Refusal(
-                "too_fast", f"feedrate {fmt(feedrate)} mm/min is above the limit {limit}", "feedrate", feedrate
-            )
-        travel_f = feedrate
+        problem = feedrate_problem(feedrate, settings.min_feedrate, settings.max_feedrate)
+        if problem is not None:
+            return Refusal(problem[0], problem[1], "feedrate", feedrate)
+        travel_f = float(fmt(feedrate))
     z_floor = _up3(max(layer_z + settings.clearance, region.z_min))
     tx = _r3(head.x if x is None else x)
     ty = _r3(head.y if y is None else y)
@@ -191,7 +212,7 @@ def plan_move(
     if tz < lift:
         lines.append(f"G1 Z{fmt(tz)} F{fmt(z_f)}")
     lines.extend(barrier(token))
-    return Plan(tuple(lines), Pos(tx, ty, tz), token)
+    return Plan(tuple(lines), Pos(tx, ty, tz), token, plan_seconds((head.x, head.y, head.z), lines))
 
 
 def plan_return(
@@ -227,23 +248,35 @@ def plan_return(
             lines.append(f"G1 X{fmt(o.x)} Y{fmt(o.y)} F{fmt(travel_f)}")
         if o.z < lift:
             lines.append(f"G1 Z{fmt(o.z)} F{fmt(z_f)}")
-    return Plan((*lines, *restore_lines(origin.modes, token)), o if head is not None else None, token)
+    seconds = 0.0 if head is None else plan_seconds((head.x, head.y, head.z), lines)
+    restore = restore_lines(origin.modes, token, settings)
+    return Plan((*lines, *restore), o if head is not None else None, token, seconds)
 
 
-def restore_lines(modes: Modes, token: str) -> tuple[str, ...]:
-    """Feed rate, then G90/G91, then M82/M83 (G90/G91 may reset E on Marlin), then the barrier."""
-    lines = [f"G1 F{fmt(modes.feedrate)}"] if modes.feedrate is not None else []
+def restore_lines(modes: Modes, token: str, settings: SafetySettings | None = None) -> tuple[str, ...]:
+    """Feed rate, then G90/G91, then M82/M83 (G90/G91 may reset E on Marlin), then the barrier.
+
+    The print's feed rate is clamped into the limits like every feed rate the hold writes:
+    a file's ``F0.0001`` (written ``F0``) is not sent back to the printer.
+    """
+    feed = None if modes.feedrate is None else (settings or SafetySettings()).feed(modes.feedrate)
+    lines = [f"G1 F{fmt(feed)}"] if feed is not None else []
     lines.append("G90" if modes.absolute else "G91")
     lines.append("M83" if modes.extrusion_relative else "M82")
     return (*lines, *barrier(token))
 
 
-def check_gcode(lines: Iterable[str], *, printing: bool) -> Refusal | None:
-    """Refuse lines that would fake a completion token, or (while a print runs or is held)
-    move the head, redefine coordinates, lose position or block the queue."""
+def check_gcode(lines: Iterable[str], *, printing: bool, settings: SafetySettings | None = None) -> Refusal | None:
+    """Refuse lines that would fake a completion token, carry a feed rate outside the limits,
+    or (while a print runs or is held) move the head, redefine coordinates, lose position or
+    block the queue."""
+    s = settings or SafetySettings()
     for line in lines:
         if TOKEN_PREFIX in line.lower():
             return Refusal("forbidden_gcode", f"{line!r} contains the reserved echo prefix {TOKEN_PREFIX!r}")
+        feed = line_feedrate_problem(line, s.min_feedrate, s.max_feedrate)
+        if feed is not None:
+            return Refusal(feed[0], feed[1], "feedrate")
         cmd = parse(line)
         if printing and cmd is not None and cmd.code in FORBIDDEN_WHILE_PRINTING:
             return Refusal(

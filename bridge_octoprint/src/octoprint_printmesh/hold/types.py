@@ -75,6 +75,28 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class Missed:
+    """A planned layer that passed unheld because the holder could not be reached (``outage.py``)."""
+
+    layer: int
+    z: float | None
+    reason: str  # broker_unreachable, holder_unreachable
+    at: float
+    path: str | None
+    started_at: float | None
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Can the holder reach us? Our broker connection and the holder's status since (``outage.py``)."""
+
+    connected: bool = True  # our own connection to the broker
+    seen: bool = True  # the holder's status said online since our last (re)connect, or it has not said offline
+    deadline: float | None = None  # not seen: when the plan is disarmed (None while our connection is down)
+    missed: tuple[Missed, ...] = ()  # told to the holder once it is seen again
+
+
+@dataclass(frozen=True)
 class HoldState:
     phase: HoldPhase = "idle"
     armed: Armed | None = None
@@ -100,6 +122,7 @@ class HoldState:
     release_reason: str | None = None
     job_path: str | None = None  # the printed file and when it started, for the 'held' event
     job_started: float | None = None
+    reach: Reach = Reach()
 
 
 # ------------------------------------------------------------------ inputs
@@ -180,6 +203,21 @@ class HolderOffline:
 
 
 @dataclass(frozen=True)
+class HolderOnline:
+    holder: str
+
+
+@dataclass(frozen=True)
+class BrokerLost:
+    """Our connection to the broker dropped (paho's thread says so)."""
+
+
+@dataclass(frozen=True)
+class BrokerBack:
+    """Connected again, subscriptions restored: the holder's retained status is on its way."""
+
+
+@dataclass(frozen=True)
 class Tick:
     pass
 
@@ -204,6 +242,9 @@ HoldInput = (
     | GcodeRequested
     | ReleaseRequested
     | HolderOffline
+    | HolderOnline
+    | BrokerLost
+    | BrokerBack
     | Tick
     | PrintStarted
     | PrintStopped

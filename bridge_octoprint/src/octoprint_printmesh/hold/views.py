@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from octoprint_printmesh.hold.safety import Pos
-from octoprint_printmesh.hold.types import HoldState
+from octoprint_printmesh.hold.types import HoldState, Missed
 from printmesh_core import contract
-from printmesh_core.models.printer import HoldEnded, HoldStarted, Point, PrinterHold
+from printmesh_core.models.printer import HoldEnded, HoldStarted, LayerMissed, Point, PrinterHold
 
 
 def _point(pos: Pos | None) -> Point | None:
@@ -40,6 +40,15 @@ def held_payload(state: HoldState) -> dict[str, Any]:
 def released_payload(state: HoldState, reason: str, returned: bool, error: str | None) -> dict[str, Any]:
     """The 'released' event's body, a ``HoldEnded`` (and the release command's answer): which hold ended, and how."""
     body = HoldEnded(hold_id=state.hold_id, layer=state.layer, reason=reason, returned=returned, error=error)
+    return body.model_dump()
+
+
+def missed_payload(missed: Missed, holder: str | None) -> dict[str, Any]:
+    """The 'missed' event's body, a ``LayerMissed``: a planned layer passed unheld, and why."""
+    body = LayerMissed(
+        layer=missed.layer, z=missed.z, reason=missed.reason, at=missed.at,
+        path=missed.path, started_at=missed.started_at, holder=holder,
+    )  # fmt: skip
     return body.model_dump()
 
 

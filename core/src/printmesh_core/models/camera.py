@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import PART, Payload, Timestamp
 from printmesh_core.models.envelope import CommandRequest
 
 LABEL_MAX = 200
@@ -24,8 +24,9 @@ class CaptureRequest(CommandRequest):
 
     The JPEG goes to ``<node>/camera/<camera>/capture/<capture_id>`` as raw bytes, before
     the response. ``capture_id`` is the request ``id`` when that is a valid topic level
-    (letters, digits, ``_``, ``-``, ``.``; at most 64 characters), so a requester can
-    subscribe to the image topic before it sends the request.
+    and file name (letters, digits, ``_``, ``-``, ``.``; at most 64 characters; not starting
+    with ``.``), so a requester can subscribe to the image topic before it sends the request;
+    any other id gets a stable digest (``id-`` + 20 hex digits).
     """
 
     camera: str | None = Field(
@@ -52,10 +53,10 @@ class CaptureResult(Payload):
     request_id: str = Field(description="The request's id (``press-...`` for a Home Assistant button press).")
     camera: str
     topic: str = Field(description="Absolute topic the JPEG was published on (raw bytes, QoS 1, not retained).")
-    timestamp: float = Field(description="When the frame was produced or received from the source, Unix seconds.")
+    timestamp: Timestamp = Field(description="When the frame was produced or received from the source, Unix seconds.")
     width: int
     height: int
-    size: int = Field(description="JPEG size in bytes.")
+    size: int = Field(ge=0, description="JPEG size in bytes.")
     sha256: str = Field(description="SHA-256 of the JPEG bytes, lowercase hex.")
     quality: int = Field(description="JPEG quality used.")
     label: str | None = None
@@ -70,7 +71,7 @@ class CamerasRequest(CommandRequest):
 
 
 class CameraInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
     name: str
     title: str

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import PART, Coord, Payload, Seconds, Timestamp
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.printer import HoldPlan
 
@@ -35,6 +35,7 @@ FailureKind = Literal[
     "release_failed",
     "release_timeout",
     "aborted",  # the abort command, or the coordinator shutting down
+    "layer_missed",  # a planned layer passed unheld: the bridge could not reach its holder (broker away)
 ]
 Phase = Literal[
     "waiting", "refused", "armed", "moving", "settling", "capturing", "storing", "returning", "releasing", "finishing"
@@ -43,12 +44,12 @@ RunPhase = Literal["moving", "settling", "capturing", "storing", "returning", "r
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
 
 class XY(_Part):
-    x: float = Field(description="mm.")
-    y: float = Field(description="mm.")
+    x: Coord = Field(description="mm.")
+    y: Coord = Field(description="mm.")
 
 
 class CapturedImage(_Part):
@@ -56,14 +57,14 @@ class CapturedImage(_Part):
 
     path: str = Field(description="Relative to captures_dir: '<printer>/<job>/layer_0010_pos_00_<time>.jpg'.")
     position: XY = Field(description="Where the head was, mm (the grid point).")
-    z: float = Field(description="Head height during the capture, mm.")
+    z: Coord = Field(description="Head height during the capture, mm.")
     index: int = Field(ge=0, description="Grid index, in capture order.")
     camera: str = Field(description="The camera's name in the coordinator config.")
     camera_node: str = Field(description="Node id of the camera agent.")
     capture_id: str = Field(description="The camera agent's capture id (last level of its image topic).")
     sha256: str = Field(description="SHA-256 of the file, lowercase hex; equal to the camera's answer.")
     size: int = Field(ge=0, description="Bytes.")
-    timestamp: float = Field(description="When the camera took the frame, Unix seconds.")
+    timestamp: Timestamp = Field(description="When the camera took the frame, Unix seconds.")
 
 
 class GridSettings(_Part):
@@ -73,8 +74,8 @@ class GridSettings(_Part):
     grid_center: XY = Field(description="Centre of the grid (the configured one, or the bed centre).")
     grid_size: int | None = Field(description="N of the N×N grid.")
     points: int = Field(ge=1, description="Number of grid points.")
-    z_clearance: float = Field(description="mm above the current layer (or the held head, if higher).")
-    settle: float = Field(description="Seconds waited after each move before capturing.")
+    z_clearance: Coord = Field(description="mm above the current layer (or the held head, if higher).")
+    settle: Seconds = Field(description="Seconds waited after each move before capturing.")
     cameras: list[str] = Field(description="Camera names, each captures every point.")
     return_to_origin: bool = Field(description="An explicit, timed move back over the hold origin before release.")
 
@@ -82,7 +83,7 @@ class GridSettings(_Part):
 class CaptureFailure(_Part):
     kind: FailureKind
     message: str = Field(description="What happened, in words; names the point, camera or key concerned.")
-    at: float = Field(description="Unix seconds.")
+    at: Timestamp = Field(description="Unix seconds.")
     point: int | None = Field(default=None, description="Grid index concerned, if any.")
     camera: str | None = Field(default=None, description="Camera concerned, if any.")
     code: str | None = Field(default=None, description="The error code from the answer, e.g. 'out_of_range'.")
@@ -92,13 +93,15 @@ class HoldTimings(_Part):
     """Seconds, measured by the coordinator. Each step counts from its request to its answer, so
     the broker's round trips are inside ``waiting_for_moves``, ``capture`` and ``release``."""
 
-    hold_duration: float = Field(description="From the 'held' event reaching the coordinator to the release's answer.")
-    waiting_for_moves: float = Field(description="Sum of the times from each move request to its answer.")
-    settle: float = Field(description="Sum of the settle delays.")
-    capture: float = Field(description="Sum of the times from each capture request to having answer and image.")
-    store: float = Field(description="Writing the images.")
-    release: float = Field(description="From the release request to its answer (the head's way back included).")
-    overhead: float = Field(
+    hold_duration: Seconds = Field(
+        description="From the 'held' event reaching the coordinator to the release's answer."
+    )
+    waiting_for_moves: Seconds = Field(description="Sum of the times from each move request to its answer.")
+    settle: Seconds = Field(description="Sum of the settle delays.")
+    capture: Seconds = Field(description="Sum of the times from each capture request to having answer and image.")
+    store: Seconds = Field(description="Writing the images.")
+    release: Seconds = Field(description="From the release request to its answer (the head's way back included).")
+    overhead: Seconds = Field(
         description="hold_duration minus waiting_for_moves, settle, capture and release: what storing the "
         "images and the coordinator's own steps add."
     )
@@ -116,10 +119,10 @@ class LayerCapture(Payload):
     """``layer_0010_metadata_<time>.json`` in the job folder, and ``<coord>/coordinator/<printer>/capture``."""
 
     layer: int = Field(ge=1, description="The layer held before, counted from 1.")
-    z_height: float | None = Field(description="The layer's Z, mm (from the bridge).")
-    timestamp: float = Field(description="When the hold began, Unix seconds.")
+    z_height: Coord | None = Field(description="The layer's Z, mm (from the bridge).")
+    timestamp: Timestamp = Field(description="When the hold began, Unix seconds.")
     gcode_file: str | None = Field(description="The printed file's path in OctoPrint's storage.")
-    print_start_time: float | None = Field(description="When the print started, Unix seconds.")
+    print_start_time: Timestamp | None = Field(description="When the print started, Unix seconds.")
     printer: str = Field(description="The bridge's node id.")
     job: str = Field(description="The job folder's name: '<file stem>_<start, UTC YYYYmmdd_HHMMSS>'.")
     hold_id: int = Field(description="The bridge's hold counter.")
@@ -132,6 +135,11 @@ class LayerCapture(Payload):
     release: ReleaseInfo | None = Field(description="How the hold ended; null if that is not known.")
     metadata_path: str | None = Field(
         description="This file, relative to captures_dir; null when it could not be written (see failures)."
+    )
+    missed: str | None = Field(
+        default=None,
+        description="Set when this planned layer was never held, to the bridge's reason: broker_unreachable, "
+        "holder_unreachable. Then images is empty, hold_id is 0 and failures has one 'layer_missed'.",
     )
 
 
@@ -150,14 +158,14 @@ class JobSummary(Payload):
     printer: str
     job: str
     gcode_file: str | None
-    print_start_time: float | None
-    ended_at: float = Field(description="When the summary was written, Unix seconds.")
+    print_start_time: Timestamp | None
+    ended_at: Timestamp = Field(description="When the summary was written, Unix seconds.")
     outcome: str = Field(description="How the print ended: done, cancelled, failed, or unknown.")
     layers_captured: list[int] = Field(description="Layers with at least one image.")
     layers_held: list[int] = Field(description="Every layer with a metadata file, complete or not.")
     images: int
     failures: list[SummaryFailure]
-    total_hold_time: float = Field(description="Seconds, sum of the holds' durations.")
+    total_hold_time: Seconds = Field(description="Seconds, sum of the holds' durations.")
     coordinators: list[str] = Field(description="Node ids of the coordinators that handled holds of this job.")
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import PART, Payload, Seconds, Timestamp
 from printmesh_core.models.envelope import CommandRequest
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
 
 class Cpu(_Part):
@@ -57,8 +57,8 @@ class Storage(_Part):
 
 
 class Uptime(_Part):
-    seconds: float
-    boot_time: float = Field(description="Unix seconds.")
+    seconds: Seconds
+    boot_time: Timestamp = Field(description="Unix seconds.")
 
 
 class Throttling(_Part):
@@ -100,7 +100,7 @@ class ShellResult(Payload):
     stdout: str
     stderr: str
     truncated: bool = Field(description="stdout or stderr was cut at the configured limit.")
-    duration: float = Field(description="Seconds.")
+    duration: Seconds = Field(description="Seconds.")
     timed_out: bool
     error: str | None = Field(default=None, description="Why it did not run or finish, if so.")
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import PART, Coord, Payload
 
 LayerSource = Literal["markers", "fallback"]
 MarkerStyle = Literal[
@@ -33,11 +33,11 @@ MarkerStyle = Literal[
 class LayerInfo(BaseModel):
     """One row of the layer table."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
     layer: int = Field(ge=1, description="1-based physical layer number in print order (raft layers included).")
-    z: float = Field(description="Layer Z in mm: the slicer's value when a marker carries it, else the Z extruded at.")
-    height: float | None = Field(
+    z: Coord = Field(description="Layer Z in mm: the slicer's value when a marker carries it, else the Z extruded at.")
+    height: Coord | None = Field(
         description="Layer thickness in mm: the slicer's ;HEIGHT: if given, else the Z step from the layer below;"
         " None when Z went down (Cura lowers the second layer above a raft by its initial layer Z overlap)."
     )
@@ -57,7 +57,7 @@ class LayerTable(Payload):
     path: str | None = Field(default=None, description="Storage path of the file, when the caller knows it.")
     file_size: int = Field(ge=0, description="Bytes scanned.")
     total_layers: int = Field(ge=0)
-    total_height: float = Field(description="Highest layer Z in mm (0 when there are no layers).")
+    total_height: Coord = Field(description="Highest layer Z in mm (0 when there are no layers).")
     layers: list[LayerInfo]
 
 
@@ -65,11 +65,11 @@ class LayerEvent(Payload):
     """Layer ``layer`` starts: fired on its first line, before that line reaches the printer."""
 
     layer: int = Field(ge=1, description="1-based physical layer number (see LayerInfo.layer).")
-    z: float
-    height: float | None = Field(default=None, description="Layer thickness in mm, when known.")
+    z: Coord
+    height: Coord | None = Field(default=None, description="Layer thickness in mm, when known.")
     file_pos: int = Field(ge=0, description="OctoPrint's filepos tag of the line the event fired on.")
     total_layers: int | None = Field(default=None, description="From the layer table; None for the live fallback.")
-    total_height: float | None = None
+    total_height: Coord | None = None
     source: LayerSource
     slicer_layer: int | None = None
     path: str | None = None

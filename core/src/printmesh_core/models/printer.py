@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import COORD_MAX, PART, Coord, Payload, Seconds, Timestamp
 from printmesh_core.models.printer_commands import (  # re-exported: one import for every printer model
-    COORD_MAX,
     GCODE_LINE_MAX,
     GCODE_LINES_MAX,
     LAYER_MAX,
@@ -32,6 +31,7 @@ from printmesh_core.models.printer_hold import (  # re-exported too
     HoldEnded,
     HoldPhase,
     HoldStarted,
+    LayerMissed,
     Point,
     PrinterHeld,
     PrinterHold,
@@ -39,8 +39,8 @@ from printmesh_core.models.printer_hold import (  # re-exported too
 
 __all__ = [
     "COORD_MAX", "GCODE_LINES_MAX", "GCODE_LINE_MAX", "LAYER_MAX", "CancelRequest", "GcodeRequest", "HoldEnded",
-    "HoldPhase", "HoldPlan", "HoldRequest", "HoldStarted", "MoveRequest", "PauseRequest", "Point", "PrinterHeld",
-    "PrinterHold", "ReleaseRequest", "ResumeRequest",
+    "HoldPhase", "HoldPlan", "HoldRequest", "HoldStarted", "LayerMissed", "MoveRequest", "PauseRequest", "Point",
+    "PrinterHeld", "PrinterHold", "ReleaseRequest", "ResumeRequest",
 ]  # fmt: skip
 
 HeaterState = Literal["heating", "cooling", "at_target", "idle"]
@@ -48,7 +48,7 @@ EtaMethod = Literal["exponential", "linear", "none"]
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
 
 # ------------------------------------------------------------------ connection, state, profile
@@ -83,25 +83,25 @@ class PrinterState(Payload):
     text: str = Field(description="OctoPrint's state text, e.g. 'Printing', 'Paused', 'Offline'.")
     flags: StateFlags = Field(default_factory=StateFlags, description="OctoPrint's state flags.")
     error: str | None = Field(default=None, description="OctoPrint's error text, when in error.")
-    current_z: float | None = Field(default=None, description="Last Z OctoPrint saw sent (currentZ), mm.")
+    current_z: Coord | None = Field(default=None, description="Last Z OctoPrint saw sent (currentZ), mm.")
     on_hold: bool = Field(default=False, description="printmesh holds the job (set_job_on_hold), not a pause.")
 
 
 class CustomBox(_Part):
     """The profile's custom bounding box: where the head may go, in printer coordinates (mm)."""
 
-    x_min: float = Field(description="mm.")
-    x_max: float = Field(description="mm.")
-    y_min: float = Field(description="mm.")
-    y_max: float = Field(description="mm.")
-    z_min: float = Field(description="mm.")
-    z_max: float = Field(description="mm.")
+    x_min: Coord = Field(description="mm.")
+    x_max: Coord = Field(description="mm.")
+    y_min: Coord = Field(description="mm.")
+    y_max: Coord = Field(description="mm.")
+    z_min: Coord = Field(description="mm.")
+    z_max: Coord = Field(description="mm.")
 
 
 class BuildVolume(_Part):
-    width: float = Field(gt=0, description="X size, mm; the diameter of a circular bed.")
-    depth: float = Field(gt=0, description="Y size, mm; equals width on a circular bed.")
-    height: float = Field(gt=0, description="Z size, mm.")
+    width: float = Field(gt=0, le=COORD_MAX, description="X size, mm; the diameter of a circular bed.")
+    depth: float = Field(gt=0, le=COORD_MAX, description="Y size, mm; equals width on a circular bed.")
+    height: float = Field(gt=0, le=COORD_MAX, description="Z size, mm.")
     origin: Literal["lowerleft", "center"] = Field(
         default="lowerleft", description="Where X=0,Y=0 is: the front left corner, or the bed centre."
     )
@@ -151,7 +151,7 @@ class FanSpeed(_Part):
     speed: float = Field(ge=0, le=100, description="Commanded speed, %, from the last M106/M107 sent.")
     raw: int = Field(ge=0, le=255, description="The same on the firmware's 0-255 scale.")
     command: str = Field(description="The line it came from, e.g. 'M106 P1 S128'.")
-    at: float = Field(description="When that line was sent, Unix seconds.")
+    at: Timestamp = Field(description="When that line was sent, Unix seconds.")
 
 
 class PrinterFans(Payload):
@@ -170,9 +170,9 @@ class HeaterEta(_Part):
     target: float = Field(description="°C; 0 = off.")
     goal: float | None = Field(default=None, description="Temperature the ETA is for, °C (target, or cool when off).")
     rate: float | None = Field(default=None, description="°C/s over the linear window; negative when cooling.")
-    eta_linear: float | None = Field(default=None, description="Seconds, from the ends of the linear window.")
-    eta_exponential: float | None = Field(default=None, description="Seconds, from a first-order fit.")
-    eta: float | None = Field(default=None, description="The chosen estimate, seconds; 0 when at target.")
+    eta_linear: Seconds | None = Field(default=None, description="Seconds, from the ends of the linear window.")
+    eta_exponential: Seconds | None = Field(default=None, description="Seconds, from a first-order fit.")
+    eta: Seconds | None = Field(default=None, description="The chosen estimate, seconds; 0 when at target.")
     method: EtaMethod = Field(default="none", description="Which estimate ``eta`` is.")
 
 
@@ -188,20 +188,22 @@ class PrinterJob(Payload):
 
     file_name: str | None = Field(default=None, description="Display name of the selected file.")
     file_path: str | None = Field(default=None, description="Path in its storage.")
-    file_size: int | None = Field(default=None, description="Bytes.")
+    file_size: int | None = Field(default=None, ge=0, description="Bytes.")
     file_origin: str | None = Field(default=None, description="'local' or 'sdcard'.")
     progress: float | None = Field(default=None, ge=0, le=100, description="Completion, % of the file's bytes.")
-    file_position: int | None = Field(default=None, description="Bytes of the file sent so far.")
-    print_time: float | None = Field(default=None, description="Seconds printed, pauses excluded (OctoPrint).")
-    print_time_left: float | None = Field(default=None, description="Seconds left, OctoPrint's estimate.")
+    file_position: int | None = Field(default=None, ge=0, description="Bytes of the file sent so far.")
+    print_time: Seconds | None = Field(default=None, description="Seconds printed, pauses excluded (OctoPrint).")
+    print_time_left: Seconds | None = Field(default=None, description="Seconds left, OctoPrint's estimate.")
     print_time_left_origin: str | None = Field(
         default=None, description="Where the time left comes from: 'linear', 'analysis', 'estimate', 'average', ..."
     )
-    estimated_total: float | None = Field(default=None, description="print_time + print_time_left, else analysis.")
+    estimated_total: Seconds | None = Field(default=None, description="print_time + print_time_left, else analysis.")
     eta: str | None = Field(default=None, description="Expected end, ISO 8601 UTC.")
     eta_unix: float | None = Field(default=None, description="Expected end, Unix seconds.")
-    started_at: float | None = Field(default=None, description="When the print started, Unix seconds.")
-    time_since_start: float | None = Field(default=None, description="Wall-clock seconds since start, pauses included.")
+    started_at: Timestamp | None = Field(default=None, description="When the print started, Unix seconds.")
+    time_since_start: Seconds | None = Field(
+        default=None, description="Wall-clock seconds since start, pauses included."
+    )
 
 
 class LayerProgress(Payload):
@@ -211,13 +213,13 @@ class LayerProgress(Payload):
     are not counted in the durations.
     """
 
-    current: int | None = Field(default=None, description="Layer being printed, from 1.")
-    total: int | None = Field(default=None, description="Layers in the file, when known.")
-    current_height: float | None = Field(default=None, description="Z of the current layer, mm.")
-    total_height: float | None = Field(default=None, description="Z of the last layer, mm, when known.")
-    last_duration: float | None = Field(default=None, description="Seconds the previous layer took.")
-    average_duration: float | None = Field(default=None, description="Mean seconds per finished layer.")
-    durations: list[float] = Field(default_factory=list, description="Seconds per finished layer (most recent last).")
+    current: int | None = Field(default=None, ge=0, le=LAYER_MAX, description="Layer being printed, from 1.")
+    total: int | None = Field(default=None, ge=0, le=LAYER_MAX, description="Layers in the file, when known.")
+    current_height: Coord | None = Field(default=None, description="Z of the current layer, mm.")
+    total_height: Coord | None = Field(default=None, description="Z of the last layer, mm, when known.")
+    last_duration: Seconds | None = Field(default=None, description="Seconds the previous layer took.")
+    average_duration: Seconds | None = Field(default=None, description="Mean seconds per finished layer.")
+    durations: list[Seconds] = Field(default_factory=list, description="Seconds per finished layer (most recent last).")
 
 
 class PrinterEvent(Payload):

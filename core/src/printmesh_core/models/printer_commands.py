@@ -6,18 +6,18 @@ each file stays readable; the limits here keep junk out of the hold and move cod
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from printmesh_core.models.base import COORD_MAX, PART
 from printmesh_core.models.envelope import CommandRequest
 
 LAYER_MAX = 1_000_000
-COORD_MAX = 10_000.0  # mm; far beyond any printer, only to keep junk out of the plan code
 GCODE_LINES_MAX = 50
 GCODE_LINE_MAX = 256
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
 
 class HoldPlan(_Part):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import Payload
+from printmesh_core.models.base import PART, Payload, Timestamp
 from printmesh_core.models.envelope import CommandRequest
 
 ErrorKind = Literal["checksum", "timeout", "not_found", "implausible", "io", "other"]
@@ -23,7 +23,7 @@ SensorStatus = Literal["starting", "ok", "failing", "unavailable"]
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = PART
 
 
 class SensorReading(Payload):
@@ -60,7 +60,7 @@ class ErrorCounts(_Part):
 class LastError(_Part):
     kind: ErrorKind
     message: str = Field(description="The driver's own words, e.g. 'Checksum did not validate. Try again.'")
-    at: float = Field(description="Unix seconds.")
+    at: Timestamp = Field(description="Unix seconds.")
 
 
 class SensorHealth(Payload):
@@ -72,9 +72,11 @@ class SensorHealth(Payload):
         description="starting: no good read yet; ok: no failed attempt since the last good read; failing: "
         "attempts failed since then, but within unavailable_after; unavailable: no good read for longer than that."
     )
-    last_good_read: float | None = Field(description="Unix seconds of the last good read; null before the first.")
+    last_good_read: Timestamp | None = Field(description="Unix seconds of the last good read; null before the first.")
     consecutive_failures: int = Field(ge=0, description="Failed attempts (retries included) since the last good read.")
-    failing_since: float | None = Field(description="Unix seconds of the first failed attempt of the current streak.")
+    failing_since: Timestamp | None = Field(
+        description="Unix seconds of the first failed attempt of the current streak."
+    )
     reads: int = Field(ge=0, description="Good reads since the agent started.")
     attempts: int = Field(ge=0, description="Read attempts since the agent started, good or not.")
     errors: ErrorCounts = Field(default_factory=ErrorCounts)

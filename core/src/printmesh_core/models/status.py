@@ -22,6 +22,10 @@ class Status(Payload):
     version: str
     reason: str | None = Field(default=None, description="Why offline: 'shutdown' or 'lost' (last will).")
     dropped: int = Field(default=0, description="Messages dropped from the offline queue since start.")
+    rejected: int = Field(
+        default=0, description="Messages received and refused (malformed, too long, too deep) since start."
+    )
+    failed: int = Field(default=0, description="Messages whose handling raised an unexpected error since start.")
     evicted: int = Field(
         default=0,
         description="Entries evicted from bounded per-sender tables (unknown peers, printers, topics) since start.",

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from printmesh_core import contract
 from printmesh_core.config import Strict
 from printmesh_core.models.sensors import ErrorKind
-from printmesh_core.topics import TopicError, check_segment
+from printmesh_core.topics import TopicError, check_name
 
 Model = Literal["DHT11", "DHT22", "AM2302", "DHT21", "AM2301"]
 # Datasheet measuring ranges: (°C min, °C max), (%RH min, %RH max). The AM2302 is a DHT22
@@ -150,7 +150,7 @@ class SensorBase(Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         try:
-            check_segment(value, "sensor name")
+            check_name(value, "sensor name")
         except TopicError as exc:
             raise ValueError(str(exc)) from None
         if value.lower() in RESERVED_NAMES:

@@ -22,6 +22,8 @@ $(function () {
         ["safety", "margin"],
         ["safety", "max_z"],
         ["safety", "clearance"],
+        ["safety", "min_feedrate"],
+        ["safety", "max_feedrate"],
         ["hold", "max_hold"],
         ["hold", "confirm_timeout"],
         ["hold", "move_timeout"],
@@ -145,6 +147,7 @@ $(function () {
             self.s = self.settingsViewModel.settings.plugins.printmesh;
             self.excludeText = listText(self.s.events.exclude);
             self.gcodeAllowText = listText(self.s.commands.gcode_allow);
+            self.trustedHoldersText = listText(self.s.commands.trusted_holders);
             self.topicPreview = ko.pureComputed(function () {
                 var root = (self.s.topic_root() || "printmesh").replace(/\/+$/, "");
                 var node = self.s.node_id() || gettext("<host name>");
