@@ -156,7 +156,7 @@ def test_malformed_traffic_on_every_topic_changes_nothing_while_the_mesh_prints(
         target = targets[key]
         real = topic(target, GHOST if target.name == "CAMERA_PRESS" else None)  # a real press is valid
         ghost = topic(target, GHOST) if "+" in getattr(target.route, "levels", ()) else None
-        if target.route is contract.STATUS:  # coordinators watch +/coordinator/status
+        if target.route is contract.STATUS:  # statuses of holders: anybody may fake one
             ghost = f"printmesh/{GHOST}/{target.component}/status"
         live += [(real, p, ghost) for p in payloads]
         if not isinstance(target.route, CommandRoute):
