@@ -59,8 +59,8 @@ def render() -> str:
         lines += [f"### {title}", "", "| Entity id | Name | Unit | Device class | Category |", "|---|---|---|---|---|"]
         for e in entities:
             o = e.options
-            row = [f"`{e.platform}.<node>_{ha_id(e.object_id)}`", e.name or "(the device's name)",
-                   o.get("unit_of_measurement", ""), o.get("device_class", ""), o.get("entity_category", "")]  # fmt: skip
+            row = [f"`{e.platform}.<node>_{ha_id(e.object_id)}`", e.name or "(the device's name)"]
+            row += [o.get(key, "") for key in ("unit_of_measurement", "device_class", "entity_category")]
             lines.append("| " + " | ".join(str(x) for x in row) + " |")
         lines.append("")
     return "\n".join([*lines, END])

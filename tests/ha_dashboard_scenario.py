@@ -24,13 +24,13 @@ def publish(messages: list[list[str]]) -> None:
 
 
 async def dashboard(url_path: str) -> dict:
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(os.environ["HA_URL"] + "/api/websocket") as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": os.environ["HA_TOKEN"]})
-            assert (await ws.receive_json())["type"] == "auth_ok"
-            await ws.send_json({"id": 1, "type": "lovelace/config", "url_path": url_path, "force": True})
-            return await ws.receive_json()
+    url = os.environ["HA_URL"] + "/api/websocket"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "auth", "access_token": os.environ["HA_TOKEN"]})
+        assert (await ws.receive_json())["type"] == "auth_ok"
+        await ws.send_json({"id": 1, "type": "lovelace/config", "url_path": url_path, "force": True})
+        return await ws.receive_json()
 
 
 def main() -> int:

@@ -106,9 +106,9 @@ def node_red(broker: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     shutil.copy(EXAMPLE / "flows.json", flows)
     port = free_port()
     (user_dir / "settings.js").write_text(
-        "module.exports = { flowFile: %s, uiHost: '127.0.0.1', uiPort: %d, credentialSecret: false,\n"
-        "  telemetry: { enabled: false }, diagnostics: { enabled: false }, editorTheme: { tours: false },\n"
-        "  logging: { console: { level: 'info' } } }\n" % (json.dumps(str(flows)), port)
+        f"module.exports = {{ flowFile: {json.dumps(str(flows))}, uiHost: '127.0.0.1', uiPort: {port},\n"
+        "  credentialSecret: false, telemetry: { enabled: false }, diagnostics: { enabled: false },\n"
+        "  editorTheme: { tours: false }, logging: { console: { level: 'info' } } }\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}
     env.update(PRINTMESH_MQTT_HOST=broker.host, PRINTMESH_MQTT_PORT=str(broker.port), PRINTMESH_NODE=NODE)
@@ -148,10 +148,11 @@ def test_flow_shows_printmesh_and_its_buttons_get_answers(
     try:
         dash.wait(lambda e: e["event"] == "connected")
         base = f"printmesh/{NODE}/printer"
-        observer.publish(f"{base}/state", json.dumps({"ts": time.time(), "text": "Printing", "flags": {"printing": True},
-                                                       "on_hold": False}), retain=True)  # fmt: skip
-        observer.publish(f"{base}/temperature", json.dumps({"ts": time.time(), "tools": {
-            "tool0": {"actual": 201.5, "target": 210}}, "bed": {"actual": 59.5, "target": 60}}), retain=True)  # fmt: skip
+        state = {"ts": time.time(), "text": "Printing", "flags": {"printing": True}, "on_hold": False}
+        observer.publish(f"{base}/state", json.dumps(state), retain=True)
+        heat = {"ts": time.time(), "tools": {"tool0": {"actual": 201.5, "target": 210}},
+                "bed": {"actual": 59.5, "target": 60}}  # fmt: skip
+        observer.publish(f"{base}/temperature", json.dumps(heat), retain=True)
         observer.publish(f"{base}/layer_progress", json.dumps({"ts": time.time(), "current": 3, "total": 40,
                                                                 "current_height": 0.6}), retain=True)  # fmt: skip
         jpeg = b"\xff\xd8\xff\xe0" + b"printmesh" * 10 + b"\xff\xd9"
