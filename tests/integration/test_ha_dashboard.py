@@ -102,6 +102,11 @@ def test_dashboard_entities_exist_and_home_assistant_logs_no_warning(tmp_path: P
     answer = json.loads((out / "lovelace.json").read_text())
     assert answer["success"] and answer["result"]["title"] == "Printer", answer
     assert dashboard_entities(answer["result"]) == wanted
+    registry = {e["entity_id"]: e for e in json.loads((out / "registry.json").read_text())["entities"]}
+    diagnostic = {eid for eid, e in registry.items() if e["entity_category"] == "diagnostic"}
+    assert {"binary_sensor.octopi_printer_connected", "sensor.server_octopi_failures", "sensor.octopi_uptime",
+            "binary_sensor.octopi_enclosure_problem"} <= diagnostic, sorted(diagnostic)  # fmt: skip
+    assert not diagnostic & {"sensor.octopi_printer_state", "button.octopi_printer_pause", "camera.octopi_bed"}
     warnings = [x for x in (out / "ha_warnings.txt").read_text(errors="replace").splitlines() if x.strip()]
     assert not warnings, "\n".join(warnings)
     shutil.rmtree(out, ignore_errors=True)
