@@ -8,11 +8,14 @@ arrives as ``msg-input:<widget id>``, and a button press is the ``widget-action`
 
 The printmesh messages come from real agents (a host agent and a simulated-DHT sensors agent on
 the node ``octopi``) and, for the printer's state and temperatures and a capture's JPEG, from
-payloads published as the bridge and the camera agent publish them. The command that must come
-back ``ok`` is the host agent's ``refresh`` (the flow's "Refresh host" button): it goes through
-the same envelope node as hold, pause and resume, and a real component answers it in a second,
-without starting OctoPrint and a print. Hold and pause are pressed too: their requests must be
-valid HoldRequest/PauseRequest envelopes with a fresh id per press (no bridge answers here).
+payloads published as the bridge and the camera agent publish them. There, the command that must
+come back ``ok`` is the host agent's ``refresh`` (the flow's "Refresh host" button, through the
+same envelope node as hold, pause and resume): a real component answers it in a second. Hold and
+pause are pressed too: valid HoldRequest/PauseRequest envelopes with a fresh id per press.
+
+The second test is the printer's own buttons against the real bridge in `octoprint serve` with
+its virtual printer, mid-print: Pause and Resume are answered ``ok``, the answer reaches the
+Answer widget, and the state widget follows the printer to Paused and back to Printing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -31,6 +35,7 @@ from typing import Any
 
 import pytest
 from conftest import AgentProcess, Observer
+from octoprint_harness import OctoPrint, start_octoprint
 
 from printmesh_core.models import CommandResponse
 from printmesh_core.models.printer_commands import HoldRequest, PauseRequest
@@ -81,9 +86,11 @@ class Dashboard:
             self.seen.append(event)
         raise AssertionError(f"no matching dashboard event in {timeout}s; seen: {[e['event'] for e in self.seen]}")
 
-    def widget(self, widget_id: str, where: Callable[[Any], bool] = lambda _: True) -> dict[str, Any]:
+    def widget(
+        self, widget_id: str, where: Callable[[Any], bool] = lambda _: True, timeout: float = 15.0
+    ) -> dict[str, Any]:
         """The next message the flow sent to a widget (the msg object)."""
-        event = self.wait(lambda e: e["event"] == f"msg-input:{widget_id}" and where(e["args"][0]))
+        event = self.wait(lambda e: e["event"] == f"msg-input:{widget_id}" and where(e["args"][0]), timeout)
         return dict(event["args"][0])
 
     def press(self, button_id: str) -> None:
@@ -197,3 +204,43 @@ def test_flow_shows_printmesh_and_its_buttons_get_answers(
     problems = [x for x in log_path.read_text(errors="replace").splitlines() if "[error]" in x or "[warn]" in x]
     expected = ("Projects disabled", "Using unencrypted credentials")
     assert not [x for x in problems if not any(e in x for e in expected)], problems
+
+
+@pytest.fixture
+def octoprint(broker: Any, tmp_path: Path) -> Iterator[OctoPrint]:
+    server = start_octoprint(tmp_path / "octoprint", {"node_id": NODE, "mqtt": {"host": broker.host,
+                                                                                "port": broker.port}})  # fmt: skip
+    try:
+        server.wait_operational()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_pause_and_resume_buttons_answered_ok_by_the_bridge_in_octoprint(
+    octoprint: OctoPrint, node_red: tuple[str, Path], observer: Observer
+) -> None:
+    """The printer's own buttons against the real bridge in `octoprint serve`, mid-print."""
+    url, _ = node_red
+    base = f"printmesh/{NODE}/printer"
+    observer.topic(f"{base}/status", where=lambda d: d["state"] == "online", timeout=30)
+    dash = Dashboard(url)
+    try:
+        dash.wait(lambda e: e["event"] == "connected")
+        data = (REPO / "tests" / "fixtures" / "gcode" / "cura_zhop_purge.gcode").read_bytes()
+        octoprint.upload("long.gcode", re.sub(rb"(?m)^M1(09|90)\b", b"M117", data))  # slow: no speed-up
+        dash.widget("pm-w-state", lambda m: m["payload"] == "octopi: Printing", timeout=30)
+        dash.seen.clear()  # only what follows the press counts
+        dash.press("pm-b-pause")
+        assert dash.widget("pm-w-answer")["payload"].startswith("printer pause: sent node-red-pause-")
+        assert dash.widget("pm-w-answer", timeout=20)["payload"] == "printer pause: ok"
+        dash.widget("pm-w-state", lambda m: m["payload"] == "octopi: Paused", timeout=30)
+        dash.seen.clear()
+        dash.press("pm-b-resume")
+        assert dash.widget("pm-w-answer")["payload"].startswith("printer resume: sent node-red-resume-")
+        assert dash.widget("pm-w-answer", timeout=20)["payload"] == "printer resume: ok"
+        dash.widget("pm-w-state", lambda m: m["payload"] == "octopi: Printing", timeout=30)
+        assert octoprint.api("GET", "/api/job")["state"] == "Printing"
+    finally:
+        dash.close()
+        octoprint.api("POST", "/api/job", {"command": "cancel"})
