@@ -25,14 +25,19 @@ from printmesh_core.topics import DiscoveryTopics
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "examples" / "home-assistant" / "dashboard.yaml"
 URL_PATH = "printmesh-printer"
-HARNESS = Path(os.environ.get("HA_CHECK") or REPO.parent / "shared" / "tools" / "ha_check.sh")
-HA_VENV = Path(os.environ.get("HA_VENV") or REPO.parent / "ha-venv")
 sys.path.insert(0, str(REPO / "scripts"))
 
-pytestmark = pytest.mark.skipif(
-    not (HARNESS.exists() and (HA_VENV / "bin" / "hass").exists()),
-    reason="the Home Assistant harness is absent (set HA_CHECK and HA_VENV)",
-)
+
+@pytest.fixture(scope="module")
+def harness() -> tuple[Path, Path]:
+    """The harness and HA's venv, found (and HA installed on first use) as scripts/ha-check does."""
+    from ha_check.harness import SetupError, ha_venv, harness_path
+
+    try:
+        path = harness_path()
+        return path, ha_venv(path)
+    except SetupError as error:
+        pytest.fail(str(error))
 
 
 def dashboard_entities(node: Any) -> set[str]:
@@ -68,9 +73,9 @@ def discovery_messages() -> list[tuple[str, str]]:
     return messages
 
 
-def patched_harness(tmp: Path) -> Path:
+def patched_harness(harness: Path, tmp: Path) -> Path:
     """ha_check.sh with the example dashboard added to configuration.yaml."""
-    text = HARNESS.read_text(encoding="utf-8")
+    text = harness.read_text(encoding="utf-8")
     anchor = "api:\nlogger:\n"
     assert text.count(anchor) == 1, "ha_check.sh changed: the configuration.yaml anchor is gone"
     lovelace = (f"api:\nlovelace:\n  dashboards:\n    {URL_PATH}:\n      mode: yaml\n      filename: {DASHBOARD}\n"
@@ -81,19 +86,34 @@ def patched_harness(tmp: Path) -> Path:
     return copy
 
 
-def test_dashboard_entities_exist_and_home_assistant_logs_no_warning(tmp_path: Path) -> None:
+def test_dashboard_entities_exist_and_home_assistant_logs_no_warning(
+    harness: tuple[Path, Path], tmp_path: Path
+) -> None:
     import subprocess
 
+    script, ha_venv = harness
     wanted = dashboard_entities(yaml.safe_load(DASHBOARD.read_text(encoding="utf-8")))
     assert len(wanted) >= 30
     messages = tmp_path / "messages.json"
     messages.write_text(json.dumps(discovery_messages()))
     out = tmp_path / "out"
-    scenario = [str(HA_VENV / "bin" / "python"), str(REPO / "tests" / "ha_dashboard_scenario.py"), str(messages),
+    scenario = [str(ha_venv / "bin" / "python"), str(REPO / "tests" / "ha_dashboard_scenario.py"), str(messages),
                 URL_PATH]  # fmt: skip
-    cmd = [str(patched_harness(tmp_path)), "-o", str(out), "-w", "60", "-t", "120", "-e", " ".join(sorted(wanted)),
-           "--", *scenario]  # fmt: skip
-    env = dict(os.environ, HA_VENV=str(HA_VENV))
+    expect = " ".join(sorted(wanted))
+    cmd = [
+        str(patched_harness(script, tmp_path)),
+        "-o",
+        str(out),
+        "-w",
+        "60",
+        "-t",
+        "120",
+        "-e",
+        expect,
+        "--",
+        *scenario,
+    ]
+    env = dict(os.environ, HA_VENV=str(ha_venv))
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:] + (out / "command.log").read_text(errors="replace")[-2000:]
 
