@@ -22,6 +22,18 @@ ensure_mosquitto() {  # the broker of every run: from apt, as root or through su
   }
 }
 
+ensure_node_red() {  # Node-RED 4 and Dashboard 2.0 for examples/node-red, exactly as package-lock.json pins them
+  local dir="$ROOT/examples/node-red"
+  if ! command -v npm >/dev/null; then
+    echo "== installing Node.js and npm with apt (the Node-RED example's test)"
+    apt_install nodejs npm || { echo "the Node-RED test needs Node.js 20+ and npm: sudo apt-get install nodejs npm" >&2; exit 1; }
+  fi
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.printmesh-lock"; then
+    echo "== installing Node-RED and FlowFuse Dashboard 2.0 (npm ci, examples/node-red/package-lock.json)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && cp "$dir/package-lock.json" "$dir/node_modules/.printmesh-lock"
+  fi
+}
+
 find_python() {
   for py in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
     [ -n "$py" ] && command -v "$py" >/dev/null || continue

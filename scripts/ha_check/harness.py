@@ -1,6 +1,6 @@
 """The outside of one check: find and run the shared Home Assistant harness, then read what it left.
 
-ha_check.sh (shared/tools/, next to the project's checkouts) starts a private mosquitto and a
+ha_check.sh (shared/tools/ next to the checkouts, or the copy in this folder) starts a private mosquitto and a
 real Home Assistant, runs our scenario inside its network namespace and dumps HA's states,
 registry and warnings. Here: the paths, the call, HA's log and the registry, for any component.
 """
@@ -33,12 +33,13 @@ def log(msg: str) -> None:
 
 
 def harness_path() -> Path:
-    """$HA_CHECK, else shared/tools/ha_check.sh beside the checkout (the project's layout)."""
+    """$HA_CHECK, else the team's shared/tools/ha_check.sh beside the checkout, else the copy
+    shipped in this folder, so that a clone on its own (CI) runs the same checks."""
     given = os.environ.get("HA_CHECK")
-    path = Path(given) if given else REPO.parent / "shared" / "tools" / "ha_check.sh"
+    shared = REPO.parent / "shared" / "tools" / "ha_check.sh"
+    path = Path(given) if given else shared if shared.is_file() else SCRIPTS / "ha_check" / "ha_check.sh"
     if not (path.is_file() and os.access(path, os.X_OK)):
-        how = "HA_CHECK" if given else "HA_CHECK to its path, or check out next to shared/"
-        raise SetupError(f"Home Assistant harness not found at {path} (set {how})")
+        raise SetupError(f"Home Assistant harness not found at {path} (set HA_CHECK to its path)")
     return path
 
 

@@ -131,7 +131,7 @@ def _printer() -> tuple[Entity, ...]:
         p("sensor", "last_layer_duration", "Last layer duration", "s", "duration", M),
         p("sensor", "average_layer_duration", "Average layer duration", "s", "duration", M),
         p("sensor", "fan0_speed", "Fan speed", PCT, None, M),
-        p("binary_sensor", "connected", "Printer connected", None, "connectivity"),
+        Entity("binary_sensor", "printer_connected", "Printer connected", None, "connectivity", None, True),
         p("binary_sensor", "printing", "Printing", None, "running"),
         p("button", "pause", "Pause print"),
         p("button", "resume", "Resume print"),

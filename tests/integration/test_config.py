@@ -33,7 +33,7 @@ def test_defaults_without_any_file():
 
 
 def test_env_overrides_yaml_with_double_underscore_nesting(tmp_path, monkeypatch):
-    path = write(tmp_path, "mqtt:\n  host: fromfile\n  port: 1884\nnode_id: a\n")
+    path = write(tmp_path, "mqtt:\n  host: fromfile\n  port: 1884\n  username: a-host\nnode_id: a\n")
     monkeypatch.setenv("PRINTMESH_MQTT__HOST", "fromenv")
     monkeypatch.setenv("PRINTMESH_HOST__INTERVAL", "2.5")
     s = load_settings(HostSettings, path)

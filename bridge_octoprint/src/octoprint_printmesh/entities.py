@@ -33,7 +33,7 @@ from typing import Any
 
 from printmesh_core import contract
 from printmesh_core.contract import CommandRoute, Route
-from printmesh_core.discovery import AVAILABLE, NOT_AVAILABLE, Entity
+from printmesh_core.discovery import AVAILABLE, DIAGNOSTIC, NOT_AVAILABLE, Entity
 from printmesh_core.models.printer import PrinterProfile, PrinterTemperatures
 from printmesh_core.topics import ComponentTopics, Topics
 
@@ -209,7 +209,7 @@ def printer_entities(topics: Topics, me: ComponentTopics, shape: PrinterShape, *
 
     out.append(Entity("binary_sensor", "printer_connected", "Printer connected",
                       {"state_topic": state, "value_template": flag_template("operational"),
-                       "device_class": "connectivity"}))  # fmt: skip
+                       "device_class": "connectivity", **DIAGNOSTIC}))  # fmt: skip
     out.append(Entity("binary_sensor", "printer_printing", "Printing",
                       {"state_topic": state, "value_template": flag_template("printing"), "device_class": "running",
                        "icon": "mdi:printer-3d-nozzle"}))  # fmt: skip

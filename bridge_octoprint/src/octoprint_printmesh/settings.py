@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "mqtt": {
         "host": "localhost",
         "port": 1883,
+        "anonymous": False,  # a broker on another machine without an account: only on purpose
         "username": "",
         "password": "",
         "password_file": "",  # instead of password: a file holding it (0600), e.g. printmesh broker-config's

@@ -7,7 +7,7 @@ and the last capture's metadata rides along as attributes of the last-layer sens
 
 from __future__ import annotations
 
-from printmesh_core.discovery import Entity
+from printmesh_core.discovery import DIAGNOSTIC, Entity
 from printmesh_core.topics import ha_id
 
 ATTRIBUTES = "{{ value_json | tojson if value_json is mapping else '{}' }}"
@@ -33,5 +33,5 @@ def printer_entities(printer: str, state_topic: str, capture_topic: str) -> list
                 "icon": "mdi:image-multiple"}),
         Entity("sensor", f"{oid}_failures", f"{label} failures",
                {"state_topic": state_topic, "value_template": _field("failures", "number"), "state_class": "total",
-                "icon": "mdi:alert-circle-outline"}),
+                "icon": "mdi:alert-circle-outline", **DIAGNOSTIC}),
     ]  # fmt: skip

@@ -32,6 +32,13 @@ log = logging.getLogger("printmesh.discovery")
 AVAILABLE = "online"
 NOT_AVAILABLE = "offline"
 SEEN_CAP = 4096  # retained configs of ours remembered before our wanted set is known
+SUPPORT_URL = "https://github.com/printmesh/printmesh"
+DIAGNOSTIC = {"entity_category": "diagnostic"}  # health entities: HA lists them apart from the controls
+
+
+def origin_block() -> dict[str, str]:
+    """Who made the discovery config; HA shows it in the entity's and device's details and logs."""
+    return {"name": "printmesh", "sw_version": __version__, "support_url": SUPPORT_URL}
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ def entity_config(entity: Entity, node_id: str, component: str, status_topic: st
         "unique_id": f"printmesh_{ha_id(node_id)}_{component}_{ha_id(entity.object_id)}",
         "object_id": ha_id(f"{node_id}_{entity.object_id}"),
         "device": device_block(node_id),
-        "origin": {"name": "printmesh", "sw_version": __version__},
+        "origin": origin_block(),
         "availability": availability,
         "availability_mode": "all",
         "payload_available": AVAILABLE,
