@@ -26,6 +26,7 @@ from printmesh_core.mqtt import MqttRuntime
 
 log = logging.getLogger("octoprint.plugins.printmesh.dashboard")
 IMAGES_KEPT = 64  # capture JPEGs kept for the latest grids (a 3x3 grid with two cameras is 18)
+PREVIEW_MARK = b"jpeg"
 IDLE_WAIT = 5.0  # seconds the worker sleeps when nothing is due (a page announcing wakes it)
 
 Send = Callable[[dict[str, Any]], None]
@@ -69,9 +70,7 @@ class Dashboard:
     # ---------------------------------------------------------- paho's thread
     def _on_message(self, message: Message) -> None:
         topic = message.topic[len(self.root) + 1 :]
-        seen = (
-            classify(self.model.table, topic) if message.topic.endswith(("/preview",)) or "/capture/" in topic else None
-        )
+        seen = classify(self.model.table, topic) if topic.endswith("/preview") or "/capture/" in topic else None
         at = time.time()
         with self._lock:
             if seen is not None and seen.kind == "image":
@@ -79,10 +78,11 @@ class Dashboard:
                 while len(self._images) > IMAGES_KEPT:
                     self._images.popitem(last=False)
                 return
+            payload = message.payload
             if seen is not None and seen.kind == "preview":
-                self._previews[(seen.node, seen.names[0])] = message.payload
-            self._pending[topic] = (b"" if seen is not None and seen.kind == "preview" else message.payload,
-                                    at, message.retain)  # fmt: skip
+                self._previews[(seen.node, seen.names[0])] = payload
+                payload = PREVIEW_MARK if payload else b""  # the model only needs to know one arrived
+            self._pending[topic] = (payload, at, message.retain)
             if self.viewers.seen:
                 self._wake.set()
 
@@ -97,6 +97,8 @@ class Dashboard:
                 return None
             self._drain(now)
             snapshot = {key: value for key in sorted(self.model.keys()) if (value := self._section(key)) is not None}
+            for key, value in snapshot.items():  # later patches are relative to what this page has
+                self.coalescer.sent.setdefault(key, value)
         self._wake.set()
         return {"now": now, "sections": snapshot}
 
@@ -168,14 +170,16 @@ class Dashboard:
             self.coalescer.reset()
             return None
         self._drain(now)
-        patch: dict[str, Any] = {}
+        patch: dict[str, Any] = {}  # key -> changed fields, or None: the section is gone
+        full: dict[str, Any] = {}  # key -> a section the pages have not had yet
         for key in self.coalescer.due(now):
+            known = key in self.coalescer.sent
             change = self.coalescer.take(key, self._section(key), now)
             if change is not None:
-                patch[key] = change if change or key in self.coalescer.sent else None
-        if patch:
+                (patch if known else full)[key] = change if change or key in self.coalescer.sent else None
+        if patch or full:
             try:
-                self.send({"dash": {"now": now, "patch": patch}})
+                self.send({"dash": {"now": now, "patch": patch, "set": full}})
             except Exception:
                 log.exception("could not send the dashboard's update")
         return self.coalescer.next_due(now)

@@ -161,7 +161,8 @@ $(function () {
         };
 
         // ------------------------------------------------------------ data
-        function applySections(sections, replace) {
+        // replace: a full snapshot; merge: patches (of sections this page has) or whole new sections
+        function applySections(sections, replace, merge) {
             var keys = replace ? [] : self.keys().slice();
             _.each(sections, function (value, key) {
                 if (value === null) {
@@ -170,7 +171,10 @@ $(function () {
                     return;
                 }
                 var current = replace ? null : self.section(key)();
-                self.section(key)(current ? _.extend({}, current, value) : value);
+                if (merge && !current) {
+                    return; // a change to a section this page never had: its snapshot is on the way
+                }
+                self.section(key)(merge ? _.extend({}, current, value) : value);
                 if (keys.indexOf(key) < 0) {
                     keys.push(key);
                 }
@@ -204,7 +208,7 @@ $(function () {
                 self.shellAllowed(!!r.shell);
                 if (r.sections) {
                     self.skew = Date.now() / 1000 - r.now;
-                    applySections(r.sections, true);
+                    applySections(r.sections, true, false);
                 }
             });
         }
@@ -254,7 +258,8 @@ $(function () {
             }
             if (data.dash && self.watching) {
                 self.skew = Date.now() / 1000 - data.dash.now;
-                applySections(data.dash.patch, false);
+                applySections(data.dash.set || {}, false, false);
+                applySections(data.dash.patch || {}, false, true);
             }
         };
     }
