@@ -11,6 +11,12 @@
 (function () {
     if (/[?&]printmesh=kiosk\b/.test(window.location.search)) {
         document.documentElement.className += " printmesh-kiosk";
+        // OctoPrint's page has no viewport setting (phones render it 980 px wide, scaled down);
+        // the kiosk lays itself out for the screen's own width, a phone's included.
+        var meta = document.createElement("meta");
+        meta.name = "viewport";
+        meta.content = "width=device-width, initial-scale=1";
+        document.head.appendChild(meta);
     }
 })();
 
