@@ -13,13 +13,22 @@ import hashlib
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dashboard_rig import (
-    CAMS, KEEPALIVE, PRINTER, SENSORS, SHELL_TEXT, VIEWER, VIEWER_PASSWORD, Mesh, add_viewer, login, start_mesh,
+    KEEPALIVE,
+    PRINTER,
+    SENSORS,
+    SHELL_TEXT,
+    VIEWER,
+    VIEWER_PASSWORD,
+    Mesh,
+    add_viewer,
+    login,
+    start_mesh,
 )  # fmt: skip
 from job_page_browser import chromium
 
@@ -82,41 +91,54 @@ def wait_value(page: Page, selector: str, accepted: Any, timeout: float = 20) ->
     raise AssertionError(f"{selector} shows {seen!r}, none of {sorted(accepted())[-5:]}")
 
 
+def shown(observer: Any, topic: str, fmt: Callable[[dict[str, Any]], str | None]) -> Callable[[], set[str]]:
+    """The texts the page may show for ``topic``: every payload published so far, formatted."""
+    return lambda: {text for d in published(observer, topic) if (text := fmt(d)) is not None}
+
+
+def tool0(d: dict[str, Any]) -> str | None:
+    tool = d["tools"].get("tool0")
+    return f"{tool['actual']:.1f} °C" if tool and tool["actual"] is not None else None
+
+
 def check_widgets(p: Page, observer: Any) -> None:
     """Every enabled widget shows what the agents published."""
-    sensor = f'[data-sensor="{SENSORS}/enclosure"]'
-    readings = lambda: {f"{d['temperature']:.1f} °C" for d in published(observer, f"printmesh/{SENSORS}/sensors/enclosure/state")}  # noqa: E731
-    wait_value(p, f"{sensor} .pm-temperature", readings)
-    humid = lambda: {f"{d['humidity']:.1f} %" for d in published(observer, f"printmesh/{SENSORS}/sensors/enclosure/state")}  # noqa: E731
-    wait_value(p, f"{sensor} .pm-humidity", humid)
-    memory = lambda: {f"{d['memory']['percent']:.1f} %" for d in published(observer, f"printmesh/{PRINTER}/host/state")}  # noqa: E731
-    wait_value(p, f'[data-node="{PRINTER}"] .pm-memory', lambda: {m + " of " + p.text(f'[data-node="{PRINTER}"] .pm-memory').split(" of ")[1] for m in memory()})
-    cpu = lambda: {f"{d['cpu']['percent']:.1f} %" for d in published(observer, f"printmesh/{PRINTER}/host/state")}  # noqa: E731
-    wait_value(p, f'[data-node="{PRINTER}"] .pm-cpu', lambda: {c + extra for c in cpu() for extra in _loads(observer)})
+    sensor, host = f'[data-sensor="{SENSORS}/enclosure"]', f'[data-node="{PRINTER}"]'
+    readings, hosts = f"printmesh/{SENSORS}/sensors/enclosure/state", f"printmesh/{PRINTER}/host/state"
+    wait_value(p, f"{sensor} .pm-temperature", shown(observer, readings, lambda d: f"{d['temperature']:.1f} °C"))
+    wait_value(p, f"{sensor} .pm-humidity", shown(observer, readings, lambda d: f"{d['humidity']:.1f} %"))
+    wait_value(p, f"{sensor} .pm-dew", shown(observer, readings, lambda d: f"dew {d['dew_point']:.1f} °C"))
+    memory = shown(observer, hosts, lambda d: f"{d['memory']['percent']:.1f} %")
+    wait_value(
+        p, f"{host} .pm-memory", lambda: {m + " of " + p.text(f"{host} .pm-memory").split(" of ")[1] for m in memory()}
+    )
+    wait_value(
+        p,
+        f"{host} .pm-cpu",
+        shown(observer, hosts, lambda d: f"{d['cpu']['percent']:.1f} %"),
+    )
     p.page.wait_for_selector(f'[data-shell="{PRINTER}/greeting"] .pm-stdout', timeout=20_000)
     assert SHELL_TEXT in p.text(f'[data-shell="{PRINTER}/greeting"] .pm-stdout')
     profile = published(observer, f"{BASE}/profile")[-1]
     assert p.text("#pm-w-printer .pm-profile") == profile["name"]
-    wait_value(p, "#pm-w-printer .pm-state", lambda: {d["text"] for d in published(observer, f"{BASE}/state")})
+    wait_value(p, "#pm-w-printer .pm-state", shown(observer, f"{BASE}/state", lambda d: d["text"]))
+    wait_value(p, "#pm-w-printer .pm-connection", shown(observer, f"{BASE}/connection", lambda d: d["state"]))
     assert p.text("#pm-w-job .pm-file") == "prusa_variable.gcode"
     table = published(observer, f"{BASE}/layers")[-1]
-    assert table["total_layers"] == 20
-    layers = lambda: {f"{d['current']} / {d['total']}" for d in published(observer, f"{BASE}/layer_progress")}  # noqa: E731
-    wait_value(p, "#pm-w-layers .pm-layer", layers)
+    assert table["total_layers"] == 20  # the bridge's exact count, shown as is
+    wait_value(
+        p,
+        "#pm-w-layers .pm-layer",
+        shown(observer, f"{BASE}/layer_progress", lambda d: f"{d['current']} / {d['total']}"),
+    )
     assert p.text("#pm-w-layers .pm-height").endswith(f"{table['total_height']:.2f} mm")
-    actual = lambda: {f"{t['actual']:.1f} °C" for d in published(observer, f"{BASE}/temperature")  # noqa: E731
-                      if (t := d["tools"].get("tool0")) and t["actual"] is not None}
-    wait_value(p, '[data-heater="tool0"] .pm-actual', actual)
+    wait_value(p, '[data-heater="tool0"] .pm-actual', shown(observer, f"{BASE}/temperature", tool0))
     for field in ("total", "eta", "left", "since"):  # the job's times, once OctoPrint has an estimate
         p.page.wait_for_function(f"() => document.querySelector('#pm-w-times .pm-{field}').textContent !== '–'",
                                  timeout=30_000)  # fmt: skip
     eta = [d["eta_unix"] for d in published(observer, f"{BASE}/job") if d.get("eta_unix")]
     assert eta and p.text("#pm-w-times .pm-eta") in {time.strftime("%H:%M", time.localtime(e)) for e in eta}
     p.page.wait_for_function("() => document.querySelectorAll('#pm-w-layer_times rect').length >= 3", timeout=30_000)
-
-
-def _loads(observer: Any) -> set[str]:
-    return {f" (load {d['load']['load1']})" if d.get("load") else "" for d in published(observer, f"printmesh/{PRINTER}/host/state")} | {""}
 
 
 def check_webcam(p: Page, observer: Any) -> None:
@@ -126,8 +148,10 @@ def check_webcam(p: Page, observer: Any) -> None:
         " return i && i.complete && i.naturalWidth === 320; }", timeout=30_000)  # fmt: skip
     capture = observer.topic(f"printmesh/dashcoord/coordinator/{PRINTER}/capture", timeout=90)
     p.page.wait_for_function(
-        f"() => document.querySelectorAll('#pm-w-webcam .pm-thumb img').length === 9"
-        f" && document.querySelector('#pm-w-webcam .pm-last-layer').textContent.indexOf('Layer ') === 0", timeout=30_000)  # fmt: skip
+        "() => document.querySelectorAll('#pm-w-webcam .pm-thumb img').length === 9"
+        " && document.querySelector('#pm-w-webcam .pm-last-layer').textContent.indexOf('Layer ') === 0",
+        timeout=30_000,
+    )
     hrefs = p.page.eval_on_selector_all("#pm-w-webcam a.pm-thumb", "els => els.map(a => a.href)")
     shown = p.text("#pm-w-webcam .pm-last-layer")
     layer = int(shown.split()[1])
@@ -144,7 +168,9 @@ def check_webcam(p: Page, observer: Any) -> None:
 def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any) -> None:
     octoprint = mesh.octoprint
     # the mesh widget is switched off on the server: it must be absent from the page
-    widgets = octoprint.api("POST", "/api/plugin/printmesh", {"command": "layout", "widgets": [{"id": "mesh", "enabled": False}]})
+    widgets = octoprint.api(
+        "POST", "/api/plugin/printmesh", {"command": "layout", "widgets": [{"id": "mesh", "enabled": False}]}
+    )
     assert {"id": "mesh", "enabled": False, "printing_only": False} in widgets["layout"]
     observer.topic(f"{BASE}/hold", where=lambda d: d["armed"] is not None, timeout=30)
     mesh.start_print(speed=30)
@@ -171,7 +197,9 @@ def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any)
         login(phone.page, octoprint)
         phone.page.goto(octoprint.url + "/plugin/printmesh/kiosk", wait_until="load")
         phone.page.wait_for_selector(f'{TAB} [data-sensor="{SENSORS}/enclosure"] .pm-temperature', timeout=30_000)
-        phone.page.wait_for_function("() => { const i = document.querySelector('img.pm-preview'); return i && i.naturalWidth; }")
+        phone.page.wait_for_function(
+            "() => { const i = document.querySelector('img.pm-preview'); return i && i.naturalWidth; }"
+        )
         right = phone.page.evaluate(f"() => document.querySelector('{TAB}').getBoundingClientRect().right")
         scroll = phone.page.evaluate("() => document.scrollingElement.scrollWidth")
         assert right <= 390 and scroll <= 390, f"the dashboard is {right}px (page {scroll}px) wide on a 390px phone"

@@ -181,7 +181,7 @@ class MeshModel:
     def sensor_keys(self) -> set[Key]:
         return set(self.readings) | set(self.health) | set(self.sensor_availability)
 
-    def keys(self) -> set[str]:
+    def section_keys(self) -> set[str]:
         """Every section that has something to show."""
         out = {"nodes", "printer", "heat", "job", "layer_times", "capture", "shells"}
         out |= {f"host:{n}" for n in self.hosts} | {f"host:{n}" for n, c in self.presence if c == contract.HOST}

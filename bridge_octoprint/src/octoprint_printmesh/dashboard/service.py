@@ -58,9 +58,13 @@ class Dashboard:
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        self.subscribe()
+        self._thread.start()
+
+    def subscribe(self) -> None:
+        """Once: every watched route; the runtime restores them on every connect."""
         for watch in self.model.table:
             self.runtime.subscribe_relative(watch.filter, self._on_message, qos=watch.qos)
-        self._thread.start()
 
     def stop(self) -> None:
         self._stopped = True
@@ -96,7 +100,8 @@ class Dashboard:
                 self._wake.set()
                 return None
             self._drain(now)
-            snapshot = {key: value for key in sorted(self.model.keys()) if (value := self._section(key)) is not None}
+            built = {key: self._section(key) for key in sorted(self.model.section_keys())}
+            snapshot = {key: value for key, value in built.items() if value is not None}
             for key, value in snapshot.items():  # later patches are relative to what this page has
                 self.coalescer.sent.setdefault(key, value)
         self._wake.set()
