@@ -238,7 +238,12 @@ def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any)
             for chrome in ("#navbar", "#tabs", "#sidebar"):
                 assert not k.page.locator(chrome).is_visible(), f"{chrome} shows in the kiosk"
             k.page.wait_for_selector(f"{TAB} img.pm-preview", state="visible", timeout=20_000)
-            box = k.page.locator(f"{TAB} img.pm-preview").bounding_box()
+            box = None
+            for _ in range(20):  # the preview block is re-rendered at each new preview: measure a settled one
+                box = k.page.locator(f"{TAB} img.pm-preview").bounding_box()
+                if box:
+                    break
+                k.page.wait_for_timeout(100)
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= w, f"the webcam is cropped: {box}"
             assert not k.errors, k.errors
             k.context.close()
