@@ -17,6 +17,8 @@ from typing import Any
 import octoprint.plugin
 
 from octoprint_printmesh.comm_hooks import CommHooks
+from octoprint_printmesh.dashboard.service import Dashboard
+from octoprint_printmesh.dashboard.ui import URLS, DashboardUi, additional_permissions
 from octoprint_printmesh.firmware_flavour import FLAVOUR
 from octoprint_printmesh.hold.driver import ReplyHook
 from octoprint_printmesh.job_commands import JobControl, job_commands
@@ -40,12 +42,15 @@ STOPS = {
 
 
 class PrintmeshPlugin(
+    DashboardUi,
     octoprint.plugin.StartupPlugin,  # type: ignore[misc]
     octoprint.plugin.ShutdownPlugin,  # type: ignore[misc]
     octoprint.plugin.SettingsPlugin,  # type: ignore[misc]
     octoprint.plugin.EventHandlerPlugin,  # type: ignore[misc]
     octoprint.plugin.TemplatePlugin,  # type: ignore[misc]
     octoprint.plugin.AssetPlugin,  # type: ignore[misc]
+    octoprint.plugin.SimpleApiPlugin,  # type: ignore[misc]
+    octoprint.plugin.BlueprintPlugin,  # type: ignore[misc]
 ):
     """OctoPrint injects ``_logger``, ``_settings``, ``_plugin_manager`` and friends."""
 
@@ -92,6 +97,12 @@ class PrintmeshPlugin(
             send=lambda lines: self._printer.commands(list(lines), tags=set(TAGS)),
         )
         self._node = node = PrinterNode(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
+        send = lambda message: self._plugin_manager.send_plugin_message(self._identifier, message)  # noqa: E731
+        max_z = settings.safety.max_z or None
+        self._dashboard = Dashboard(
+            node.runtime, node.topics.root, node.me.node_id, send, URLS, settings.safety.margin, max_z
+        )
+        self._dashboard.start()  # subscribes before the node connects: restored on every connect
         self._follower = LayerFollower(node.record_layer, node.holds.at_layer, node.tables)
         self.comm_hooks.attach(self._follower, node.holds, node.record_fan)
         self.replies.driver = node.holds
@@ -102,6 +113,9 @@ class PrintmeshPlugin(
 
     def _stop_node(self) -> None:
         self.comm_hooks.detach()
+        dashboard, self._dashboard = self._dashboard, None
+        if dashboard is not None:
+            dashboard.stop()
         self.replies.driver = None
         node, self._node = self._node, None
         if node is not None:
@@ -127,17 +141,19 @@ class PrintmeshPlugin(
 
     # ------------------------------------------------------------------- UI
     def get_template_configs(self) -> list[dict[str, Any]]:
-        # templates/printmesh_settings.jinja2 and templates/printmesh_navbar.jinja2, bound by static/js/printmesh.js
+        # templates/printmesh_{settings,navbar}.jinja2 bound by static/js/printmesh.js; _tab by printmesh_dashboard.js
         return [
             {"type": "settings", "name": "printmesh", "custom_bindings": True},
             {"type": "navbar", "custom_bindings": True},
+            {"type": "tab", "name": "Dashboard", "custom_bindings": True},
         ]
 
     def is_template_autoescaped(self) -> bool:
         return True
 
     def get_assets(self) -> dict[str, list[str]]:
-        return {"js": ["js/printmesh.js"]}
+        js = ["printmesh.js", "printmesh_format.js", "printmesh_widgets.js", "printmesh_dashboard.js"]
+        return {"js": [f"js/{name}" for name in js], "css": ["css/printmesh_dashboard.css"]}
 
     # ------------------------------------------------------------- settings
     def get_settings_defaults(self) -> dict[str, Any]:
@@ -234,6 +250,7 @@ class PrintmeshPlugin(
 __plugin_implementation__ = PrintmeshPlugin()
 __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
+    "octoprint.access.permissions": additional_permissions,  # PLUGIN_PRINTMESH_SHELL_OUTPUTS
     # the comm thread's hooks go straight to their bodies: the layers and the hold, the replies to the hold
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.comm_hooks.on_gcode_queuing,
     "octoprint.comm.protocol.gcode.received": __plugin_implementation__.replies.on_gcode_received,

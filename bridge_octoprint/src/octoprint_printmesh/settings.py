@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from octoprint_printmesh.dashboard.layout import DEFAULT_WIDGETS
 from octoprint_printmesh.hold.limits import MAX_FEEDRATE, MIN_FEEDRATE
 from octoprint_printmesh.hold.safety import SafetySettings
 from octoprint_printmesh.hold.types import HoldConfig
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0, "min_feedrate": 60, "max_feedrate": 12000},
     "gcode": {"flavour": "auto"},
     "hold": {"max_hold": 300, "confirm_timeout": 30, "move_timeout": 60, "return_timeout": 60},
+    "dashboard": {"widgets": DEFAULT_WIDGETS},  # the tab's layout (dashboard/layout.py), saved from the tab
 }
 _PERMISSIONS = ("allow_hold", "allow_move", "allow_cancel", "allow_gcode", "gcode_allow", "trusted_holders")
 # Secrets only OctoPrint admins see in the settings API (and so in the settings dialog).
@@ -178,6 +180,7 @@ def _blank_to_none(tree: Any) -> Any:
 def to_bridge_settings(raw: dict[str, Any]) -> BridgeSettings:
     """OctoPrint's settings dict → validated settings; raises ConfigError naming the key."""
     data = _blank_to_none(copy.deepcopy(raw))
+    data.pop("dashboard", None)  # the tab's layout: the page's, validated by dashboard/layout.py
     events = data.pop("events", {}) or {}
     data["events_enabled"] = events.get("enabled", True)
     data["events_exclude"] = events.get("exclude", [])

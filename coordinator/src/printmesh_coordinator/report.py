@@ -202,6 +202,7 @@ def view(state: MachineState, now: float) -> CoordinatorState:
         last_layer=state.stats.last_layer,
         images=state.stats.images + (len(run.images) if run is not None else 0),
         failures=state.stats.failures,
+        grid=[XY(x=p.x, y=p.y) for p in state.fit.points] if state.fit is not None else None,
     )
 
 

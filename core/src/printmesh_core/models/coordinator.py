@@ -187,6 +187,9 @@ class CoordinatorState(Payload):
     last_layer: int | None = Field(default=None, description="Last layer this coordinator captured in this job.")
     images: int = Field(default=0, description="Images this coordinator stored in this job.")
     failures: int = Field(default=0, description="Failures this coordinator recorded in this job.")
+    grid: list[XY] | None = Field(
+        default=None, description="The planned grid points in capture order, mm (for a grid preview); null if unknown."
+    )
 
 
 class AbortRequest(CommandRequest):

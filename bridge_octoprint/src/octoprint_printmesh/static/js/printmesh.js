@@ -30,22 +30,27 @@ $(function () {
         ["hold", "return_timeout"]
     ];
     var TEXTS = [["node_id"], ["topic_root"], ["mqtt", "host"], ["discovery", "prefix"]];
-    var BROKER = {
-        connected: {text: gettext("Connected"), css: "text-success", icon: "fa-link"},
-        disconnected: {text: gettext("Disconnected, retrying"), css: "text-error", icon: "fa-unlink"},
-        misconfigured: {
-            text: gettext("Not connecting: invalid settings"),
-            css: "text-warning",
-            icon: "fa-exclamation-triangle"
-        },
-        unknown: {text: gettext("Unknown"), css: "muted", icon: "fa-question-circle"}
-    };
-    var HOLD = {
-        draining: gettext("holding: waiting for the printer"),
-        held: gettext("held"),
-        busy: gettext("held, moving"),
-        returning: gettext("releasing: head returning")
-    };
+    // Built when the view model is, not at load: OctoPrint defines gettext only after the plugins' scripts ran.
+    function brokerStates() {
+        return {
+            connected: {text: gettext("Connected"), css: "text-success", icon: "fa-link"},
+            disconnected: {text: gettext("Disconnected, retrying"), css: "text-error", icon: "fa-unlink"},
+            misconfigured: {
+                text: gettext("Not connecting: invalid settings"),
+                css: "text-warning",
+                icon: "fa-exclamation-triangle"
+            },
+            unknown: {text: gettext("Unknown"), css: "muted", icon: "fa-question-circle"}
+        };
+    }
+    function holdPhases() {
+        return {
+            draining: gettext("holding: waiting for the printer"),
+            held: gettext("held"),
+            busy: gettext("held, moving"),
+            returning: gettext("releasing: head returning")
+        };
+    }
 
     function splitList(text) {
         return _.uniq(
@@ -62,6 +67,8 @@ $(function () {
 
     function PrintmeshViewModel(parameters) {
         var self = this;
+        var BROKER = brokerStates();
+        var HOLD = holdPhases();
         self.settingsViewModel = parameters[0];
         self.loginState = parameters[1];
         self.access = parameters[2];
