@@ -67,6 +67,7 @@ class PrintJob:
         port = 5000 if not port_open("127.0.0.1", 5000) else free_port()
         self.octoprint = start_octoprint(self.venv, self.workdir, plugin, port=port)
         say(f"# started OctoPrint {self.octoprint.url} (user {USER}, password {PASSWORD}), virtual printer")
+        say(f"# the mesh's Dashboard tab: {self.octoprint.url}/#tab_plugin_printmesh (kiosk: /plugin/printmesh/kiosk)")
 
     def start_print(self, stop: threading.Event) -> bool:
         assert self.octoprint is not None
