@@ -21,6 +21,7 @@ import secrets
 import time
 from collections import deque
 
+from printmesh_coordinator import summary as rules
 from printmesh_coordinator.config import CoordinatorSettings
 from printmesh_coordinator.entities import printer_entities
 from printmesh_coordinator.link import Link
@@ -52,7 +53,7 @@ from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
 from printmesh_core.commands import CommandFailed
 from printmesh_core.inbound import current_topic
-from printmesh_core.models.coordinator import AbortRequest, LayerCapture
+from printmesh_core.models.coordinator import AbortRequest, JobSummary, LayerCapture
 
 log = logging.getLogger("printmesh.coordinator")
 
@@ -70,6 +71,10 @@ class Clock:
 
     def __call__(self) -> float:
         return self._wall + (time.monotonic() - self._mono)
+
+
+JOBS_KEPT = 8  # jobs whose published metadata and summary are remembered
+LAYERS_KEPT = 5000  # metadata remembered per job
 
 
 def _oserror(exc: OSError) -> str:
@@ -94,6 +99,10 @@ class CoordinatorAgent(Agent):
         self.store = Store(self.section.captures_dir, self.section.fsync)
         self.pages = PageWorker() if self.section.pages else None
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
+        # Per (printer, job): the metadata we published (kept for the summary when its file
+        # could not be written) and the summary we last published (one final summary per job).
+        self.published: dict[tuple[str, str], list[LayerCapture]] = {}
+        self.summaries: dict[tuple[str, str], JobSummary] = {}
 
     def deliver(self, printer: str | None, message: Input) -> None:
         """Any thread: queue an input for one printer (None: every printer), with the topic it came on."""
@@ -198,6 +207,7 @@ class CoordinatorAgent(Agent):
             self.publish_state(contract.COORDINATOR_STATE.topic(self.me, printer), command.state)
         elif isinstance(command, PublishCapture):
             self.publish_state(contract.COORDINATOR_CAPTURE.topic(self.me, printer), command.metadata)
+            self._remember(printer, command.metadata)
             self._log_capture(command.metadata)
             if command.metadata.metadata_path is not None:
                 self._page(printer, command.metadata.job, final=False)
@@ -216,12 +226,20 @@ class CoordinatorAgent(Agent):
         now = self.clock()
         try:
             summary = self.store.summary(printer, command.job, command.outcome, command.gcode_file,
-                                         command.print_start_time, now)  # fmt: skip
+                                         command.print_start_time, now, self.published.get((printer, command.job)),
+                                         self.machines[printer].setup.plan)  # fmt: skip
         except OSError as exc:
             log.error("%s: cannot read the job folder of %s for its summary: %s", printer, command.job, exc)
             return
         if summary is None:
             return
+        summary = rules.better(summary, self.summaries.get((printer, command.job)))
+        if summary is None:
+            log.debug("%s: summary of %s unchanged, not published again", printer, command.job)
+            return
+        self.summaries[(printer, command.job)] = summary
+        while len(self.summaries) > JOBS_KEPT:
+            self.summaries.pop(next(iter(self.summaries)))
         try:
             body = (summary.model_dump_json(indent=2) + "\n").encode()
             self.store.write(f"{printer}/{command.job}/{SUMMARY_NAME}", body)
@@ -232,6 +250,14 @@ class CoordinatorAgent(Agent):
         log.info("%s: job %s %s: %d layers captured, %d images, %d failures, %.1f s held",
                  printer, command.job, summary.outcome, len(summary.layers_captured), summary.images,
                  len(summary.failures), summary.total_hold_time)  # fmt: skip
+
+    def _remember(self, printer: str, md: LayerCapture) -> None:
+        key = (printer, md.job)
+        kept = self.published.setdefault(key, [])
+        kept.append(md)
+        del kept[:-LAYERS_KEPT]
+        while len(self.published) > JOBS_KEPT:
+            self.published.pop(next(iter(self.published)))
 
     def _page(self, printer: str, job: str, final: bool) -> None:
         """Queue the job page's update; the worker thread writes it, never this loop."""

@@ -35,6 +35,13 @@ Step = tuple[MachineState, list[Command]]
 CAMERA_PHASES = ("moving", "settling", "capturing", "storing")
 
 
+def hold_began(bridge_ts: float, now: float, limit: float) -> float:
+    """When the printer was held: the bridge's ``held`` time, so the hold's duration includes the
+    time its event waited behind other work (a flood) before we saw it. A time in the future or
+    more than ``limit`` ago (another machine's clock off) is not believed: then ``now``."""
+    return bridge_ts if now - limit <= bridge_ts <= now else now
+
+
 def next_id(state: MachineState) -> tuple[MachineState, str]:
     seq = state.seq + 1
     return replace(state, seq=seq), f"{state.setup.session}.{seq}"
@@ -106,7 +113,8 @@ def begin(state: MachineState, held: Held, now: float) -> Step:
     bases = [v for v in (held.z, held.origin.z if held.origin else None) if v is not None]
     capture_z = round(max(bases, default=0.0) + printer.z_clearance, 3)
     run = Run(hold_id=held.hold_id, layer=held.layer, z=held.z, capture_z=capture_z, origin=held.origin, job=job,
-              bridge_ts=held.ts, started=now, deadline=now + printer.timeouts.sequence)  # fmt: skip
+              bridge_ts=held.ts, started=hold_began(held.ts, now, printer.timeouts.sequence),
+              deadline=now + printer.timeouts.sequence)  # fmt: skip
     stats = state.stats if state.stats.job == job.name else Stats(job=job.name)
     state = replace(state, run=run, job=job, stats=stats)
     problem = _precheck(state, run, now)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from printmesh_coordinator import summary as rules
 from printmesh_core.models.coordinator import JobSummary, LayerCapture, SummaryFailure
+from printmesh_core.models.printer import HoldPlan
 
 log = logging.getLogger("printmesh.coordinator.store")
 
@@ -96,12 +98,19 @@ class Store:
         gcode_file: str | None,
         print_start_time: float | None,
         now: float,
+        published: list[LayerCapture] | None = None,
+        plan: HoldPlan | None = None,
+        total_layers: int | None = None,
     ) -> JobSummary | None:
         """The job's summary from every layer metadata file in its folder; None without a folder.
 
         Built from the folder rather than from memory, so it is complete when several
         coordinators shared the job's holds. A known outcome already on disk is kept when
-        this coordinator only knows the print stopped ('unknown').
+        this coordinator only knows the print stopped ('unknown'). ``published`` adds the
+        metadata this coordinator published but could not write (a full disk); every
+        layer ``plan`` would hold up to ``total_layers`` (when unknown: up to the last layer
+        with metadata) is listed, ``missed``/``not_held`` if it has none.
+        Images in the folder that no metadata lists are the summary's ``orphans``.
         """
         folder = self.path(f"{printer}/{job}")
         if not folder.is_dir():
@@ -112,6 +121,8 @@ class Store:
                 layers.append(LayerCapture.model_validate_json(file.read_bytes()))
             except (OSError, ValidationError) as exc:
                 log.warning("skipping unreadable metadata %s: %s", file, exc)
+        layers = rules.merge(layers, published or [])
+        files = [f.name for f in folder.iterdir() if f.is_file()]
         if outcome == "unknown":
             with contextlib.suppress(OSError, ValueError):
                 outcome = str(json.loads((folder / SUMMARY_NAME).read_text()).get("outcome") or outcome)
@@ -133,4 +144,8 @@ class Store:
             failures=failures,
             total_hold_time=round(sum(md.timings.hold_duration for md in layers), 3),
             coordinators=sorted({md.coordinator for md in layers}),
+            layers=rules.layers(
+                layers, rules.planned_layers(plan, total_layers or max((m.layer for m in layers), default=0))
+            ),
+            orphans=rules.orphans(files, layers, f"{printer}/{job}"),
         )

@@ -147,6 +147,24 @@ class SummaryFailure(CaptureFailure):
     layer: int
 
 
+LayerStatus = Literal["complete", "incomplete", "missed"]
+
+
+class SummaryLayer(BaseModel):
+    """One planned (or held) layer of the job and what became of it."""
+
+    model_config = PART
+
+    layer: int
+    status: LayerStatus = Field(description="complete, incomplete (see failures) or missed (see reason).")
+    reason: str | None = Field(
+        default=None,
+        description="Why missed: broker_unreachable, holder_unreachable, or not_held (planned, passed, never held).",
+    )
+    images: int = 0
+    failures: list[CaptureFailure] = Field(default_factory=list)
+
+
 class JobSummary(Payload):
     """``job_summary.json`` in the job folder, and ``<coord>/coordinator/<printer>/summary``.
 
@@ -167,6 +185,12 @@ class JobSummary(Payload):
     failures: list[SummaryFailure]
     total_hold_time: Seconds = Field(description="Seconds, sum of the holds' durations.")
     coordinators: list[str] = Field(description="Node ids of the coordinators that handled holds of this job.")
+    layers: list[SummaryLayer] = Field(
+        default_factory=list, description="Every planned or held layer, in order, with its status."
+    )
+    orphans: list[str] = Field(
+        default_factory=list, description="Images in the job folder (relative paths) that no layer metadata lists."
+    )
 
 
 class CoordinatorState(Payload):
