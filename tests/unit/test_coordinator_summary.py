@@ -121,3 +121,11 @@ def test_hold_time_starts_when_the_bridge_held() -> None:
     assert hold_began(100.0, 385.0, 600.0) == 100.0  # waited 285 s behind a flood: counted
     assert hold_began(390.0, 385.0, 600.0) == 385.0  # a clock ahead of ours: not believed
     assert hold_began(1.0, 1000.0, 600.0) == 1000.0  # too far back: not believed
+
+
+def test_a_finished_print_is_planned_to_its_last_layer_a_stopped_one_to_its_last_record() -> None:
+    from printmesh_coordinator.store import last_planned
+
+    assert last_planned("done", 30, []) == 30  # layers after the last hold that were never held count
+    assert last_planned("cancelled", 30, []) == 0  # a cancelled print never reached them
+    assert last_planned("done", None, []) == 0

@@ -227,7 +227,8 @@ class CoordinatorAgent(Agent):
         try:
             summary = self.store.summary(printer, command.job, command.outcome, command.gcode_file,
                                          command.print_start_time, now, self.published.get((printer, command.job)),
-                                         self.machines[printer].setup.plan)  # fmt: skip
+                                         self.machines[printer].setup.plan,
+                                         self.link.layer_totals.get(printer))  # fmt: skip
         except OSError as exc:
             log.error("%s: cannot read the job folder of %s for its summary: %s", printer, command.job, exc)
             return

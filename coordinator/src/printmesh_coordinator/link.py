@@ -64,6 +64,7 @@ from printmesh_core.models.printer import (
     HoldRequest,
     HoldStarted,
     LayerMissed,
+    LayerProgress,
     MoveRequest,
     PrinterEvent,
     PrinterHeld,
@@ -132,6 +133,7 @@ class Link:
         self.holder_of: dict[str, str | None] = {p.node: None for p in section.printers}
         self.holders: dict[str, bool] = {}  # holder -> heard online; one entry per printer at most
         self.holder_filters: dict[str, str] = {}  # holder -> our subscription to its status
+        self.layer_totals: dict[str, int] = {}  # printer -> layers in its file: the summary lists each planned one
 
     def printer(self, node: str) -> ComponentTopics:
         return contract.component(self.topics, contract.PRINTER, node)
@@ -151,6 +153,7 @@ class Link:
             contract.PRINTER_HOLD.subscribe(rt, p, partial(self._hold_status, node))
             contract.PRINTER_JOB.subscribe(rt, p, partial(self._retained, node, JobSeen))
             contract.PRINTER_STATE.subscribe(rt, p, partial(self._activity, node))
+            contract.PRINTER_LAYER_PROGRESS.subscribe(rt, p, partial(self._layer_total, node))
             if self.section.share_group:
                 held = self.topics.absolute(contract.PRINTER_HELD.topic(p))
                 on_held = contract.PRINTER_HELD.reader(partial(self._held, node))
@@ -177,6 +180,10 @@ class Link:
 
     def _retained(self, printer: str, wrap: Callable[[Any], Input], value: BaseModel, message: Message) -> None:
         self.deliver(printer, wrap(value))
+
+    def _layer_total(self, printer: str, progress: LayerProgress, message: Message) -> None:
+        if progress.total:
+            self.layer_totals[printer] = progress.total
 
     def _presence(self, printer: str, status: Availability, message: Message) -> None:
         self.deliver(printer, BridgePresence(status.state == "online"))

@@ -144,8 +144,13 @@ class Store:
             failures=failures,
             total_hold_time=round(sum(md.timings.hold_duration for md in layers), 3),
             coordinators=sorted({md.coordinator for md in layers}),
-            layers=rules.layers(
-                layers, rules.planned_layers(plan, total_layers or max((m.layer for m in layers), default=0))
-            ),
+            layers=rules.layers(layers, rules.planned_layers(plan, last_planned(outcome, total_layers, layers))),
             orphans=rules.orphans(files, layers, f"{printer}/{job}"),
         )
+
+
+def last_planned(outcome: str, total_layers: int | None, layers: list[LayerCapture]) -> int:
+    """Up to the file's last layer for a print that finished; a cancelled or failed one never
+    reached the layers after it stopped, so those are not missed: up to the last one recorded."""
+    recorded = max((m.layer for m in layers), default=0)
+    return max(recorded, total_layers or 0) if outcome == "done" else recorded
