@@ -46,7 +46,10 @@ def test_viewers_expire_unless_they_announce_again():
 
 class FakeRuntime:
     def __init__(self) -> None:
+        from printmesh_core.bounded import Evictions
+
         self.handlers: list[tuple[str, Any]] = []
+        self.evictions = Evictions()
 
     def subscribe_relative(self, topic_filter: str, handler: Any, *, qos: int = 1) -> None:
         self.handlers.append((topic_filter, handler))
@@ -95,3 +98,21 @@ def test_capture_images_are_kept_for_the_grid_and_bounded():
     assert dash.image("cam", "c0") is None and dash.image("cam", "c69") == b"\xff\xd8jpeg69"
     runtime.deliver("cam/camera/bed/preview", b"\xff\xd8preview")
     assert dash.preview("cam", "bed") == b"\xff\xd8preview"
+
+
+def test_a_flood_of_invented_topics_and_cameras_stays_bounded_and_is_counted():
+    from octoprint_printmesh.dashboard.service import PENDING_KEPT, PREVIEWS_KEPT
+
+    runtime = FakeRuntime()
+    dash = Dashboard(runtime, "printmesh", "mk4", lambda m: None, URLS)  # type: ignore[arg-type]
+    dash.subscribe()
+    for i in range(PENDING_KEPT + 500):  # nobody watches: nothing is parsed, and the backlog is capped
+        runtime.deliver(f"fake{i}/host/state", HOST)
+    for i in range(PREVIEWS_KEPT + 10):
+        runtime.deliver(f"cam{i}/camera/bed/preview", b"\xff\xd8p%d" % i)
+    assert len(dash._pending) == PENDING_KEPT
+    assert dash.preview("cam0", "bed") is None and dash.preview(f"cam{PREVIEWS_KEPT + 9}", "bed") is not None
+    assert runtime.evictions.by_table() == {
+        "dashboard_pending": 500 + PREVIEWS_KEPT + 10,
+        "dashboard_previews": 10,
+    }  # previews queue a mark too

@@ -107,3 +107,7 @@ class Bounded(Generic[K, V]):
 
     def __iter__(self) -> Iterator[K]:
         return iter(list(self._items))
+
+    def items(self) -> list[tuple[K, V]]:
+        """Every entry, least recently used first, without refreshing any."""
+        return list(self._items.items())

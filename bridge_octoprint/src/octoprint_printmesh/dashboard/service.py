@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +20,14 @@ from octoprint_printmesh.dashboard import capture_view, sections
 from octoprint_printmesh.dashboard.coalescer import Coalescer, Viewers
 from octoprint_printmesh.dashboard.model import MeshModel
 from octoprint_printmesh.dashboard.watches import classify
+from printmesh_core.bounded import Bounded
 from printmesh_core.messages import Message
 from printmesh_core.mqtt import MqttRuntime
 
 log = logging.getLogger("octoprint.plugins.printmesh.dashboard")
 IMAGES_KEPT = 64  # capture JPEGs kept for the latest grids (a 3x3 grid with two cameras is 18)
+PREVIEWS_KEPT = 64  # cameras whose latest preview is kept: anyone can invent camera names
+PENDING_KEPT = 4096  # topics waiting to be parsed while nobody watches: anyone can invent topics
 PREVIEW_MARK = b"jpeg"
 IDLE_WAIT = 5.0  # seconds the worker sleeps when nothing is due (a page announcing wakes it)
 
@@ -50,9 +52,10 @@ class Dashboard:
         self.viewers = Viewers()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: dict[str, tuple[bytes, float, bool]] = {}  # topic -> latest (payload, at, retained)
-        self._previews: dict[tuple[str, str], bytes] = {}
-        self._images: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._evictions = runtime.evictions  # a flood of invented names is bounded, and counted in the status
+        self._pending = self._new_pending()  # topic -> latest (payload, at, retained)
+        self._previews: Bounded[tuple[str, str], bytes] = Bounded(PREVIEWS_KEPT, "dashboard_previews", self._evictions)
+        self._images: Bounded[tuple[str, str], bytes] = Bounded(IMAGES_KEPT, "dashboard_images", self._evictions)
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="printmesh-dashboard", daemon=True)
 
@@ -78,15 +81,13 @@ class Dashboard:
         at = time.time()
         with self._lock:
             if seen is not None and seen.kind == "image":
-                self._images[(seen.node, seen.names[-1])] = message.payload
-                while len(self._images) > IMAGES_KEPT:
-                    self._images.popitem(last=False)
+                self._images.put((seen.node, seen.names[-1]), message.payload)
                 return
             payload = message.payload
             if seen is not None and seen.kind == "preview":
-                self._previews[(seen.node, seen.names[0])] = payload
+                self._previews.put((seen.node, seen.names[0]), payload)
                 payload = PREVIEW_MARK if payload else b""  # the model only needs to know one arrived
-            self._pending[topic] = (payload, at, message.retain)
+            self._pending.put(topic, (payload, at, message.retain))
             if self.viewers.seen:
                 self._wake.set()
 
@@ -113,11 +114,11 @@ class Dashboard:
 
     def preview(self, node: str, camera: str) -> bytes | None:
         with self._lock:
-            return self._previews.get((node, camera))
+            return self._previews.peek((node, camera))
 
     def image(self, node: str, capture_id: str) -> bytes | None:
         with self._lock:
-            return self._images.get((node, capture_id))
+            return self._images.peek((node, capture_id))
 
     def shell_outputs(self) -> list[dict[str, Any]]:
         """Every host's shell command results; the caller checks the user's permission first."""
@@ -137,9 +138,12 @@ class Dashboard:
     # ------------------------------------------------------------ the worker
     def _drain(self, now: float) -> None:
         """Parse what arrived (under the lock)."""
-        pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, self._new_pending()
         for topic, (payload, at, retained) in pending.items():
             self.coalescer.mark(self.model.apply(topic, payload, at, retained))
+
+    def _new_pending(self) -> Bounded[str, tuple[bytes, float, bool]]:
+        return Bounded(PENDING_KEPT, "dashboard_pending", self._evictions)
 
     def _section(self, key: str) -> dict[str, Any] | None:
         m = self.model
