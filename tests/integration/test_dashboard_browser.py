@@ -208,8 +208,16 @@ def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any)
         # reorder: sensors two places up, saved on the server, still so after a reload
         before = p.order()
         p.page.click(f"{TAB} .pm-edit")
-        for _ in range(2):
-            p.page.click(f'{TAB} .pm-editor tr[data-widget="sensors"] .pm-up')
+        up = f'{TAB} .pm-editor tr[data-widget="sensors"] .pm-up'
+        p.page.click(up)
+        # the page's periodic announce (every 10 s) answers with the saved layout: it must not
+        # undo a rearrangement in progress (it did, and lost the first move)
+        with p.page.expect_response(
+            lambda r: r.url.endswith("/api/plugin/printmesh") and "watch" in (r.request.post_data or ""), timeout=15_000
+        ):
+            pass
+        p.page.wait_for_timeout(200)
+        p.page.click(up)
         p.page.click(f"{TAB} .pm-save")
         p.page.wait_for_selector(f"{TAB} .pm-editor", state="hidden")
         i = before.index("sensors")

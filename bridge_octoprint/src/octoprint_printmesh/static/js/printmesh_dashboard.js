@@ -209,7 +209,10 @@ $(function () {
 
         function announce(full) {
             return OctoPrint.simpleApiCommand(PLUGIN, "watch", {client: self.client, full: full}).done(function (r) {
-                self.layout(r.layout || []);
+                if (!self.editing()) {
+                    // the periodic announce must not undo a rearrangement in progress
+                    self.layout(r.layout || []);
+                }
                 self.canEdit(!!r.can_edit);
                 self.shellAllowed(!!r.shell);
                 if (r.sections) {
