@@ -146,6 +146,14 @@ def check_webcam(p: Page, observer: Any) -> None:
     p.page.wait_for_function(
         "() => { const i = document.querySelector('#pm-w-webcam img.pm-preview');"
         " return i && i.complete && i.naturalWidth === 320; }", timeout=30_000)  # fmt: skip
+    # the preview comes from the Tornado route with a short-lived key: without it, or with a
+    # forged one, nothing (the route never sees OctoPrint's session)
+    src = p.page.eval_on_selector("#pm-w-webcam img.pm-preview", "i => i.src")
+    assert "/plugin/printmesh/live/" in src and "&k=" in src, src
+    bare, key = src.split("&k=")
+    assert p.page.request.get(src).headers["content-type"] == "image/jpeg"
+    assert p.page.request.get(bare).status == 403
+    assert p.page.request.get(bare + "&k=" + key[:-1] + ("0" if key[-1] != "0" else "1")).status == 403
     capture = observer.topic(f"printmesh/dashcoord/coordinator/{PRINTER}/capture", timeout=90)
     p.page.wait_for_function(
         "() => document.querySelectorAll('#pm-w-webcam .pm-thumb img').length === 9"

@@ -251,6 +251,7 @@ __plugin_implementation__ = PrintmeshPlugin()
 __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     "octoprint.access.permissions": additional_permissions,  # PLUGIN_PRINTMESH_SHELL_OUTPUTS
+    "octoprint.server.http.routes": __plugin_implementation__.http_routes,  # camera previews, see preview_route
     # the comm thread's hooks go straight to their bodies: the layers and the hold, the replies to the hold
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.comm_hooks.on_gcode_queuing,
     "octoprint.comm.protocol.gcode.received": __plugin_implementation__.replies.on_gcode_received,

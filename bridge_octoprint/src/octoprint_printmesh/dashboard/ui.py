@@ -2,7 +2,8 @@
 
 A mixin for the plugin class, which adds ``SimpleApiPlugin`` and ``BlueprintPlugin``.
 Every endpoint checks OctoPrint's permissions: the dashboard's data needs STATUS, the
-images WEBCAM, saving the layout SETTINGS, and the shell command outputs the plugin's own
+images WEBCAM (the live previews through a key that only ``watch`` hands out, to users with
+WEBCAM: see ``preview_keys``), saving the layout SETTINGS, and the shell command outputs the plugin's own
 SHELL_OUTPUTS permission, which only the admins group has by default. The outputs are never
 in a plugin message (those reach every logged-in page); only this API hands them out.
 """
@@ -18,6 +19,7 @@ from octoprint.access import ADMIN_GROUP
 from octoprint.access.permissions import Permissions
 
 from octoprint_printmesh.dashboard.layout import lenient, normalise
+from octoprint_printmesh.dashboard.preview_keys import PreviewKeys
 from octoprint_printmesh.dashboard.service import Dashboard, Urls
 from printmesh_core.config import ConfigError
 
@@ -25,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SHELL_PERMISSION = "SHELL_OUTPUTS"
 KIOSK = "?printmesh=kiosk#tab_plugin_printmesh"
 URLS = Urls(
-    preview=lambda node, camera: f"plugin/printmesh/preview/{node}/{camera}.jpg",
+    preview=lambda node, camera: f"plugin/printmesh/live/{node}/{camera}.jpg",  # Tornado: preview_route
     image=lambda node, capture_id: f"plugin/printmesh/capture/{node}/{capture_id}.jpg",
 )
 
@@ -67,6 +69,22 @@ class DashboardUi:
     _settings: Any
     _plugin_manager: Any
     _identifier: str
+    _preview_keys: PreviewKeys | None = None
+
+    def preview_keys(self) -> PreviewKeys:
+        if self._preview_keys is None:
+            self._preview_keys = PreviewKeys()
+        return self._preview_keys
+
+    def http_routes(self, *args: Any, **kwargs: Any) -> list[tuple[str, type[Any], dict[str, Any]]]:
+        """``octoprint.server.http.routes``: the camera previews, served without Flask."""
+        from octoprint_printmesh.dashboard.preview_route import preview_routes
+
+        def lookup(node: str, camera: str) -> bytes | None:
+            dashboard = self._dashboard
+            return dashboard.preview(node, camera) if dashboard is not None else None
+
+        return preview_routes(self.preview_keys(), lookup)
 
     # ------------------------------------------------------------ SimpleApiPlugin
     def get_api_commands(self) -> dict[str, list[str]]:
@@ -87,6 +105,8 @@ class DashboardUi:
             return flask.jsonify({})
         body: dict[str, Any] = {"layout": self.layout(), "shell": may_see_shell()}
         body["can_edit"] = bool(Permissions.SETTINGS.can())
+        if Permissions.WEBCAM.can():
+            body["preview_key"] = self.preview_keys().issue()
         snapshot = dashboard.watch(client, bool(data.get("full"))) if dashboard is not None else None
         return flask.jsonify({**body, **(snapshot or {})})
 
@@ -127,13 +147,6 @@ class DashboardUi:
         if not Permissions.STATUS.can():
             return flask.redirect(root + "login?redirect=" + flask.request.script_root + "/plugin/printmesh/kiosk")
         return flask.redirect(root + KIOSK)
-
-    @route("/preview/<node>/<camera>.jpg")
-    def preview(self, node: str, camera: str) -> Any:
-        if not Permissions.WEBCAM.can():
-            flask.abort(403)
-        dashboard = self._dashboard
-        return _jpeg(dashboard.preview(node, camera) if dashboard else None, "no-store")
 
     @route("/capture/<node>/<capture_id>.jpg")
     def capture(self, node: str, capture_id: str) -> Any:

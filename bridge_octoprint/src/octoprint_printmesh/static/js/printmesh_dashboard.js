@@ -120,6 +120,12 @@ $(function () {
         self.url = function (path) {
             return path ? BASEURL + path : "";
         };
+        // previews come from a Tornado route that takes a short-lived key instead of the session
+        // (see preview_keys.py); a plain variable, so renewing the key does not refetch the image
+        var previewKey = null;
+        self.previewUrl = function (path) {
+            return path && previewKey ? BASEURL + path + "&k=" + encodeURIComponent(previewKey) : "";
+        };
         self.age = function (ts) {
             return ts ? F.duration(self.clock() - self.skew - ts) : "–";
         };
@@ -214,6 +220,7 @@ $(function () {
                     self.layout(r.layout || []);
                 }
                 self.canEdit(!!r.can_edit);
+                previewKey = r.preview_key || null;
                 self.shellAllowed(!!r.shell);
                 if (r.sections) {
                     self.skew = Date.now() / 1000 - r.now;
