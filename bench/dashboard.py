@@ -67,16 +67,27 @@ class Traffic:
 
     def __init__(self, page: Any) -> None:
         self.ws = 0
+        self.frames = 0
         self.http = 0
         page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
         page.on("response", self._response)
 
     def _frame(self, frame: Any) -> None:
         self.ws += len(frame.encode() if isinstance(frame, str) else frame)
+        self.frames += 1
 
     def _response(self, response: Any) -> None:
         if "/plugin/printmesh/" in response.url or "/api/plugin/printmesh" in response.url:
             self.http += int(response.headers.get("content-length") or 0)
+
+
+# (row, tab shown, webcam widget on): the third arm tells what the camera preview costs
+ARMS = (("closed", "#temp", True), ("open", TAB, True), ("open, no webcam", TAB, False))
+
+
+def set_webcam(mesh: Any, on: bool) -> None:
+    widgets = [{"id": "webcam", "enabled": on}]
+    mesh.octoprint.api("POST", "/api/plugin/printmesh", {"command": "layout", "widgets": widgets})
 
 
 def show(page: Any, tab: str) -> None:
@@ -88,15 +99,20 @@ def keep_printing(mesh: Any) -> None:
         mesh.octoprint.api("POST", "/api/job", {"command": "start"})
 
 
-def window(mesh: Any, page: Any, traffic: Traffic, seconds: float) -> tuple[float, float, float]:
-    """(CPU % of one core, websocket bytes/s, plugin HTTP bytes/s) over one window."""
+Row = tuple[float, float, float, float]
+
+
+def window(mesh: Any, page: Any, traffic: Traffic, seconds: float) -> Row:
+    """(CPU % of one core, websocket bytes/s, plugin HTTP bytes/s, websocket frames/s) over one window."""
     pid = mesh.octoprint.proc.pid
     ws0, http0, cpu0, t0 = traffic.ws, traffic.http, cpu_seconds(pid), time.monotonic()
+    frames0 = traffic.frames
     while time.monotonic() - t0 < seconds:
         keep_printing(mesh)
         page.wait_for_timeout(1000)
     dt = time.monotonic() - t0
-    return 100 * (cpu_seconds(pid) - cpu0) / dt, (traffic.ws - ws0) / dt, (traffic.http - http0) / dt
+    cpu = 100 * (cpu_seconds(pid) - cpu0) / dt
+    return cpu, (traffic.ws - ws0) / dt, (traffic.http - http0) / dt, (traffic.frames - frames0) / dt
 
 
 def latency(runtime: MqttRuntime, page: Any, samples: int) -> list[float]:
@@ -147,9 +163,10 @@ def main() -> None:
                 login(page, mesh.octoprint)
                 page.wait_for_selector("#page-container-main", state="visible", timeout=30_000)
                 page.wait_for_timeout(3000)
-                rows: dict[str, list[tuple[float, float, float]]] = {"closed": [], "open": []}
+                rows: dict[str, list[Row]] = {side: [] for side, _, _ in ARMS}
                 for _ in range(args.rounds):
-                    for side, tab in (("closed", "#temp"), ("open", TAB)):
+                    for side, tab, webcam in ARMS:
+                        set_webcam(mesh, webcam)
                         show(page, tab)
                         page.wait_for_timeout(3000)  # the page settles (a new viewer gets its snapshot)
                         rows[side].append(window(mesh, page, traffic, args.window))
@@ -163,17 +180,19 @@ def main() -> None:
     report(rows, lat, args)
 
 
-def report(rows: dict[str, list[tuple[float, float, float]]], lat: list[float], args: Any) -> None:
-    mean = {side: [statistics.mean(r[i] for r in values) for i in range(3)] for side, values in rows.items()}
+def report(rows: dict[str, list[Row]], lat: list[float], args: Any) -> None:
+    mean = {side: [statistics.mean(r[i] for r in values) for i in range(4)] for side, values in rows.items()}
     print(f"# dashboard.py: {args.rounds} x ({args.window:.0f} s closed, {args.window:.0f} s open), printing;"
           f" {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print("| tab | OctoPrint CPU, % of one core | websocket bytes/s | plugin HTTP bytes/s |")
-    print("|---|---|---|---|")
-    for side in ("closed", "open"):
+    print("| tab | OctoPrint CPU, % of one core | websocket bytes/s | websocket frames/s | plugin HTTP bytes/s |")
+    print("|---|---|---|---|---|")
+    for side, _, _ in ARMS:
         per = ", ".join(f"{r[0]:.1f}" for r in rows[side])
-        print(f"| {side} | {mean[side][0]:.2f} ({per}) | {mean[side][1]:.0f} | {mean[side][2]:.0f} |")
-    print(f"| open - closed | {mean['open'][0] - mean['closed'][0]:+.2f} | {mean['open'][1] - mean['closed'][1]:+.0f} |"
-          f" {mean['open'][2] - mean['closed'][2]:+.0f} |")  # fmt: skip
+        m = mean[side]
+        print(f"| {side} | {m[0]:.2f} ({per}) | {m[1]:.0f} | {m[3]:.1f} | {m[2]:.0f} |")
+    for side in ("open", "open, no webcam"):
+        d = [a - b for a, b in zip(mean[side], mean["closed"], strict=True)]
+        print(f"| {side} - closed | **{d[0]:+.2f}** | {d[1]:+.0f} | {d[3]:+.1f} | {d[2]:+.0f} |")
     if lat:
         n = f"n={len(lat)}/{args.samples}"
         print(f"publish to screen: {n}, p50 {pct(lat, 0.5):.0f} ms, p99 {pct(lat, 0.99):.0f} ms, max {max(lat):.0f} ms")

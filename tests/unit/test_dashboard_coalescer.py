@@ -38,6 +38,24 @@ def test_at_most_one_update_per_half_second_per_section():
     assert not c.sent and c.next_due(0) is None
 
 
+def test_sections_changing_at_different_times_go_out_together_twice_a_second_at_most():
+    c = Coalescer(interval=0.5)
+    c.mark({"a"})
+    assert c.due(10.0) == ["a"]  # after a quiet spell: at once
+    c.take("a", {"v": 1}, 10.0)
+    c.mark({"b"})
+    assert c.due(10.1) == []
+    c.mark({"c"})
+    assert c.due(10.3) == [] and c.next_due(10.3) == pytest.approx(0.2)
+    assert c.due(10.5) == ["b", "c"]  # one message for both
+    sends = 0
+    for step in range(100):  # ten sections, each changing every 0.1 s, for 10 s
+        now = 20.0 + step * 0.1
+        c.mark({f"s{step % 10}"})
+        sends += bool(c.due(now))
+    assert sends <= 21
+
+
 def test_viewers_expire_unless_they_announce_again():
     v = Viewers(ttl=30)
     assert v.touch("p1", 0) and not v.touch("p1", 10)

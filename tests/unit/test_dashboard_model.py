@@ -116,6 +116,14 @@ def test_a_camera_is_discovered_from_its_preview():
     assert section["preview"] == "p/cam/bed.jpg?t=50.0" and section["online"]
 
 
+def test_a_page_is_told_of_a_new_preview_every_two_seconds_at_most():
+    m = MeshModel(ME)
+    changed = [bool(m.apply("cam/camera/bed/preview", b"jpeg", at=50.0 + i)) for i in range(6)]
+    assert changed == [True, False, True, False, True, False]  # a camera publishing every second
+    assert m.cameras[("cam", "bed")].preview_at == 54.0
+    assert m.apply("cam/camera/bed/preview", b"jpeg", at=10.0) == {"camera:cam/bed"}  # the clock went back
+
+
 def test_the_layout_is_completed_deduplicated_and_checked():
     widgets = normalise([{"id": "sensors"}, {"id": "sensors", "enabled": False}, {"id": "job", "printing_only": True}])
     assert [w["id"] for w in widgets] == ["sensors", "job", *[w for w in WIDGETS if w not in ("sensors", "job")]]

@@ -53,6 +53,12 @@ class Camera:
     preview_at: float | None = None
 
 
+# Seconds between two preview images a page is told to fetch. Why not every preview the camera
+# publishes: each fetch is an HTTP request OctoPrint serves, the largest part of the tab's cost
+# on the OctoPrint host (bench/dashboard.py); the fetch still gets the newest frame.
+PREVIEW_EVERY = 2.0
+
+
 @dataclass
 class MeshModel:
     """Everything the tab can show; the keys it returns name ``sections`` builders."""
@@ -131,8 +137,10 @@ class MeshModel:
             camera.availability = presence_of(payload, at, retained)
         elif kind == "camera_last":
             camera.last = contract.CAMERA_LAST_CAPTURE.read(payload)
-        else:
+        elif camera.preview_at is None or not 0 <= at - camera.preview_at < PREVIEW_EVERY:
             camera.preview_at = at
+        else:
+            return set()
         return {f"camera:{key[0]}/{key[1]}"}
 
     def _status(self, seen: Seen, payload: bytes, at: float, retained: bool) -> set[str]:
