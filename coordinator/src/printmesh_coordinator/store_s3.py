@@ -112,7 +112,7 @@ class S3Store:
                 return call(self.client())
             except S3Error as exc:
                 code, cause = exc.code or "error", f"{exc.code}: {exc.message}"
-                retry = code in RETRY_CODES or (exc.response is not None and exc.response.status >= 500)
+                retry = code in RETRY_CODES or getattr(exc.response, "status", 0) >= 500
                 hint = HINTS.get(code)
             except Exception as exc:  # urllib3 and socket errors, a malformed answer
                 code, cause, retry, hint = type(exc).__name__, _short(exc), True, "is the endpoint reachable?"
@@ -195,10 +195,17 @@ class S3Store:
         total_layers: int | None = None,
     ) -> JobSummary | None:
         """As the local store's, from the job's objects (so it counts every coordinator's layers);
-        metadata already parsed is not downloaded again while its ETag is the same."""
+        metadata already parsed is not downloaded again while its ETag is the same. When the
+        bucket cannot be listed (a wrong key), the summary of the layers this coordinator
+        published, so the job still ends with one."""
         folder = f"{printer}/{job}"
-        files = self.listing(folder)
-        if not files:
+        try:
+            files = self.listing(folder)
+        except StoreError:
+            if not published:
+                raise
+            files = {}  # the bucket cannot be read (logged): the summary of what this coordinator published
+        if not files and not published:
             return None
         layers: list[LayerCapture] = []
         for name, etag in sorted(files.items()):
