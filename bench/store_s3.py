@@ -71,8 +71,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     server = start_seaweed(work / "seaweed")
     try:
-        config = StoreConfig.model_validate({"type": "s3", "endpoint": server.endpoint, "bucket": server.bucket,
-                                             "prefix": "bench", "access_key": ACCESS_KEY, "secret_key": SECRET_KEY})  # fmt: skip
+        keys = {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY}
+        config = StoreConfig.model_validate(
+            {"type": "s3", "endpoint": server.endpoint, "bucket": server.bucket, "prefix": "bench", **keys}
+        )
         local, s3 = Store(work / "captures"), S3Store(config)
         images = jpegs(9)
         metadata = b"{" + b'"x": 1, ' * 600 + b'"end": 0}\n'  # about the size of a 9-image metadata file
@@ -91,8 +93,7 @@ def main() -> None:
         ratio = statistics.median(times["s3"]) / statistics.median(times["local"])
         print(f"s3 / local (p50): {ratio:.1f}x")
         # what the loop pays per write with an S3 store: a queue put
-        section = CoordinatorSection.model_validate({"store": config.model_dump(mode="python"), "pages": False})
-        section.store = config
+        section = CoordinatorSection(store=config, pages=False)
         done = threading.Event()
         seen: list[Input] = []
 

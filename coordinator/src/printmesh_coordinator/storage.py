@@ -79,6 +79,7 @@ class Storage:
             self._queue: queue.Queue[Callable[[], None] | None] | None = queue.Queue(UPLOADS_QUEUED_MAX)
             self._thread: threading.Thread | None = threading.Thread(target=self._run, name="store", daemon=True)
             self._thread.start()
+            self.later(s3.client)  # import the client and its pool now, on that thread: not in the first hold
         else:
             local = Store(section.captures_dir, section.fsync)
             self.store, self._folder = local, local.page_folder
