@@ -3,6 +3,7 @@ rule (which failures are retried, how often, with what backoff), all without a s
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,44 @@ def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_with_backo
 
     slept.clear()
     assert s._request("upload of", "farm/x.jpg", flaky) == "ok" and slept == [0.25, 0.5]
+
+
+def test_with_an_s3_store_the_loop_only_queues_and_outcomes_come_back_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storage.write returns at once; the upload thread writes in queue order (images, then the
+    metadata) and feeds each outcome back, a failure as WriteFailed with the store's message."""
+    from printmesh_coordinator.config import CoordinatorSection
+    from printmesh_coordinator.messages import Input, WriteFailed, Written
+    from printmesh_coordinator.storage import Storage
+
+    gate = threading.Event()
+    order: list[str] = []
+
+    def write(self: S3Store, relative: str, data: bytes) -> str:
+        gate.wait(5)
+        if relative.endswith("bad.jpg"):
+            raise StoreError("s3://captures/ at http://127.0.0.1:8333: upload of bad.jpg failed: AccessDenied: no")
+        order.append(relative)
+        return relative
+
+    monkeypatch.setattr(S3Store, "write", write)
+    monkeypatch.setattr(S3Store, "client", lambda self: None)
+    section = CoordinatorSection(store=StoreConfig.model_validate(S3), pages=False)
+    outcomes: list[tuple[str, Input]] = []
+    storage = Storage(section, lambda printer, message: outcomes.append((printer, message)))
+    try:
+        names = [f"p/j/layer_0005_pos_{i:02d}_t.jpg" for i in range(9)] + [
+            "p/j/bad.jpg",
+            "p/j/layer_0005_metadata_t.json",
+        ]
+        for name in names:
+            assert storage.write("p", name, b"x") is None, "nothing is written on the loop"
+        assert not order and not outcomes
+        gate.set()
+        assert storage.idle(5)
+    finally:
+        storage.close(1, 1)
+    assert order == [n for n in names if "bad" not in n]
+    assert [m.path for _, m in outcomes] == names and all(p == "p" for p, _ in outcomes)
+    failed = [m for _, m in outcomes if isinstance(m, WriteFailed)]
+    assert len(failed) == 1 and "AccessDenied" in failed[0].error
+    assert sum(isinstance(m, Written) for _, m in outcomes) == 10
