@@ -68,6 +68,7 @@ class Storage:
         self.store: CaptureStore
         self._folder: Callable[[str, str], Path]
         self._close_pages: Callable[[], None] = lambda: None
+        self._seed: Callable[[str, bytes, str], None] | None = None
         if section.store.type == "s3":
             from printmesh_coordinator.store_s3 import S3Store
             from printmesh_coordinator.store_s3_pages import S3Pages
@@ -76,6 +77,7 @@ class Storage:
             mirror = S3Pages(s3)
             self.store, self._folder, self._close_pages = s3, mirror.folder, mirror.close
             self.pages = PageWorker(mirror.build) if section.pages else None
+            self._seed = mirror.seed if section.pages else None
             self._queue: queue.Queue[Callable[[], None] | None] | None = queue.Queue(UPLOADS_QUEUED_MAX)
             self._thread: threading.Thread | None = threading.Thread(target=self._run, name="store", daemon=True)
             self._thread.start()
@@ -99,9 +101,14 @@ class Storage:
 
     def _write(self, path: str, data: bytes) -> Input:
         try:
-            self.store.write(path, data)
+            etag = self.store.write(path, data)
         except OSError as exc:
             return WriteFailed(path, oserror(exc))
+        if self._seed is not None and isinstance(etag, str):
+            try:
+                self._seed(path, data, etag)
+            except OSError as exc:  # only a cache: the page downloads the object instead
+                log.debug("store: no mirror copy of %s: %s", path, exc)
         return Written(path)
 
     def later(self, work: Callable[[], None]) -> None:

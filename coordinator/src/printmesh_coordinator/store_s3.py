@@ -140,17 +140,19 @@ class S3Store:
         return object_key(self.prefix, relative)
 
     def write(self, relative: str, data: bytes) -> str:
-        """Put ``data`` at ``relative``'s key, whole (one PUT); returns the key."""
+        """Put ``data`` at ``relative``'s key, whole (one PUT); returns the object's ETag."""
         key = self.key(relative)
         kind = content_type(key)
 
-        def put(c: Any) -> None:
-            c.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=kind, part_size=SINGLE_PUT_MAX)
+        def put(c: Any) -> str:
+            result = c.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=kind,
+                                  part_size=SINGLE_PUT_MAX)  # fmt: skip
+            return str(getattr(result, "etag", "") or "")
 
-        self._request("upload of", key, put)
+        etag = self._request("upload of", key, put)
         with self._lock:
             self.written += 1
-        return key
+        return etag
 
     def write_json(self, relative: str, body: str) -> str:
         return self.write(relative, (body + "\n").encode())

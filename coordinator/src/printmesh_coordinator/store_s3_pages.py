@@ -3,7 +3,8 @@
 The page (``page.py``) reads a job folder and writes ``index.html`` and ``page/`` beside it;
 OpenCV needs files to make thumbnails and to encode the timelapse. So before each build the
 job's images, metadata and summary are brought into a temporary folder (only objects that
-are new or whose ETag changed, so a layer costs its own images once), the page is built
+are new or whose ETag changed; what this coordinator uploaded itself is kept as it goes up,
+so only other coordinators' files are downloaded), the page is built
 there as it would be on disk, and every page file that changed is uploaded to the same keys
 (``index.html`` last, so the page never links a thumbnail or video that is not there yet).
 Its links are relative, so the page works when the bucket is served over HTTP. A few
@@ -41,6 +42,8 @@ class S3Pages:
         self._etags: dict[str, str] = {}  # relative key -> ETag of the copy in the mirror
         self._uploaded: dict[str, str] = {}  # relative key -> sha256 of what we uploaded
         self._recent: list[Path] = []
+        self.downloaded = 0  # objects the page had to download (not seeded by our own upload)
+        self._lock = threading.Lock()  # the ETags: the page thread pulls, the upload thread seeds
 
     def folder(self, printer: str, job: str) -> Path:
         """The mirror folder of one job (the page worker's queue key)."""
@@ -54,7 +57,20 @@ class S3Pages:
         self._pull(folder, relative)
         built = page.build(folder, final=final, stop=stop)
         self._push(folder, relative)
+        if final:
+            log.info("job page in the bucket: %s (%d objects downloaded for pages so far)",
+                     self.store.key(f"{relative}/{INDEX}"), self.downloaded)  # fmt: skip
         return built
+
+    def seed(self, relative: str, data: bytes, etag: str) -> None:
+        """Upload thread: keep a copy of an image or metadata just uploaded, so the page does not
+        download it again (the listing's ETag of the same object then matches)."""
+        name = relative.rsplit("/", 1)[-1]
+        if not etag or relative.count("/") != 2 or not name.lower().endswith(WANTED_SUFFIXES):
+            return
+        atomic_write(self.root / relative, data)
+        with self._lock:
+            self._etags[relative] = etag
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -67,9 +83,10 @@ class S3Pages:
             old = self._recent.pop(0)
             shutil.rmtree(old, ignore_errors=True)
             gone = old.relative_to(self.root).as_posix() + "/"
-            for table in (self._etags, self._uploaded):
-                for key in [k for k in table if k.startswith(gone)]:
-                    del table[key]
+            with self._lock:
+                for table in (self._etags, self._uploaded):
+                    for key in [k for k in table if k.startswith(gone)]:
+                        del table[key]
 
     def _pull(self, folder: Path, relative: str) -> None:
         """Download the job's images, metadata and summary that the mirror lacks or has older."""
@@ -77,10 +94,14 @@ class S3Pages:
             key = f"{relative}/{name}"
             if not name.lower().endswith(WANTED_SUFFIXES) or name.startswith("."):
                 continue
-            if self._etags.get(key) == etag and (folder / name).is_file():
+            with self._lock:
+                known = self._etags.get(key)
+            if known == etag and (folder / name).is_file():
                 continue
             atomic_write(folder / name, self.store.read(key))
-            self._etags[key] = etag
+            with self._lock:
+                self._etags[key] = etag
+            self.downloaded += 1
 
     def _push(self, folder: Path, relative: str) -> None:
         """Upload the page files that changed; videos the page dropped are removed from the bucket."""
