@@ -38,16 +38,15 @@ from printmesh_coordinator.messages import (
     SendMove,
     SendRelease,
     Tick,
-    WriteFailed,
     WriteImage,
     WriteMetadata,
     WriteSummary,
-    Written,
 )
-from printmesh_coordinator.page_worker import PageWorker
 from printmesh_coordinator.report import view
 from printmesh_coordinator.state import MachineState, Setup, initial
-from printmesh_coordinator.store import SUMMARY_NAME, Store
+from printmesh_coordinator.storage import Storage
+from printmesh_coordinator.storage import oserror as _oserror
+from printmesh_coordinator.store import SUMMARY_NAME
 from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
@@ -60,6 +59,7 @@ log = logging.getLogger("printmesh.coordinator")
 IDLE_WAIT = 0.25  # s the loop waits at most, to notice a stop request
 SHUTDOWN_GRACE = 15.0  # s at most to release running holds when stopping
 PAGE_GRACE = 3.0  # s for the job pages queued at stop; a running video encode is then dropped
+UPLOAD_GRACE = 10.0  # s for the uploads queued at stop (S3 store)
 
 
 class Clock:
@@ -77,11 +77,6 @@ JOBS_KEPT = 8  # jobs whose published metadata and summary are remembered
 LAYERS_KEPT = 5000  # metadata remembered per job
 
 
-def _oserror(exc: OSError) -> str:
-    """'No space left on device', without the temporary file's name."""
-    return exc.strerror or str(exc)
-
-
 class CoordinatorAgent(Agent):
     component = "coordinator"
 
@@ -96,8 +91,7 @@ class CoordinatorAgent(Agent):
         self.machines: dict[str, MachineState] = {
             p.node: initial(Setup(p, settings.node_id, f"{session}-{i}")) for i, p in enumerate(self.section.printers)
         }
-        self.store = Store(self.section.captures_dir, self.section.fsync)
-        self.pages = PageWorker() if self.section.pages else None
+        self.storage = Storage(self.section, self.deliver)
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
         # Per (printer, job): the metadata we published (kept for the summary when its file
         # could not be written) and the summary we last published (one final summary per job).
@@ -137,7 +131,7 @@ class CoordinatorAgent(Agent):
             entities += printer_entities(name, state_topic, capture_topic)
             self.publish_state(contract.COORDINATOR_STATE.topic(self.me, name), view(state, self.clock()))
         self.announce(entities)
-        log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.section.captures_dir)
+        log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.storage.where)
         while not self.stopping.is_set():
             self.step(IDLE_WAIT)
         self.shutdown()
@@ -179,8 +173,7 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             if state.run is not None:
                 log.warning("%s: hold %s still running at exit; the bridge releases it", name, state.run.hold_id)
-        if self.pages is not None:
-            self.pages.close(PAGE_GRACE)
+        self.storage.close(UPLOAD_GRACE, PAGE_GRACE)
 
     def feed(self, printer: str, message: Input) -> None:
         """Decide, then carry out; a file's outcome goes straight back to the same machine."""
@@ -198,11 +191,13 @@ class CoordinatorAgent(Agent):
         if isinstance(command, SendHold | SendMove | SendCapture | SendRelease):
             self.link.send(printer, command)
         elif isinstance(command, WriteImage):
-            return self._write(command.path, command.data)
+            return self.storage.write(printer, command.path, command.data)
         elif isinstance(command, WriteMetadata):
-            return self._write(command.path, (command.metadata.model_dump_json(indent=2) + "\n").encode())
+            body = (command.metadata.model_dump_json(indent=2) + "\n").encode()
+            return self.storage.write(printer, command.path, body)
         elif isinstance(command, WriteSummary):
-            self._summary(printer, command)
+            published = list(self.published.get((printer, command.job), []))
+            self.storage.later(lambda: self._summary(printer, command, published))
         elif isinstance(command, PublishState):
             self.publish_state(contract.COORDINATOR_STATE.topic(self.me, printer), command.state)
         elif isinstance(command, PublishCapture):
@@ -210,25 +205,19 @@ class CoordinatorAgent(Agent):
             self._remember(printer, command.metadata)
             self._log_capture(command.metadata)
             if command.metadata.metadata_path is not None:
-                self._page(printer, command.metadata.job, final=False)
+                self.storage.page(printer, command.metadata.job, final=False)
         elif isinstance(command, Note):
             log.log(logging.getLevelName(command.level.upper()), "%s", command.text)
         return None
 
-    def _write(self, path: str, data: bytes) -> Input:
-        try:
-            self.store.write(path, data)
-        except OSError as exc:
-            return WriteFailed(path, _oserror(exc))
-        return Written(path)
-
-    def _summary(self, printer: str, command: WriteSummary) -> None:
+    def _summary(self, printer: str, command: WriteSummary, published: list[LayerCapture]) -> None:
+        """Where the store's I/O runs (the loop for a local store, the upload thread for S3)."""
         now = self.clock()
         try:
-            summary = self.store.summary(printer, command.job, command.outcome, command.gcode_file,
-                                         command.print_start_time, now, self.published.get((printer, command.job)),
-                                         self.machines[printer].setup.plan,
-                                         self.link.layer_totals.get(printer))  # fmt: skip
+            summary = self.storage.store.summary(printer, command.job, command.outcome, command.gcode_file,
+                                                 command.print_start_time, now, published,
+                                                 self.machines[printer].setup.plan,
+                                                 self.link.layer_totals.get(printer))  # fmt: skip
         except OSError as exc:
             log.error("%s: cannot read the job folder of %s for its summary: %s", printer, command.job, exc)
             return
@@ -243,11 +232,11 @@ class CoordinatorAgent(Agent):
             self.summaries.pop(next(iter(self.summaries)))
         try:
             body = (summary.model_dump_json(indent=2) + "\n").encode()
-            self.store.write(f"{printer}/{command.job}/{SUMMARY_NAME}", body)
+            self.storage.store.write(f"{printer}/{command.job}/{SUMMARY_NAME}", body)
         except OSError as exc:
             log.error("%s: job summary of %s not written: %s", printer, command.job, _oserror(exc))
         self.publish_state(contract.COORDINATOR_SUMMARY.topic(self.me, printer), summary)
-        self._page(printer, command.job, final=True)
+        self.storage.page(printer, command.job, final=True)
         log.info("%s: job %s %s: %d layers captured, %d images, %d failures, %.1f s held",
                  printer, command.job, summary.outcome, len(summary.layers_captured), summary.images,
                  len(summary.failures), summary.total_hold_time)  # fmt: skip
@@ -259,17 +248,6 @@ class CoordinatorAgent(Agent):
         del kept[:-LAYERS_KEPT]
         while len(self.published) > JOBS_KEPT:
             self.published.pop(next(iter(self.published)))
-
-    def _page(self, printer: str, job: str, final: bool) -> None:
-        """Queue the job page's update; the worker thread writes it, never this loop."""
-        if self.pages is None:
-            return
-        try:
-            folder = self.store.path(f"{printer}/{job}")
-        except OSError as exc:
-            log.error("%s: no job page for %s: %s", printer, job, exc)
-            return
-        (self.pages.finish if final else self.pages.update)(folder)
 
     def _log_capture(self, md: LayerCapture) -> None:
         t = md.timings

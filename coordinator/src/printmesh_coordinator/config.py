@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from printmesh_coordinator.store_config import StoreConfig
 from printmesh_core import contract
 from printmesh_core.config import AgentSettings, Strict, check_unique
 from printmesh_core.models.camera import HEIGHT_MAX, WIDTH_MAX
@@ -142,6 +143,10 @@ class PrinterConfig(Strict):
 
 class CoordinatorSection(Strict):
     captures_dir: Path = Field(default=Path("captures"), description="Images and metadata go below this folder.")
+    store: StoreConfig = Field(
+        default_factory=StoreConfig,
+        description="Where captures are stored: type local (captures_dir, the default) or s3 (a bucket, same keys).",
+    )
     fsync: bool = Field(
         default=False,
         description="fsync every file before its rename: survives a power cut, but costs the print hold time "

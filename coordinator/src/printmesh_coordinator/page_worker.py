@@ -15,7 +15,14 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from printmesh_coordinator.page import Built
+
+Builder = Callable[[Path, bool, threading.Event], "Built"]
 
 log = logging.getLogger("printmesh.coordinator.page")
 
@@ -23,7 +30,10 @@ NICE = 10
 
 
 class PageWorker:
-    def __init__(self) -> None:
+    def __init__(self, builder: Builder | None = None) -> None:
+        """``builder(folder, final, stop)``: how a page is built; default ``page.build`` on the folder
+        itself (an S3 store passes its mirror's, which downloads and uploads around it)."""
+        self._builder = builder
         self._pending: dict[Path, bool] = {}  # folder -> final, in request order
         self._cond = threading.Condition()
         self._closing = False
@@ -55,6 +65,7 @@ class PageWorker:
         with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         page = importlib.import_module("printmesh_coordinator.page")
+        build: Builder = self._builder or (lambda folder, final, stop: page.build(folder, final=final, stop=stop))
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
@@ -64,7 +75,7 @@ class PageWorker:
                 final = self._pending.pop(folder)
                 self._busy = True
             try:
-                built = page.build(folder, final=final, stop=self.stop)
+                built = build(folder, final, self.stop)
                 self.built += 1
                 if final:
                     log.info("job page %s (%d timelapse videos)%s", built.index, len(built.videos),

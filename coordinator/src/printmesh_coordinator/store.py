@@ -62,7 +62,19 @@ def write_atomically(target: Path, data: bytes, mode: int, fsync: bool = False, 
         raise
 
 
+def check_relative(relative: str, where: str = "captures_dir") -> None:
+    """Every part of a store key a plain name (no '', '.', '..', backslash or NUL): the same rule
+    for a file below captures_dir and an object key below the bucket's prefix."""
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
+        raise OSError(f"refusing to write outside {where}: {relative[:200]!r} is not all plain names")
+
+
 class Store:
+    """The local disk backend (``store.type: local``): files below ``captures_dir``."""
+
+    remote = False  # writes are quick and local: the loop makes them itself
+
     def __init__(self, root: Path, fsync: bool = False) -> None:
         self.root = root
         self.fsync = fsync
@@ -72,9 +84,7 @@ class Store:
         """``captures_dir/relative``, proven inside ``captures_dir``: every part a plain name
         (no '', '.', '..', backslash or NUL), and the resolved path (symbolic links followed)
         below the resolved root."""
-        parts = relative.split("/")
-        if any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
-            raise OSError(f"refusing to write outside captures_dir: {relative[:200]!r} is not all plain names")
+        check_relative(relative)
         root = self.root.resolve()
         target = (root / relative).resolve()
         if target == root or not target.is_relative_to(root):
@@ -121,32 +131,63 @@ class Store:
                 layers.append(LayerCapture.model_validate_json(file.read_bytes()))
             except (OSError, ValidationError) as exc:
                 log.warning("skipping unreadable metadata %s: %s", file, exc)
-        layers = rules.merge(layers, published or [])
         files = [f.name for f in folder.iterdir() if f.is_file()]
+        previous: str | None = None
         if outcome == "unknown":
             with contextlib.suppress(OSError, ValueError):
-                outcome = str(json.loads((folder / SUMMARY_NAME).read_text()).get("outcome") or outcome)
-        failures = [SummaryFailure(layer=md.layer, **f.model_dump()) for md in layers for f in md.failures]
-        if gcode_file is None:
-            gcode_file = next((m.gcode_file for m in layers if m.gcode_file), None)
-        if print_start_time is None:
-            print_start_time = next((m.print_start_time for m in layers if m.print_start_time), None)
-        return JobSummary(
-            printer=printer,
-            job=job,
-            gcode_file=gcode_file,
-            print_start_time=print_start_time,
-            ended_at=round(now, 3),
-            outcome=outcome,
-            layers_captured=sorted({md.layer for md in layers if md.images}),
-            layers_held=sorted({md.layer for md in layers}),
-            images=sum(len(md.images) for md in layers),
-            failures=failures,
-            total_hold_time=round(sum(md.timings.hold_duration for md in layers), 3),
-            coordinators=sorted({md.coordinator for md in layers}),
-            layers=rules.layers(layers, rules.planned_layers(plan, last_planned(outcome, total_layers, layers))),
-            orphans=rules.orphans(files, layers, f"{printer}/{job}"),
-        )
+                previous = str(json.loads((folder / SUMMARY_NAME).read_text()).get("outcome") or "") or None
+        return assemble(printer, job, outcome, previous, gcode_file, print_start_time, now, layers, files,
+                        published, plan, total_layers)  # fmt: skip
+
+    @property
+    def where(self) -> str:
+        return str(self.root)
+
+    def page_folder(self, printer: str, job: str) -> Path:
+        """The folder the job page is built in: the job's own folder."""
+        return self.path(f"{printer}/{job}")
+
+
+def assemble(
+    printer: str,
+    job: str,
+    outcome: str,
+    stored_outcome: str | None,
+    gcode_file: str | None,
+    print_start_time: float | None,
+    now: float,
+    layers: list[LayerCapture],
+    files: list[str],
+    published: list[LayerCapture] | None,
+    plan: HoldPlan | None,
+    total_layers: int | None,
+) -> JobSummary:
+    """The summary from what a job folder holds (its layers' metadata, its file names and the
+    outcome of the summary already there), whichever store it was read from."""
+    layers = rules.merge(layers, published or [])
+    if outcome == "unknown" and stored_outcome:
+        outcome = stored_outcome
+    failures = [SummaryFailure(layer=md.layer, **f.model_dump()) for md in layers for f in md.failures]
+    if gcode_file is None:
+        gcode_file = next((m.gcode_file for m in layers if m.gcode_file), None)
+    if print_start_time is None:
+        print_start_time = next((m.print_start_time for m in layers if m.print_start_time), None)
+    return JobSummary(
+        printer=printer,
+        job=job,
+        gcode_file=gcode_file,
+        print_start_time=print_start_time,
+        ended_at=round(now, 3),
+        outcome=outcome,
+        layers_captured=sorted({md.layer for md in layers if md.images}),
+        layers_held=sorted({md.layer for md in layers}),
+        images=sum(len(md.images) for md in layers),
+        failures=failures,
+        total_hold_time=round(sum(md.timings.hold_duration for md in layers), 3),
+        coordinators=sorted({md.coordinator for md in layers}),
+        layers=rules.layers(layers, rules.planned_layers(plan, last_planned(outcome, total_layers, layers))),
+        orphans=rules.orphans(files, layers, f"{printer}/{job}"),
+    )
 
 
 def last_planned(outcome: str, total_layers: int | None, layers: list[LayerCapture]) -> int:
