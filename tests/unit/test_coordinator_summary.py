@@ -84,7 +84,7 @@ def summary(outcome: str, ended: float = 100.0, layers: list[int] | None = None)
     return JobSummary(
         printer="p1", job=JOB, gcode_file=None, print_start_time=None, ended_at=ended, outcome=outcome,
         layers_captured=layers or [], layers_held=layers or [], images=0, failures=[], total_hold_time=0,
-        coordinators=[],
+        coordinators=[], ts=ended,  # written when it ended: a duplicate differs in ts too
     )  # fmt: skip
 
 

@@ -88,6 +88,6 @@ def better(new: JobSummary, old: JobSummary | None) -> JobSummary | None:
         return new
     if new.outcome == "unknown" and old.outcome != "unknown":
         new = new.model_copy(update={"outcome": old.outcome})
-    if new.model_copy(update={"ended_at": old.ended_at}) == old:
+    if new.model_copy(update={"ended_at": old.ended_at, "ts": old.ts}) == old:  # the same but for when
         return None
     return new
