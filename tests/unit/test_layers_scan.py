@@ -170,17 +170,13 @@ def test_layers_package_never_imports_octoprint():
         assert len(path.read_text().splitlines()) < 320, path.name
 
 
-def test_scanner_throughput(tmp_path: Path):
-    """Report MB/s on ~20 MB of real slicer output; the bound is loose, the figure is printed."""
+def test_the_scanner_counts_every_layer_of_a_20_mb_file(tmp_path: Path):
+    """Its speed is bench/layer_scan.py's business (a timed test flakes on a loaded machine)."""
     data = (FIXTURES / "cura_zhop_purge.gcode").read_bytes()
     big = tmp_path / "big.gcode"
     big.write_bytes(data * (20_000_000 // len(data)))
-    start = time.perf_counter()
     table = layers.scan_file(big).table
-    mbps = big.stat().st_size / 1e6 / (time.perf_counter() - start)
-    print(f"scanner: {mbps:.1f} MB/s over {big.stat().st_size / 1e6:.0f} MB, {table.total_layers} layers")
     assert table.total_layers == 15 * (20_000_000 // len(data))
-    assert mbps > 5
 
 
 def test_light_pass_takes_e_from_skipped_lines():
