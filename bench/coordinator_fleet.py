@@ -705,6 +705,11 @@ def report(
         f"{sum(1 for h in fleet.holds.values() if h.complete)} complete; {len(exits)} coordinators, exit codes after"
         f" SIGTERM: " + ("all 0" if not bad_exit else ", ".join(f"{n} {c}" for n, c in bad_exit.items()))
     )
+    for side in sides:
+        mine = [h for h in fleet.holds.values() if h.side == side.name]
+        wrong = [h for h in mine if h.releases != 1 or h.moves != 9 or h.returns != 1 or h.captures != 9
+                 or h.metadata != 1 or not h.complete]  # fmt: skip
+        print(f"  arm {side.name}: {len(mine)} holds, {len(mine) - len(wrong)} handled exactly as planned")
     for line in problems[:20]:
         print(f"  PROBLEM: {line}")
     if len(problems) > 20:
