@@ -1,5 +1,5 @@
-"""One coordinator serving a fleet of 50 printers vs one serving 1 printer, same run: decision
-latency, CPU and memory of the coordinator process, and a correctness check.
+"""Coordinators serving 1, 50 and 200 printers, and 200 printers over 4 coordinators, in one run:
+decision latency beside the broker's own round trip, CPU per hold, memory, and a correctness check.
 
 The printers are message-level fakes on a real mosquitto (``printmesh_devkit.broker.LocalBroker``),
 not OctoPrint: one bare paho-mqtt client in this process plays every bridge and every camera.
@@ -10,37 +10,45 @@ holds on its own schedule: a ``ZChange``, the ``held`` event on the event stream
 every move; ``released``, the answer, then ``idle`` at the release: the real bridge's order.
 Its camera (``<printer>/camera/bed``) answers ``capture`` with a JPEG-sized payload on the image
 topic, then the answer (size and sha256). After a release the printer "prints" the next layer
-for ``--layer-time`` seconds (+-20 %) and holds again. The bench's own CPU is shown too.
+for ``--layer-time`` seconds (+-20 %) and holds again (``--solo-layer-time`` for a 1-printer arm,
+so that it holds often enough in a window to be measured). The bench's own CPU is shown too.
 
-Two real ``printmesh coordinator`` processes run all along, both armed: ``solo`` serves 1
-printer, ``fleet`` serves ``--printers`` (50); 3x3 grid, settle 0, return to origin. Their
-printers are active in alternating windows of ``--duration`` seconds (solo, fleet, solo,
-fleet...), each window drained (every hold released and its metadata published) before the
-next starts, so machine noise hits both sides alike and only one side loads the machine.
+Arms (``--sides``, default ``1,50,200,4x50``): ``N`` is one real ``printmesh coordinator`` serving
+N printers; ``CxN`` is C coordinators with N printers each, a separate printer set per coordinator
+given in its config (the ownership helper's rendezvous mode is not on main yet). Every
+coordinator runs all along, armed, 3x3 grid, settle 0, return to origin; the arms' printers
+are active in turn in windows of ``--duration`` seconds, the order rotated every round, each
+window drained (every hold released and its metadata published) before the next starts, so
+machine noise hits every arm alike and only one arm loads the machine at a time.
 
-Measured, per side:
+Measured, per arm:
 
 * decision latency: from the fake publishing what the coordinator waits for (the ``held``
-  event on ``printer/held``; a move's answer; a capture's answer, which follows its JPEG; the return move's
-  answer) to the coordinator's next request arriving at the fake. Both ends are timed in this
-  process (perf_counter), so it is a full broker round trip plus the coordinator's own work.
+  event on ``printer/held``; a move's answer; a capture's answer, which follows its JPEG; the
+  return move's answer) to the coordinator's next request arriving at the fake. Both ends are
+  timed in this process (perf_counter), so it is a full broker round trip plus the
+  coordinator's own work.
 * beside it, a bare paho round trip through the same broker every 50 ms during the window
   (bench/rtt.py's ``BarePair``): the floor of any decision under the same load.
-* the coordinator's CPU (utime + stime from /proc/<pid>/stat) over the window, as % of one
-  core and per hold; its VmRSS at the end of the window and its peak (VmHWM).
-* correctness: every hold got exactly one release, 9 moves + the return, 9 captures and one metadata
-  message (``<coord>/coordinator/<printer>/capture``) saying ``complete``.
+* the coordinators' CPU (every thread's ``schedstat`` run time, ns) over the window, as % of one
+  core and per hold, and per hold above idle (minus the arm's idle rate, measured armed with no
+  holds for 10 s before the windows); VmRSS at the end of the window and its peak (VmHWM).
+* correctness: every hold got exactly one release, 9 moves + the return, 9 captures and one
+  metadata message (``<coord>/coordinator/<printer>/capture``) saying ``complete``.
 
-Prints figures and ratios (fleet / solo); asserts nothing.
+Prints figures, ratios to the first arm, and the issue's goals at 200 printers (p99 decision
+latency <= the bare round trip's p99 + 10 ms; CPU per hold above idle <= 1.2x the 1-printer
+arm's). Exits 1 when a hold was not handled exactly as planned.
 
-    .venv/bin/python bench/coordinator_fleet.py [--printers 50] [--duration 60] [--rounds 2]
-                                                [--layer-time 5] [--move-time 0.1] [--quick]
+    .venv/bin/python bench/coordinator_fleet.py [--sides 1,50,200,4x50] [--duration 45] [--rounds 2]
+                                                [--layer-time 20] [--solo-layer-time 2] [--quick]
                                                 [--wait-quiet S] [--samples FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -52,7 +60,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +69,6 @@ import paho.mqtt.client as paho
 from _coordinator import (
     MachineLoad,
     bare_client,
-    cpu_seconds,
     machine_facts,
     memory_kb,
     percentile,
@@ -164,6 +171,8 @@ class Fleet:
         self.rng = random.Random(7)
         self.lock = threading.Lock()
         self.printers = {node: Printer(node, side) for side, nodes in sides.items() for node in nodes}
+        self.layer_time = {side: args.solo_layer_time if len(nodes) == 1 else args.layer_time
+                           for side, nodes in sides.items()}  # fmt: skip
         self.latency: dict[str, dict[str, list[float]]] = {side: {k: [] for k in LABELS} for side in sides}
         self.holds: dict[tuple[str, int], HoldRecord] = {}
         self.samples: list[tuple[str, str, int, float]] = []  # side, step, arrival (perf_counter_ns), latency s
@@ -234,7 +243,7 @@ class Fleet:
         if on:
             start = time.perf_counter()
             for p in nodes:
-                self.scheduler.at(start + self.rng.uniform(0, self.args.layer_time), lambda p=p: self._hold(p))
+                self.scheduler.at(start + self.rng.uniform(0, self.layer_time[side]), lambda p=p: self._hold(p))
 
     def _hold(self, p: Printer) -> None:
         with self.lock:
@@ -260,7 +269,7 @@ class Fleet:
 
     def _next_layer(self, p: Printer) -> None:
         if p.active:
-            delay = self.args.layer_time * self.rng.uniform(0.8, 1.2)
+            delay = self.layer_time[p.side] * self.rng.uniform(0.8, 1.2)
             self.scheduler.at(time.perf_counter() + delay, lambda: self._hold(p))
 
     def in_flight(self, side: str) -> int:
@@ -371,17 +380,71 @@ class Fleet:
 
 # ------------------------------------------------------------------ the run
 @dataclass
+class Side:
+    """One arm of the run: its coordinators (name -> the printers each serves) and their printers."""
+
+    name: str
+    coordinators: dict[str, list[str]]
+    base: bool = False  # its coordinators run --base-code (an older commit), measured beside this one
+
+    @property
+    def nodes(self) -> list[str]:
+        return [n for nodes in self.coordinators.values() for n in nodes]
+
+
+def make_sides(spec: str) -> list[Side]:
+    """``1,50,200,4x50``: N printers on one coordinator, or CxN: C coordinators of N printers each
+    (separate printer sets, one per coordinator, given in each one's config); ``200@base``: the
+    same with the coordinators importing ``--base-code``."""
+    sides: list[Side] = []
+    for word in spec.split(","):
+        name = word.strip()
+        size, _, code = name.partition("@")
+        count, _, per = size.partition("x")
+        coords, printers = (int(count), int(per)) if per else (1, int(count))
+        prefix = f"s{size}{code}"
+        sides.append(Side(name, {f"{prefix}c{c}": [f"{prefix}p{c * printers + i:03d}" for i in range(printers)]
+                                  for c in range(coords)}, base=bool(code)))  # fmt: skip
+    return sides
+
+
+@contextlib.contextmanager
+def code_path(paths: str | None) -> Iterator[None]:
+    """Processes started inside import the product code from ``paths`` first (PYTHONPATH)."""
+    old = os.environ.get("PYTHONPATH")
+    if paths:
+        os.environ["PYTHONPATH"] = paths
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of a process, ns (/proc/<pid>/task/*/schedstat: no 10 ms clock ticks)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that just ended
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+    return total
+
+
+@dataclass
 class Window:
     side: str
     wall: float
-    cpu: float
+    cpu: float  # s, the side's coordinators together
     holds: int
-    rss_kb: int
-    hwm_kb: int
+    rss_kb: list[int]  # per coordinator
+    hwm_kb: list[int]
     threads: int
     broker_cpu: float
     bench_cpu: float  # this process: the fake fleet, the bare round trips
     rtt: list[float]
+    load: str  # load average at the window's end
 
 
 def armed_all(fleet: Fleet, timeout: float) -> None:
@@ -392,10 +455,12 @@ def armed_all(fleet: Fleet, timeout: float) -> None:
         if not missing:
             return
         time.sleep(0.1)
-    raise SystemExit(f"not armed within {timeout:g} s: {', '.join(missing[:5])}...")
+    raise SystemExit(f"not armed within {timeout:g} s: {', '.join(missing[:5])}... ({len(missing)})")
 
 
-def run_window(fleet: Fleet, side: str, pid: int, broker_pid: int | None, bare: BarePair, duration: float) -> Window:
+def run_window(
+    fleet: Fleet, side: str, pids: list[int], broker_pid: int | None, bare: BarePair, duration: float
+) -> Window:
     rtt: list[float] = []
     done = threading.Event()
 
@@ -406,25 +471,27 @@ def run_window(fleet: Fleet, side: str, pid: int, broker_pid: int | None, bare: 
             rtt.append((time.perf_counter_ns() - t0) / 1e9)
 
     before = len([h for h in fleet.holds.values() if h.side == side])
-    b0 = cpu_seconds(broker_pid) if broker_pid else 0.0
+    b0 = cpu_ns(broker_pid) if broker_pid else 0
     me0 = time.process_time()
-    t0, c0 = time.perf_counter(), cpu_seconds(pid)
+    t0, c0 = time.perf_counter(), sum(cpu_ns(pid) for pid in pids)
     prober = threading.Thread(target=probe, name="bench-rtt", daemon=True)
     prober.start()
     fleet.activate(side, True)
     time.sleep(duration)
     fleet.activate(side, False)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while fleet.in_flight(side) and time.monotonic() < deadline:
         time.sleep(0.05)
-    t1, c1 = time.perf_counter(), cpu_seconds(pid)
+    t1, c1 = time.perf_counter(), sum(cpu_ns(pid) for pid in pids)
     done.set()
     prober.join()
-    b1 = cpu_seconds(broker_pid) if broker_pid else 0.0
+    b1 = cpu_ns(broker_pid) if broker_pid else 0
     me = time.process_time() - me0
-    mem = memory_kb(pid)
+    mems = [memory_kb(pid) for pid in pids]
     holds = len([h for h in fleet.holds.values() if h.side == side]) - before
-    return Window(side, t1 - t0, c1 - c0, holds, mem["VmRSS"], mem["VmHWM"], threads(pid), b1 - b0, me, rtt)
+    return Window(side, t1 - t0, (c1 - c0) / 1e9, holds, [m["VmRSS"] for m in mems], [m["VmHWM"] for m in mems],
+                  max(threads(pid) for pid in pids), (b1 - b0) / 1e9, me, rtt,
+                  ", ".join(f"{x:.2f}" for x in os.getloadavg()))  # fmt: skip
 
 
 def printer_spec(node: str) -> dict[str, Any]:
@@ -433,14 +500,17 @@ def printer_spec(node: str) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--printers", type=int, default=50, help="printers served by the fleet coordinator (50)")
-    parser.add_argument("--duration", type=float, default=60, help="seconds of holds per window (60)")
-    parser.add_argument("--rounds", type=int, default=2, help="solo+fleet window pairs (2)")
-    parser.add_argument("--layer-time", type=float, default=5.0, help="s from a release to the next hold, +-20%% (5)")
+    parser.add_argument("--sides", default="1,50,200,4x50", help="arms: N or CxN printers; N@base: on --base-code")
+    parser.add_argument("--base-code", metavar="PATHS", help="PYTHONPATH of the @base arms: an older commit's src")
+    parser.add_argument("--duration", type=float, default=45, help="seconds of holds per window (45)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of one window per arm, order rotated (2)")
+    parser.add_argument("--layer-time", type=float, default=20.0, help="s from a release to the next hold, +-20%% (20)")
+    parser.add_argument("--solo-layer-time", type=float, default=2.0,
+                        help="the same for a 1-printer arm, so that it holds often enough to be timed (2)")  # fmt: skip
     parser.add_argument("--move-time", type=float, default=0.1, help="s a fake move takes (0.1)")
     parser.add_argument("--capture-time", type=float, default=0.01, help="s a fake capture takes (0.01)")
     parser.add_argument("--image-kb", type=int, default=40, help="size of the fake JPEG, KiB (40)")
-    parser.add_argument("--quick", action="store_true", help="one round of 15 s windows")
+    parser.add_argument("--quick", action="store_true", help="one round of 20 s windows")
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -452,13 +522,15 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, captures)")
     args = parser.parse_args()
     if args.quick:
-        args.duration, args.rounds = 15.0, 1
+        args.duration, args.rounds = 20.0, 1
 
     stop_on_sigterm()
-    sides = {"solo": ["solo00"], "fleet": [f"fleet{i:02d}" for i in range(args.printers)]}
+    sides = make_sides(args.sides)
     work = Path(tempfile.mkdtemp(prefix="printmesh-fleet-bench-"))
     quiet = wait_quiet(args.wait_quiet)
     facts = machine_facts(quiet)
+    if os.environ.get("PYTHONPATH"):  # e.g. an export of an older commit, to measure it beside this one
+        facts += f"\n# coordinators import from PYTHONPATH={os.environ['PYTHONPATH']}"
     broker = LocalBroker(kind="mosquitto").start()
     broker_proc = getattr(broker, "_proc", None)
     broker_pid = broker_proc.pid if broker_proc is not None else None
@@ -471,48 +543,62 @@ def main() -> int:
     started = time.monotonic()
     load = MachineLoad()
     try:
-        fleet = Fleet(broker, args, sides)
-        for side, nodes in sides.items():
-            section = {"captures_dir": str(work / "captures" / side), "printers": [printer_spec(n) for n in nodes]}
-            config = {"node_id": f"coord-{side}", "coordinator": section}
-            coords[side] = start_agent("coordinator", config, work, broker, name=f"coordinator-{side}")
-        armed_all(fleet, 60)
+        fleet = Fleet(broker, args, {s.name: s.nodes for s in sides})
+        for side in sides:
+            if side.base and not args.base_code:
+                raise SystemExit(f"arm {side.name} needs --base-code")
+            for coord, nodes in side.coordinators.items():
+                section = {"captures_dir": str(work / "captures" / coord), "printers": [printer_spec(n) for n in nodes]}
+                with code_path(args.base_code if side.base else None):
+                    coords[coord] = start_agent("coordinator", {"node_id": coord, "coordinator": section}, work,
+                                                broker, name=f"coordinator-{coord}")  # fmt: skip
+        armed_all(fleet, 120)
         bare = BarePair(broker.host, broker.port)
         for _ in range(50):
             bare.call()
-        time.sleep(2.0)  # start-up work done
-        idle = {side: (cpu_seconds(proc.pid), time.perf_counter()) for side, proc in coords.items()}
-        time.sleep(5.0)
-        for side, (c, t) in idle.items():
-            idle_cpu[side] = (cpu_seconds(coords[side].pid) - c) / (time.perf_counter() - t)
+        time.sleep(3.0)  # start-up work done
+
+        def idle_rates() -> list[float]:
+            """Each arm's CPU over 10 s armed with no holds, in cores."""
+            start = [(sum(cpu_ns(coords[c].pid) for c in side.coordinators), time.perf_counter()) for side in sides]
+            time.sleep(10.0)
+            return [(sum(cpu_ns(coords[c].pid) for c in side.coordinators) - c0) / 1e9 / (time.perf_counter() - t0)
+                    for side, (c0, t0) in zip(sides, start, strict=True)]  # fmt: skip
+
+        idle_cpu = {side.name: rate for side, rate in zip(sides, idle_rates(), strict=True)}
         for r in range(args.rounds):
-            for side in sides:
-                windows.append(run_window(fleet, side, coords[side].pid, broker_pid, bare, args.duration))
+            order = sides[r % len(sides) :] + sides[: r % len(sides)]
+            for side in order:
+                pids = [coords[c].pid for c in side.coordinators]
+                windows.append(run_window(fleet, side.name, pids, broker_pid, bare, args.duration))
                 w = windows[-1]
-                print(f"# round {r + 1} {side}: {w.holds} holds in {w.wall:.1f} s", file=sys.stderr)
+                print(f"# round {r + 1} {side.name}: {w.holds} holds in {w.wall:.1f} s, load {w.load}",
+                      file=sys.stderr)  # fmt: skip
+        after = idle_rates()  # the lower of before and after: start-up work can spill into the first
+        idle_cpu = {side.name: min(idle_cpu[side.name], rate) for side, rate in zip(sides, after, strict=True)}
     finally:
         if bare is not None:
             bare.close()
-        for side, proc in coords.items():
-            exits[side] = stop(proc)
+        for name, proc in coords.items():
+            exits[name] = stop(proc)
         if fleet is not None:
             fleet.close()
         broker.stop()
     assert fleet is not None
     facts += f"\n# {load.describe()}"
-    report(args, facts, sides, fleet, windows, idle_cpu, exits, time.monotonic() - started)
+    ok = report(args, facts, sides, fleet, windows, idle_cpu, exits, time.monotonic() - started)
     if args.samples is not None:
         t0 = min((s[2] for s in fleet.samples), default=0)
         with args.samples.open("w") as out:
-            for side, label, arrived, latency in fleet.samples:
+            for side_name, label, arrived, latency in fleet.samples:
                 out.write(
-                    json.dumps({"side": side, "step": label, "t": (arrived - t0) / 1e9, "latency": latency}) + "\n"
+                    json.dumps({"side": side_name, "step": label, "t": (arrived - t0) / 1e9, "latency": latency}) + "\n"
                 )
     if args.keep:
         print(f"# work folder kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 0 if ok else 1
 
 
 # ------------------------------------------------------------------ the report
@@ -523,42 +609,50 @@ def ms(values: list[float], q: float) -> float:
 def report(
     args: argparse.Namespace,
     facts: str,
-    sides: dict[str, list[str]],
+    sides: list[Side],
     fleet: Fleet,
     windows: list[Window],
     idle_cpu: dict[str, float],
     exits: dict[str, int | None],
     elapsed: float,
-) -> None:
+) -> bool:
+    """Prints the figures; True when every hold was handled exactly as planned."""
+    names = [s.name for s in sides]
     print(
-        f"# coordinator_fleet: 1 coordinator x {args.printers} fake printers vs 1 coordinator x 1, 3x3 grid, settle 0;"
-        f" {args.rounds} round(s) of {args.duration:g} s windows"
+        f"# coordinator_fleet: arms {', '.join(names)} (N: N printers on one coordinator; CxN: C coordinators"
+        f" with N printers each, separate printer sets by config), 3x3 grid, settle 0;"
+        f" {args.rounds} round(s) of {args.duration:g} s windows, arms in rotating order"
     )
     print(facts)
     print(
-        f"# fakes: next hold {args.layer_time:g} s (+-20 %) after each release, moves {args.move_time * 1000:g} ms,"
-        f" captures {args.capture_time * 1000:g} ms, JPEG {args.image_kb} KiB; wall time {elapsed:.0f} s"
+        f"# fakes: next hold {args.layer_time:g} s (1-printer arm: {args.solo_layer_time:g} s) (+-20 %) after each"
+        f" release, moves {args.move_time * 1000:g} ms, captures {args.capture_time * 1000:g} ms,"
+        f" JPEG {args.image_kb} KiB; wall time {elapsed:.0f} s"
     )
+    print("# load average at each window's end: " + "; ".join(f"{w.side} {w.load}" for w in windows))
     print()
     stats: dict[str, dict[str, float]] = {}
-    all_latency: dict[str, list[float]] = {}
     for side in sides:
-        ws = [w for w in windows if w.side == side]
+        ws = [w for w in windows if w.side == side.name]
         wall, cpu, holds = sum(w.wall for w in ws), sum(w.cpu for w in ws), sum(w.holds for w in ws)
-        lat = [v for values in fleet.latency[side].values() for v in values]
-        all_latency[side] = lat
+        lat = [v for values in fleet.latency[side.name].values() for v in values]
         rtt = [v for w in ws for v in w.rtt]
-        stats[side] = {
-            "printers": len(sides[side]), "holds": holds, "rate": holds / wall, "cpu_pct": cpu / wall * 100,
-            "cpu_hold": cpu / holds * 1000 if holds else float("nan"), "idle_pct": idle_cpu[side] * 100,
-            "rss": max(w.rss_kb for w in ws) / 1024, "hwm": max(w.hwm_kb for w in ws) / 1024,
+        net = cpu - idle_cpu[side.name] * wall
+        stats[side.name] = {
+            "coords": len(side.coordinators), "printers": len(side.nodes), "holds": holds, "rate": holds / wall,
+            "cpu_pct": cpu / wall * 100, "cpu_hold": cpu / holds * 1000 if holds else float("nan"),
+            "net_hold": net / holds * 1000 if holds else float("nan"), "idle_pct": idle_cpu[side.name] * 100,
+            "rss": max(max(w.rss_kb) for w in ws) / 1024, "rss_sum": max(sum(w.rss_kb) for w in ws) / 1024,
+            "hwm": max(max(w.hwm_kb) for w in ws) / 1024,
             "threads": max(w.threads for w in ws), "broker_pct": sum(w.broker_cpu for w in ws) / wall * 100,
             "bench_pct": sum(w.bench_cpu for w in ws) / wall * 100,
             "lat50": ms(lat, 50), "lat99": ms(lat, 99), "latmax": ms(lat, 100), "decisions": len(lat),
             "rtt50": ms(rtt, 50), "rtt99": ms(rtt, 99),
-            "ovh50": ms([h.overhead for h in fleet.holds.values() if h.side == side and h.overhead is not None], 50),
+            "ovh50": ms([h.overhead for h in fleet.holds.values() if h.side == side.name and h.overhead is not None],
+                        50),
         }  # fmt: skip
     rows = [
+        ("coordinators", "coords", "{:.0f}"),
         ("printers served", "printers", "{:.0f}"),
         ("holds handled (all windows)", "holds", "{:.0f}"),
         ("holds per second", "rate", "{:.2f}"),
@@ -566,30 +660,33 @@ def report(
         ("decision latency p50, ms", "lat50", "{:.2f}"),
         ("decision latency p99, ms", "lat99", "{:.2f}"),
         ("decision latency max, ms", "latmax", "{:.1f}"),
-        ("its timings.overhead field (store incl.) p50, ms", "ovh50", "{:.1f}"),
         ("bare round trip beside it p50, ms", "rtt50", "{:.3f}"),
         ("bare round trip beside it p99, ms", "rtt99", "{:.3f}"),
-        ("coordinator CPU, % of one core", "cpu_pct", "{:.1f}"),
-        ("coordinator CPU per hold, ms", "cpu_hold", "{:.1f}"),
+        ("its timings.overhead field (store incl.) p50, ms", "ovh50", "{:.1f}"),
+        ("coordinator CPU, % of one core (all of the arm's)", "cpu_pct", "{:.1f}"),
+        ("coordinator CPU per hold, ms", "cpu_hold", "{:.2f}"),
+        ("  the same above idle (minus the idle rate), ms", "net_hold", "{:.2f}"),
         ("coordinator CPU idle (armed, no holds), % core", "idle_pct", "{:.2f}"),
-        ("coordinator VmRSS at window end, MB", "rss", "{:.1f}"),
-        ("coordinator VmHWM (peak), MB", "hwm", "{:.1f}"),
+        ("coordinator VmRSS at window end, MB (largest)", "rss", "{:.1f}"),
+        ("  the arm's coordinators together, MB", "rss_sum", "{:.1f}"),
+        ("coordinator VmHWM (peak), MB (largest)", "hwm", "{:.1f}"),
         ("coordinator threads", "threads", "{:.0f}"),
         ("mosquitto CPU, % of one core", "broker_pct", "{:.1f}"),
         ("the fakes' process (this one) CPU, % of one core", "bench_pct", "{:.1f}"),
     ]
-    print(f"{'':<48}{'solo':>10}{'fleet':>10}{'fleet/solo':>12}")
+    base = names[0]
+    print(f"{'':<52}" + "".join(f"{n:>10}" for n in names) + "".join(f"{n + '/' + base:>12}" for n in names[1:]))
     for label, key, fmt in rows:
-        a, b = stats["solo"][key], stats["fleet"][key]
-        ratio = f"{b / a:.2f}x" if a else "-"
-        print(f"{label:<48}{fmt.format(a):>10}{fmt.format(b):>10}{ratio:>12}")
+        a = stats[base][key]
+        values = "".join(f"{fmt.format(stats[n][key]):>10}" for n in names)
+        ratios = "".join(f"{(stats[n][key] / a if a else float('nan')):>11.2f}x" for n in names[1:])
+        print(f"{label:<52}{values}{ratios}")
     print()
-    print(f"{'decision latency by step, ms (p50 / p99)':<48}{'solo':>17}{'fleet':>17}")
+    print(f"{'decision latency by step, ms (p50 / p99)':<40}" + "".join(f"{n:>17}" for n in names))
     for label in LABELS:
-        s, f = fleet.latency["solo"][label], fleet.latency["fleet"][label]
-        print(f"{'  ' + label:<48}{ms(s, 50):8.2f} {ms(s, 99):8.2f}{ms(f, 50):8.2f} {ms(f, 99):8.2f}")
+        cells = "".join(f"{ms(fleet.latency[n][label], 50):8.2f} {ms(fleet.latency[n][label], 99):8.2f}" for n in names)
+        print(f"{'  ' + label:<40}{cells}")
     print()
-    # correctness
     problems: list[str] = list(fleet.errors)
     for h in fleet.holds.values():
         if h.releases != 1:
@@ -602,19 +699,43 @@ def report(
             problems.append(f"{h.printer} hold {h.hold_id}: {h.metadata} metadata messages, complete={h.complete}")
     total = len(fleet.holds)
     once = sum(1 for h in fleet.holds.values() if h.releases == 1)
+    bad_exit = {name: code for name, code in exits.items() if code != 0}
     print(
         f"correctness: {total} holds, {once} released exactly once, "
-        f"{sum(1 for h in fleet.holds.values() if h.complete)} complete; coordinator exit codes after SIGTERM: "
-        + ", ".join(f"{side} {code}" for side, code in exits.items())
+        f"{sum(1 for h in fleet.holds.values() if h.complete)} complete; {len(exits)} coordinators, exit codes after"
+        f" SIGTERM: " + ("all 0" if not bad_exit else ", ".join(f"{n} {c}" for n, c in bad_exit.items()))
     )
+    for side in sides:
+        mine = [h for h in fleet.holds.values() if h.side == side.name]
+        wrong = [h for h in mine if h.releases != 1 or h.moves != 9 or h.returns != 1 or h.captures != 9
+                 or h.metadata != 1 or not h.complete]  # fmt: skip
+        print(f"  arm {side.name}: {len(mine)} holds, {len(mine) - len(wrong)} handled exactly as planned")
     for line in problems[:20]:
         print(f"  PROBLEM: {line}")
     if len(problems) > 20:
         print(f"  ... and {len(problems) - 20} more")
     if not problems:
         print("  every hold: one release, 9 moves + the return, 9 captures, one complete metadata message")
-    per_printer = stats["fleet"]["cpu_hold"] / stats["solo"]["cpu_hold"]
-    print(f"CPU per hold fleet/solo: {per_printer:.2f}x (1.00x: the coordinator's cost grows with holds, not printers)")
+    by_name = {side.name: side for side in sides}
+    goals = [n for n in names if stats[n]["coords"] == 1 and stats[n]["printers"] >= 200]
+    for n in goals:
+        s = stats[n]
+        one = next((m for m in names if stats[m]["printers"] == 1 and by_name[m].base == by_name[n].base), base)
+        lat_ok = s["lat99"] <= s["rtt99"] + 10
+        ratio = s["net_hold"] / stats[one]["net_hold"]
+        raw = s["cpu_hold"] / stats[one]["cpu_hold"]
+        print(f"goal at {n} printers: decision latency p99 {s['lat99']:.2f} ms <= broker round trip p99 beside it"
+              f" {s['rtt99']:.2f} + 10 ms: {'met' if lat_ok else 'NOT met'}")  # fmt: skip
+        print(f"goal at {n} printers: CPU per hold above idle {ratio:.2f}x the {one} arm's (raw {raw:.2f}x)"
+              f" <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'}")  # fmt: skip
+    for n in names:
+        old = f"{n}@base"
+        if old in stats:
+            a, b = stats[n], stats[old]
+            print(f"this code vs --base-code at {n}: CPU per hold {a['cpu_hold']:.2f} vs {b['cpu_hold']:.2f} ms"
+                  f" ({a['cpu_hold'] / b['cpu_hold']:.2f}x); decision latency p50 {a['lat50']:.2f} vs"
+                  f" {b['lat50']:.2f} ms, p99 {a['lat99']:.2f} vs {b['lat99']:.2f} ms")  # fmt: skip
+    return not problems and not bad_exit
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from printmesh_coordinator.state import MachineState, Setup, initial
 from printmesh_coordinator.storage import Storage
 from printmesh_coordinator.storage import oserror as _oserror
 from printmesh_coordinator.store import SUMMARY_NAME
+from printmesh_coordinator.timers import Deadlines
 from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
@@ -92,6 +93,9 @@ class CoordinatorAgent(Agent):
             p.node: initial(Setup(p, settings.node_id, f"{session}-{i}")) for i, p in enumerate(self.section.printers)
         }
         self.storage = Storage(self.section, self.deliver)
+        # Each machine's next deadline, kept after every input it is fed (only then can it change):
+        # the loop reads these instead of asking every machine after every input.
+        self.deadlines = Deadlines()
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
         # Per (printer, job): the metadata we published (kept for the summary when its file
         # could not be written) and the summary we last published (one final summary per job).
@@ -138,7 +142,7 @@ class CoordinatorAgent(Agent):
 
     def step(self, max_wait: float) -> None:
         """Wait for one input (or the next deadline), handle it, then every deadline that is due."""
-        due = min((d for d in map(next_deadline, self.machines.values()) if d is not None), default=None)
+        due = self.deadlines.earliest()
         wait = max_wait if due is None else max(0.0, min(max_wait, due - self.clock()))
         try:
             printer, message, topic = self.inbox.get(timeout=wait)
@@ -148,11 +152,8 @@ class CoordinatorAgent(Agent):
             for name in [printer] if printer is not None else list(self.machines):
                 if name in self.machines:
                     self.guarded_feed(name, message, topic)
-        now = self.clock()
-        for name, state in list(self.machines.items()):
-            deadline = next_deadline(state)
-            if deadline is not None and deadline <= now:
-                self.guarded_feed(name, Tick())
+        for name in self.deadlines.pop_due(self.clock()):
+            self.guarded_feed(name, Tick())
 
     def guarded_feed(self, printer: str, message: Input, topic: str | None = None) -> None:
         """The loop's last-resort guard: an input that raises is counted, logged (at a bounded rate,
@@ -162,6 +163,8 @@ class CoordinatorAgent(Agent):
         except Exception as exc:
             where = f"{topic or 'no topic (a timer or a file)'} (printer {printer}: {str(message)[:200]})"
             self.runtime.health.fail(f"coordinator loop, {type(message).__name__}", where, exc)
+        finally:
+            self.deadlines.set(printer, next_deadline(self.machines[printer]))
 
     def shutdown(self) -> None:
         """Release whatever is held before going offline (the last will would, but later and blindly)."""

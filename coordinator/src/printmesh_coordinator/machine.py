@@ -49,7 +49,11 @@ EXPIRE_ROUNDS = 8
 
 def decide(state: MachineState, message: Input, now: float) -> Step:
     """One input in: the new state and the commands to carry out, in order."""
-    before = report.view_key(state)
+    if isinstance(message, HoldStatusSeen):
+        quick = _hold_status_only(state, message, now)
+        if quick is not None:
+            return quick, []
+    start = state
     cmds: list[Command] = []
     for _ in range(EXPIRE_ROUNDS):
         state, more = _expire(state, now)
@@ -60,9 +64,24 @@ def decide(state: MachineState, message: Input, now: float) -> Step:
     cmds += more
     state, more = _reconcile(state, now)
     cmds += more
-    if report.view_key(state) != before:
+    if state is not start and report.view_key(state) != report.view_key(start):
         cmds.append(PublishState(report.view(state, now)))
     return state, cmds
+
+
+def _hold_status_only(state: MachineState, message: HoldStatusSeen, now: float) -> MachineState | None:
+    """The bridge's hold status repeated with only its phase or time changed (``busy``/``held``
+    around every move: 22 of them a hold): nothing is due, nothing to re-arm, the published
+    state stays the same; so only the status is kept. None when the whole decision must run."""
+    old, new = state.hold_status, message.status
+    if old is None or _ends_hold(new, state) or message.holder_online != state.holder_online:
+        return None
+    if new.holder != old.holder or new.armed != old.armed:
+        return None  # what armed_ok (the published state, the re-arming) reads
+    due = next_deadline(state)
+    if due is not None and due <= now:
+        return None  # a deadline to act on first
+    return replace(state, hold_status=new)
 
 
 def next_deadline(state: MachineState) -> float | None:

@@ -10,6 +10,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from printmesh_coordinator.bounds import Fit
@@ -64,8 +65,9 @@ class Setup:
     def holder(self) -> str:
         return f"{self.coordinator}/coordinator"
 
-    @property
+    @cached_property
     def plan(self) -> HoldPlan:
+        """Built once: it is compared with the bridge's armed plan after every input."""
         p = self.printer.plan
         return HoldPlan(layers=sorted(set(p.layers)), every=p.every, first=p.first, last=p.last)
 
