@@ -48,6 +48,8 @@ from printmesh_coordinator.page_worker import PageWorker
 from printmesh_coordinator.report import view
 from printmesh_coordinator.state import MachineState, Setup, initial
 from printmesh_coordinator.store import SUMMARY_NAME, Store
+from printmesh_coordinator.watch_shell import WatchShell
+from printmesh_coordinator.watch_worker import Judged
 from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
@@ -89,7 +91,7 @@ class CoordinatorAgent(Agent):
         super().__init__(settings)
         self.section = settings.coordinator
         self.clock = Clock()
-        self.inbox: queue.SimpleQueue[tuple[str | None, Input, str | None]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[str | None, Input | Judged, str | None]] = queue.SimpleQueue()
         # Request ids are '<session>-<printer index>.<n>': unique across printers, processes and
         # restarts, and short enough to be the camera's capture id (the image topic's last level).
         session = secrets.token_hex(4)
@@ -103,6 +105,9 @@ class CoordinatorAgent(Agent):
         # could not be written) and the summary we last published (one final summary per job).
         self.published: dict[tuple[str, str], list[LayerCapture]] = {}
         self.summaries: dict[tuple[str, str], JobSummary] = {}
+        self.watch = WatchShell(self.section.printers, self.store, self.link, self.me, self.publish_state,
+                                lambda p, job: self._page(p, job, (p, job) in self.summaries),
+                                lambda p, judged: self.inbox.put((p, judged, None)), session)  # fmt: skip
 
     def deliver(self, printer: str | None, message: Input) -> None:
         """Any thread: queue an input for one printer (None: every printer), with the topic it came on."""
@@ -134,7 +139,8 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             state_topic = self.topics.absolute(contract.COORDINATOR_STATE.topic(self.me, name))
             capture_topic = self.topics.absolute(contract.COORDINATOR_CAPTURE.topic(self.me, name))
-            entities += printer_entities(name, state_topic, capture_topic)
+            watch_topic = self.topics.absolute(self.watch.topic(name))
+            entities += printer_entities(name, state_topic, capture_topic, watch_topic)
             self.publish_state(contract.COORDINATOR_STATE.topic(self.me, name), view(state, self.clock()))
         self.announce(entities)
         log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.section.captures_dir)
@@ -151,9 +157,10 @@ class CoordinatorAgent(Agent):
         except queue.Empty:
             pass
         else:
-            for name in [printer] if printer is not None else list(self.machines):
-                if name in self.machines:
-                    self.guarded_feed(name, message, topic)
+            if not self.watch.consume(message) and not isinstance(message, Judged):
+                for name in [printer] if printer is not None else list(self.machines):
+                    if name in self.machines:
+                        self.guarded_feed(name, message, topic)
         now = self.clock()
         for name, state in list(self.machines.items()):
             deadline = next_deadline(state)
@@ -179,6 +186,7 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             if state.run is not None:
                 log.warning("%s: hold %s still running at exit; the bridge releases it", name, state.run.hold_id)
+        self.watch.close(PAGE_GRACE)
         if self.pages is not None:
             self.pages.close(PAGE_GRACE)
 
@@ -211,6 +219,7 @@ class CoordinatorAgent(Agent):
             self._log_capture(command.metadata)
             if command.metadata.metadata_path is not None:
                 self._page(printer, command.metadata.job, final=False)
+            self.watch.layer_done(printer, command.metadata)
         elif isinstance(command, Note):
             log.log(logging.getLevelName(command.level.upper()), "%s", command.text)
         return None

@@ -17,8 +17,8 @@ def _field(name: str, test: str) -> str:
     return f"{{{{ value_json.{name} if value_json is mapping and value_json.{name} is {test} else None }}}}"
 
 
-def printer_entities(printer: str, state_topic: str, capture_topic: str) -> list[Entity]:
-    """``state_topic`` and ``capture_topic`` are absolute."""
+def printer_entities(printer: str, state_topic: str, capture_topic: str, watch_topic: str) -> list[Entity]:
+    """The topics are absolute. The print watch's two entities read ``watch_topic`` (docs/watch.md)."""
     oid = ha_id(printer)
     label = f"{printer} capture"
     return [
@@ -34,4 +34,12 @@ def printer_entities(printer: str, state_topic: str, capture_topic: str) -> list
         Entity("sensor", f"{oid}_failures", f"{label} failures",
                {"state_topic": state_topic, "value_template": _field("failures", "number"), "state_class": "total",
                 "icon": "mdi:alert-circle-outline", **DIAGNOSTIC}),
+        Entity("binary_sensor", f"{oid}_print_problem", f"{printer} print problem",
+               {"state_topic": watch_topic, "device_class": "problem",
+                "value_template": "{{ ('ON' if value_json.problem else 'OFF') if value_json is mapping "
+                                  "and value_json.problem is boolean else None }}",
+                "json_attributes_topic": watch_topic, "json_attributes_template": ATTRIBUTES}),
+        Entity("sensor", f"{oid}_watch_verdict", f"{printer} watch verdict",
+               {"state_topic": watch_topic, "value_template": _field("verdict", "string"), "icon": "mdi:eye-check",
+                "json_attributes_topic": watch_topic, "json_attributes_template": ATTRIBUTES}),
     ]  # fmt: skip
