@@ -33,6 +33,7 @@ log = logging.getLogger("printmesh.coordinator.watch")
 BACKLOG = 4  # layers waiting at most; a layer takes ~0.15 s, holds come seconds apart
 WATCHERS_KEPT = 8  # jobs whose history the detector keeps
 NICE = 5
+DETECTOR = "printmesh_coordinator.watch.detector"  # the module with ``Watcher`` (and ``GrowthHint``)
 
 
 class Detector(Protocol):
@@ -58,7 +59,11 @@ class Judged:
 
 
 class WatchWorker:
-    def __init__(self, resolve: Callable[[str], Path], done: Callable[[Judged], None], backlog: int = BACKLOG) -> None:
+    def __init__(
+        self, resolve: Callable[[str], Path], done: Callable[[Judged], None], backlog: int = BACKLOG,
+        detector: str = DETECTOR,
+    ) -> None:  # fmt: skip
+        self._detector = detector
         self._resolve = resolve  # a metadata path (relative to captures_dir) -> the file, checked inside it
         self._done = done
         self._queue: deque[Layer] = deque()
@@ -76,6 +81,8 @@ class WatchWorker:
     def submit(self, layer: Layer) -> None:
         """Any thread, never blocks: queue a layer; a full backlog drops its oldest layer."""
         with self._cond:
+            if self._closing:
+                return
             if len(self._queue) >= self._backlog:
                 old = self._queue.popleft()
                 self.dropped += 1
@@ -99,7 +106,15 @@ class WatchWorker:
     def _run(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        detector = importlib.import_module("printmesh_coordinator.watch.detector")
+        try:
+            detector = importlib.import_module(self._detector)
+        except ImportError as exc:
+            log.error("print watch off: the detector cannot be imported: %s", exc)
+            with self._cond:
+                self._closing = True
+                self._queue.clear()
+                self._cond.notify_all()
+            return
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or self._closing)
