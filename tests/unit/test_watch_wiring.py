@@ -133,7 +133,7 @@ def fake_detector(name: str, verdicts: dict[int, DetectorVerdict], gate: threadi
     seen: list[tuple[int, dict[Any, bytes]]] = []
 
     class Watcher:
-        def judge(self, layer: int, images: dict[Any, bytes], growth: Any) -> DetectorVerdict:
+        def judge(self, layer: int, images: dict[Any, bytes], growth: Any, names: Any = None) -> DetectorVerdict:
             if gate is not None:
                 gate.wait(5)
             seen.append((layer, images))

@@ -110,7 +110,11 @@ def published(
     kind = _kind(getattr(verdict, "verdict", "ok"))
     confidence = min(1.0, max(0.0, _number(getattr(verdict, "confidence", 0.0))))
     problem, action = judged(config, kind, confidence)
-    compared = [int(v) for v in getattr(verdict, "compared_with", []) or [] if isinstance(v, int | float)]
+    earlier = getattr(verdict, "compared_with", None)
+    earlier = [earlier] if isinstance(earlier, int) else earlier or []
+    compared = [int(v) for v in earlier if isinstance(v, int | float)]
+    regions = getattr(verdict, "region", None) or getattr(verdict, "regions", None) or []
+    reason = getattr(verdict, "reason", None)
     return WatchVerdict(
         printer=md.printer,
         job=md.job,
@@ -120,10 +124,11 @@ def published(
         score=round(min(1_000_000.0, max(0.0, _number(getattr(verdict, "score", 0.0)))), 4),
         problem=problem,
         action=action,
-        regions=_regions(getattr(verdict, "regions", None) or [], names),
+        regions=_regions(regions, names),
         flagged=_image_names(getattr(verdict, "flagged", None) or [], names),
         compared_with=compared,
         elapsed_ms=round(max(0.0, _number(getattr(verdict, "elapsed_ms", 0.0))), 3),
         metadata_path=md.metadata_path,
+        reason=str(reason)[:500] if reason else None,
         note=note,
     )

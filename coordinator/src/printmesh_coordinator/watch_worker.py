@@ -37,7 +37,7 @@ DETECTOR = "printmesh_coordinator.watch.detector"  # the module with ``Watcher``
 
 
 class Detector(Protocol):
-    def judge(self, layer: int, images: Any, growth: Any) -> Any: ...
+    def judge(self, layer: int, images: Any, growth: Any, names: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,8 @@ class WatchWorker:
             log.error("%s: layer %d not judged: no image readable (%s)", layer.printer, md.layer, "; ".join(unread))
             return None
         started = time.perf_counter()
-        verdict = self._watcher(detector, layer.printer, md.job).judge(md.layer, images, growth_hint(detector, layer))
+        watcher = self._watcher(detector, layer.printer, md.job)
+        verdict = watcher.judge(md.layer, images, growth_hint(detector, layer), names=names)
         note = f"images not read: {'; '.join(unread)}" if unread else None
         out = published(layer.config, md, verdict, names, note)
         if not out.elapsed_ms:
@@ -176,6 +177,6 @@ def growth_hint(detector: Any, layer: Layer) -> Any:
         return None
     g = layer.growth
     try:
-        return make(layers=g.layers, layer_height=g.layer_height, z=g.z)
+        return make(z=g.z, previous_z=g.previous_z)
     except (TypeError, ValueError):
         return None

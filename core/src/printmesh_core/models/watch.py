@@ -50,4 +50,5 @@ class WatchVerdict(Payload):
     metadata_path: str | None = Field(
         default=None, description="The layer's metadata file, relative to captures_dir; null if not written."
     )
+    reason: str | None = Field(default=None, description="The detector's one line saying why, for a notification.")
     note: str | None = Field(default=None, description="Why the layer could not be judged fully, if so.")
