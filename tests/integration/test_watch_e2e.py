@@ -98,8 +98,9 @@ def test_spaghetti_at_layer_12_pauses_after_layer_15_and_the_print_resumes_to_th
     paused = r.observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintPaused", timeout=300)
     seen = events(r, mark)
     held = [e["payload"]["layer"] for e in seen if e["event"] == "held"]
-    assert held == [5, 10, 15], f"paused after the layer-15 capture, before the next planned hold: {held}"
     judged = {v.layer: v for v in verdicts(r, mark)}
+    told = [(v.layer, v.verdict, v.confidence, v.score, v.reason) for v in judged.values()]
+    assert held == [5, 10, 15], f"paused after the layer-15 capture, before the next planned hold: {held}, {told}"
     assert not judged[5].problem and not judged[10].problem, "no problem before the fault"
     flag = judged[15]
     assert flag.problem and flag.verdict != "ok" and flag.action == "pause" and flag.flagged, flag
