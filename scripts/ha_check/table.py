@@ -143,7 +143,7 @@ def _coordinator() -> tuple[Entity, ...]:
     # one printer, "octo"; expect: what the scenario reads before it publishes anything itself
     return (
         Entity("sensor", "octo_capture_state", "octo capture state", expect="waiting"),
-        Entity("sensor", "octo_last_layer", "octo capture last layer", expect="unknown"),  # none captured yet
+        Entity("sensor", "octo_last_layer", "octo capture last layer", state_class=M, expect="unknown"),  # none yet
         Entity("sensor", "octo_images", "octo capture images", state_class="total", expect="0"),
         Entity("sensor", "octo_failures", "octo capture failures", state_class="total", diagnostic=True, expect="0"),
         Entity("binary_sensor", "octo_print_problem", "octo print problem", device_class="problem", expect="unknown"),

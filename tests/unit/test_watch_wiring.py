@@ -20,6 +20,7 @@ from printmesh_coordinator.job_folder import read_job
 from printmesh_coordinator.messages import Answer
 from printmesh_coordinator.page_html import render
 from printmesh_coordinator.store import Store
+from printmesh_coordinator.watch import GrowthHint, Region, Verdict
 from printmesh_coordinator.watch_rules import Growth, judged, published, sidecar_path
 from printmesh_coordinator.watch_shell import WatchShell
 from printmesh_coordinator.watch_worker import Judged, Layer, WatchWorker
@@ -101,45 +102,40 @@ def metadata(folder: str = "octo/job1", layer: int = 15, points: int = 2) -> Lay
                         metadata_path=f"{folder}/layer_{layer:04d}_metadata_20260101_000000.json")  # fmt: skip
 
 
-@dataclass
-class DetectorVerdict:  # the detector's own type, as the worker sees it
-    layer: int
-    verdict: str
-    confidence: float
-    score: float
-    regions: list[Any] = field(default_factory=list)
-    flagged: list[Any] = field(default_factory=list)
-    compared_with: list[int] = field(default_factory=list)
-    elapsed_ms: float = 12.5
+def DetectorVerdict(layer: int, verdict: str, confidence: float, score: float, **more: Any) -> Verdict:
+    """The detector's own verdict, as its ``Watcher.judge`` returns it."""
+    return Verdict(layer=layer, verdict=verdict, confidence=confidence, score=score, elapsed_ms=12.5, **more)  # type: ignore[arg-type]
 
 
 def test_the_published_verdict_names_flagged_images_by_file_and_says_the_action() -> None:
     md = metadata()
     names = {("bed", 0): "layer_0015_pos_00_20260101_000000.jpg", ("bed", 1): "layer_0015_pos_01_20260101_000000.jpg"}
-    raw = DetectorVerdict(15, "spaghetti", 0.93, 4.2, regions=[{"camera": "bed", "index": 1, "box": (3, 4, 50, 60)}],
-                          flagged=[("bed", 1)], compared_with=[5, 10])  # fmt: skip
+    raw = DetectorVerdict(15, "spaghetti", 0.93, 4.2, region=[Region(camera="bed", point=1, x=3, y=4, w=50, h=60)],
+                          flagged=[names[("bed", 1)]], compared_with=10, reason="strands")  # fmt: skip
     out = published(WatchConfig(on_problem="pause"), md, raw, names)
     assert (out.verdict, out.problem, out.action, out.layer, out.job) == ("spaghetti", True, "pause", 15, "job1")
-    assert out.flagged == ["layer_0015_pos_01_20260101_000000.jpg"] and out.compared_with == [5, 10]
+    assert out.flagged == ["layer_0015_pos_01_20260101_000000.jpg"] and out.compared_with == [10]
     assert out.regions[0].image == out.flagged[0] and (out.regions[0].x, out.regions[0].height) == (3, 60)
-    nan = published(WatchConfig(), md, DetectorVerdict(15, "weird", float("nan"), float("inf")), names)
-    assert (nan.verdict, nan.confidence, nan.score, nan.problem) == ("unknown_change", 0.0, 0.0, False)
+    assert out.reason == "strands" and out.elapsed_ms == 12.5
+    low = published(WatchConfig(on_problem="pause", min_confidence=0.95), md, raw, names)
+    assert (low.verdict, low.problem, low.action) == ("spaghetti", False, "none"), "below min_confidence: notify only"
 
 
 # ------------------------------------------------------------------ the thread
 def fake_detector(name: str, verdicts: dict[int, DetectorVerdict], gate: threading.Event | None = None) -> str:
     """A detector module at the worker's import boundary: answers the verdict set for each layer."""
     module = types.ModuleType(name)
-    seen: list[tuple[int, dict[Any, bytes]]] = []
+    seen: list[tuple[int, dict[Any, bytes], Any, Any]] = []
 
     class Watcher:
-        def judge(self, layer: int, images: dict[Any, bytes], growth: Any, names: Any = None) -> DetectorVerdict:
+        def judge(self, layer: int, images: dict[Any, bytes], growth: Any, names: Any = None) -> Verdict:
             if gate is not None:
                 gate.wait(5)
-            seen.append((layer, images))
+            seen.append((layer, images, growth, names))
             return verdicts[layer]
 
     module.Watcher = Watcher  # type: ignore[attr-defined]
+    module.GrowthHint = GrowthHint  # type: ignore[attr-defined]
     module.seen = seen  # type: ignore[attr-defined]
     sys.modules[name] = module
     return name
@@ -163,7 +159,7 @@ def test_the_worker_reads_the_layer_from_disk_and_a_full_backlog_drops_the_oldes
     worker = WatchWorker(store.path, out.append, backlog=2, detector=name)
     try:
         for n, md in layers.items():
-            worker.submit(Layer("octo", WatchConfig(), md, Growth(n, 1.0, None, None)))
+            worker.submit(Layer("octo", WatchConfig(), md, Growth(n, n / 5, n - 5 or None, (n - 5) / 5 or None)))
         gate.set()
         assert worker.idle(10)
     finally:
@@ -171,7 +167,11 @@ def test_the_worker_reads_the_layer_from_disk_and_a_full_backlog_drops_the_oldes
     judged_layers = [j.verdict.layer for j in out]
     assert judged_layers[-2:] == [15, 20] and worker.dropped >= 1 and 10 not in judged_layers
     seen = sys.modules[name].seen  # type: ignore[attr-defined]
-    assert set(seen[-1][1]) == {("bed", 0), ("bed", 1)} and seen[-1][1][("bed", 1)].endswith(b"\xff\xd9")
+    layer, images, growth, names = seen[-1]
+    assert layer == 20
+    assert set(images) == {("bed", 0), ("bed", 1)} and images[("bed", 1)].endswith(b"\xff\xd9")
+    assert growth == GrowthHint(z=4.0, previous_z=3.0), "the part's top now and at the previous capture"
+    assert names[("bed", 1)] == "layer_0020_pos_01_20260101_000000.jpg"
 
 
 @dataclass
@@ -193,7 +193,8 @@ def test_a_verdict_is_written_beside_the_metadata_published_and_paused_after_the
     store = Store(tmp_path)
     md = metadata()
     write_layer(store, md)
-    name = fake_detector("watch_fake_pause", {15: DetectorVerdict(15, "spaghetti", 0.95, 3.0, flagged=[("bed", 0)])})
+    flagged = ["layer_0015_pos_00_20260101_000000.jpg"]
+    name = fake_detector("watch_fake_pause", {15: DetectorVerdict(15, "spaghetti", 0.95, 3.0, flagged=flagged)})
     published_: list[tuple[str, Any]] = []
     pages: list[tuple[str, str]] = []
     inbox: list[Judged] = []

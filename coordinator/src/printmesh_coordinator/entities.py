@@ -3,6 +3,10 @@
 All of them read the retained ``<coord>/coordinator/<printer>/state`` message, with
 null-safe templates (an unreadable message makes the entity unknown, not a log line),
 and the last capture's metadata rides along as attributes of the last-layer sensor.
+The print watch's two entities read ``<coord>/coordinator/<printer>/watch``. Its verdict is
+text, and a text sensor shows the word "None" for a ``None`` (HA 2024.3): a message that is
+not a verdict renders ``unknown`` instead, which is HA's own unknown state. The last layer is
+numeric (``state_class: measurement``, like the bridge's current layer), so ``None`` is unknown.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def printer_entities(printer: str, state_topic: str, capture_topic: str, watch_t
                 "json_attributes_topic": state_topic, "json_attributes_template": ATTRIBUTES}),
         Entity("sensor", f"{oid}_last_layer", f"{label} last layer",
                {"state_topic": state_topic, "value_template": _field("last_layer", "number"), "icon": "mdi:layers",
+                "state_class": "measurement",
                 "json_attributes_topic": capture_topic, "json_attributes_template": ATTRIBUTES}),
         Entity("sensor", f"{oid}_images", f"{label} images",
                {"state_topic": state_topic, "value_template": _field("images", "number"), "state_class": "total",
@@ -40,6 +45,8 @@ def printer_entities(printer: str, state_topic: str, capture_topic: str, watch_t
                                   "and value_json.problem is boolean else None }}",
                 "json_attributes_topic": watch_topic, "json_attributes_template": ATTRIBUTES}),
         Entity("sensor", f"{oid}_watch_verdict", f"{printer} watch verdict",
-               {"state_topic": watch_topic, "value_template": _field("verdict", "string"), "icon": "mdi:eye-check",
+               {"state_topic": watch_topic, "icon": "mdi:eye-check",
+                "value_template": "{{ value_json.verdict if value_json is mapping and value_json.verdict is string "
+                                  "else 'unknown' }}",
                 "json_attributes_topic": watch_topic, "json_attributes_template": ATTRIBUTES}),
     ]  # fmt: skip

@@ -171,12 +171,6 @@ class WatchWorker:
 
 
 def growth_hint(detector: Any, layer: Layer) -> Any:
-    """The detector's growth hint from what the coordinator knows (layers and Z since the last capture)."""
-    make = getattr(detector, "GrowthHint", None)
-    if make is None:
-        return None
-    g = layer.growth
-    try:
-        return make(z=g.z, previous_z=g.previous_z)
-    except (TypeError, ValueError):
-        return None
+    """The detector's ``GrowthHint`` from what the coordinator knows: the part's top now and at the
+    previous captured layer (the head-mounted camera rises with it)."""
+    return detector.GrowthHint(z=layer.growth.z, previous_z=layer.growth.previous_z)
