@@ -220,6 +220,12 @@ def test_a_verdict_is_written_beside_the_metadata_published_and_paused_after_the
         shell.layer_done("octo", metadata(layer=20).model_copy(update={"images": []}))
         assert [c for _, c, _ in link.sent] == ["pause", "pause"]
         assert shell.consume(Answer(link.sent[-1][2].id, True, {"requested": "pause"})) and not shell.pauses
+        # resumed by the user: a later layer still showing it is a problem, notified, not paused again
+        again = verdict.model_copy(update={"layer": 20, "metadata_path": None})
+        assert shell.consume(Judged("octo", again))
+        assert published_[-1][1].problem and published_[-1][1].action == "notify" and len(link.sent) == 2
+        other_job = again.model_copy(update={"job": "job2"})
+        assert shell.consume(Judged("octo", other_job)) and published_[-1][1].action == "pause" and len(link.sent) == 3
     finally:
         shell.close(5)
 

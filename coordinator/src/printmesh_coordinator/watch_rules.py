@@ -55,6 +55,12 @@ def judged(config: WatchConfig, kind: VerdictKind, confidence: float) -> tuple[b
     return True, "pause" if config.on_problem == "pause" else "notify"
 
 
+def once_per_job(verdict: WatchVerdict, paused_already: bool) -> WatchVerdict:
+    """A job is paused once: whoever resumes it has seen the problem and chose to go on, so a later
+    layer that still shows it (the detector keeps comparing with the last good capture) notifies."""
+    return verdict.model_copy(update={"action": "notify"}) if paused_already and verdict.action == "pause" else verdict
+
+
 def sidecar_path(metadata_path: str) -> str:
     """``.../layer_0015_metadata_<time>.json`` → ``.../layer_0015_watch_<time>.json``."""
     path = PurePosixPath(metadata_path)

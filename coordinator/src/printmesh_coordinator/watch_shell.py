@@ -8,7 +8,8 @@ published retained on ``<coord>/coordinator/<printer>/watch``, and, for a proble
 ``on_problem: pause``, followed by the bridge's ``pause`` command. The hold's release has
 already brought the head back, so the pause stops a printer whose head is over its print. A
 pause refused because a later hold is running (``held``) is sent again after that hold's
-release.
+release. A job is paused once: after its resume, a layer that still shows the problem is
+published with ``action: notify``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from printmesh_coordinator.config import PrinterConfig
 from printmesh_coordinator.link import Link
 from printmesh_coordinator.messages import Answer
 from printmesh_coordinator.store import Store
-from printmesh_coordinator.watch_rules import Growth, judgeable, sidecar_path
+from printmesh_coordinator.watch_rules import Growth, judgeable, once_per_job, sidecar_path
 from printmesh_coordinator.watch_worker import Judged, Layer, WatchWorker
 from printmesh_core import contract
 from printmesh_core.models.base import Payload
@@ -48,6 +49,7 @@ class WatchShell:
         self.last: dict[tuple[str, str], tuple[int, float | None]] = {}
         self.pauses: dict[str, tuple[str, WatchVerdict]] = {}  # request id -> printer, the verdict it acts on
         self.retry: dict[str, WatchVerdict] = {}  # printer -> a pause refused during a hold, sent after its release
+        self.paused: dict[tuple[str, str], int] = {}  # (printer, job) -> the layer whose verdict paused it
         wanted = any(c.enabled for c in self.configs.values())
         self.worker = WatchWorker(self._resolve, lambda j: queue(j.printer, j)) if wanted else None
 
@@ -90,6 +92,7 @@ class WatchShell:
         return False
 
     def _verdict(self, printer: str, verdict: WatchVerdict) -> None:
+        verdict = once_per_job(verdict, (printer, verdict.job) in self.paused)
         if verdict.metadata_path is not None:
             try:
                 self.store.write(
@@ -107,6 +110,9 @@ class WatchShell:
             self._pause(printer, verdict)
 
     def _pause(self, printer: str, verdict: WatchVerdict) -> None:
+        self.paused[(printer, verdict.job)] = verdict.layer
+        while len(self.paused) > LAST_KEPT:
+            self.paused.pop(next(iter(self.paused)))
         self.seq += 1
         rid = f"{self.session}-w.{self.seq}"
         self.pauses[rid] = (printer, verdict)
