@@ -137,7 +137,8 @@ def test_spaghetti_at_layer_12_pauses_after_layer_15_and_the_print_resumes_to_th
         page.goto((folder / "index.html").as_uri(), wait_until="load")
         text = page.locator("#watch .watch-verdict").inner_text()
         assert "Problem at layer 15" in text, text
-        outlined = page.eval_on_selector_all("td.flagged.problem a.shot", "els => els.map(a => a.getAttribute('href'))")
+        outlined = page.eval_on_selector_all('tr[data-layer="15"] td.flagged.problem a.shot',
+                                             "els => els.map(a => a.getAttribute('href'))")  # fmt: skip
         assert sorted(outlined) == sorted(flag.flagged), (outlined, flag.flagged)
         outline = page.locator("td.flagged.problem").first.evaluate("td => getComputedStyle(td).outlineStyle")
         assert outline == "solid"
