@@ -126,7 +126,7 @@ class WatchShell:
         printer, verdict = self.pauses.pop(answer.request_id)
         if answer.ok:
             log.warning("%s: print paused by the print watch (layer %d: %s)", printer, verdict.layer, verdict.verdict)
-        elif answer.code == "held":  # a later hold is running: after its release
+        elif answer.code == contract.HELD:  # the refusal during a hold (job_commands): after its release
             self.retry[printer] = verdict
         else:
             log.error("%s: pause refused: %s: %s", printer, answer.code, answer.message)
