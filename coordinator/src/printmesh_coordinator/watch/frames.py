@@ -35,6 +35,8 @@ def decode(image: np.ndarray | bytes) -> tuple[np.ndarray, tuple[int, int]]:
     """(BGR uint8 about ``WIDTH`` wide, full (width, height)) of a BGR/grey array or JPEG bytes."""
     if isinstance(image, bytes | bytearray | memoryview):
         data = np.frombuffer(image, np.uint8)
+        if data.size == 0:
+            raise ValueError("an empty image")
         for flag, factor in ((cv2.IMREAD_REDUCED_COLOR_4, 4), (cv2.IMREAD_REDUCED_COLOR_2, 2), (cv2.IMREAD_COLOR, 1)):
             small = cv2.imdecode(data, flag)
             if small is None:
