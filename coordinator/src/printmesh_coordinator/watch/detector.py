@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from printmesh_coordinator.watch.compare import Comparison, Reference, compare, reference
-from printmesh_coordinator.watch.frames import decode
+from printmesh_coordinator.watch.compare import Comparison, Reference, compare, first
+from printmesh_coordinator.watch.frames import decode, prepare
 from printmesh_coordinator.watch.judge import Finding, blackout_finding, combine
 from printmesh_coordinator.watch.verdict import Verdict
 
@@ -83,23 +83,23 @@ class Watcher:
                 small, full = decode(raw)
             except ValueError:
                 continue
-            now = reference(small, full)
+            now = prepare(small, full)
             if now.black:
                 black.append(key)
                 continue  # a black frame never becomes a reference
             before = self._refs.get(key)
-            if before is not None:
-                comparison = compare(key, before, now, hint.boxes.get(key))
-                comparisons.append(comparison)
-                now = comparison.next_reference
-            updates[key] = now
+            if before is None:
+                updates[key] = first(now)
+                continue
+            comparison = compare(key, before, now, hint.boxes.get(key))
+            comparisons.append(comparison)
+            updates[key] = comparison.next_reference
         finding: Finding
         if black and len(black) * 2 >= len(images):
             finding = blackout_finding(black, len(images))
         else:
             finding = combine(comparisons)
-        if finding.kind == "ok":
-            self._refs.update(updates)  # a flagged layer is not what the next is compared with
+        self._refs.update(updates)
         self._layer = layer
         label = names or {}
         return Verdict(
