@@ -49,7 +49,7 @@ def components() -> dict[str, list[Entity]]:
         "OctoPrint bridge (`printmesh-octoprint`)": printer_entities(
             topics, topics.component("printer"), shape, allow_cancel=True
         ),
-        "Coordinator (`printmesh-coordinator`), per printer": capture_entities("octopi", "t/s", "t/c"),
+        "Coordinator (`printmesh-coordinator`), per printer": capture_entities("octopi", "t/s", "t/c", "t/w"),
     }
 
 

@@ -139,9 +139,22 @@ def _printer() -> tuple[Entity, ...]:
     )
 
 
+def _coordinator() -> tuple[Entity, ...]:
+    # one printer, "octo"; expect: what the scenario reads before it publishes anything itself
+    return (
+        Entity("sensor", "octo_capture_state", "octo capture state", expect="waiting"),
+        Entity("sensor", "octo_last_layer", "octo capture last layer", state_class=M, expect="unknown"),  # none yet
+        Entity("sensor", "octo_images", "octo capture images", state_class="total", expect="0"),
+        Entity("sensor", "octo_failures", "octo capture failures", state_class="total", diagnostic=True, expect="0"),
+        Entity("binary_sensor", "octo_print_problem", "octo print problem", device_class="problem", expect="unknown"),
+        Entity("sensor", "octo_watch_verdict", "octo watch verdict", expect="unknown"),
+    )
+
+
 COMPONENTS: dict[str, Component] = {
     "host": Component("host", _host()),
     "sensors": Component("sensors", _sensors()),
     "camera": Component("camera", _camera()),
     "printer": Component("printer", _printer(), timeout=400),
+    "coordinator": Component("coordinator", _coordinator()),
 }

@@ -48,6 +48,8 @@ from printmesh_coordinator.storage import Storage
 from printmesh_coordinator.storage import oserror as _oserror
 from printmesh_coordinator.store import SUMMARY_NAME
 from printmesh_coordinator.timers import Deadlines
+from printmesh_coordinator.watch_shell import WatchShell
+from printmesh_coordinator.watch_worker import Judged
 from printmesh_core import contract
 from printmesh_core.agent import Agent
 from printmesh_core.commands import Command as ServedCommand
@@ -85,7 +87,7 @@ class CoordinatorAgent(Agent):
         super().__init__(settings)
         self.section = settings.coordinator
         self.clock = Clock()
-        self.inbox: queue.SimpleQueue[tuple[str | None, Input, str | None]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[str | None, Input | Judged, str | None]] = queue.SimpleQueue()
         # Request ids are '<session>-<printer index>.<n>': unique across printers, processes and
         # restarts, and short enough to be the camera's capture id (the image topic's last level).
         session = secrets.token_hex(4)
@@ -101,6 +103,9 @@ class CoordinatorAgent(Agent):
         # could not be written) and the summary we last published (one final summary per job).
         self.published: dict[tuple[str, str], list[LayerCapture]] = {}
         self.summaries: dict[tuple[str, str], JobSummary] = {}
+        self.watch = WatchShell(self.section.printers, self.storage, self.link, self.me, self.publish_state,
+                                lambda p, job: self.storage.page(p, job, (p, job) in self.summaries),
+                                lambda p, judged: self.inbox.put((p, judged, None)), session)  # fmt: skip
 
     def deliver(self, printer: str | None, message: Input) -> None:
         """Any thread: queue an input for one printer (None: every printer), with the topic it came on."""
@@ -132,7 +137,8 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             state_topic = self.topics.absolute(contract.COORDINATOR_STATE.topic(self.me, name))
             capture_topic = self.topics.absolute(contract.COORDINATOR_CAPTURE.topic(self.me, name))
-            entities += printer_entities(name, state_topic, capture_topic)
+            watch_topic = self.topics.absolute(self.watch.topic(name))
+            entities += printer_entities(name, state_topic, capture_topic, watch_topic)
             self.publish_state(contract.COORDINATOR_STATE.topic(self.me, name), view(state, self.clock()))
         self.announce(entities)
         log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.storage.where)
@@ -149,9 +155,10 @@ class CoordinatorAgent(Agent):
         except queue.Empty:
             pass
         else:
-            for name in [printer] if printer is not None else list(self.machines):
-                if name in self.machines:
-                    self.guarded_feed(name, message, topic)
+            if not self.watch.consume(message) and not isinstance(message, Judged):
+                for name in [printer] if printer is not None else list(self.machines):
+                    if name in self.machines:
+                        self.guarded_feed(name, message, topic)
         for name in self.deadlines.pop_due(self.clock()):
             self.guarded_feed(name, Tick())
 
@@ -176,6 +183,7 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             if state.run is not None:
                 log.warning("%s: hold %s still running at exit; the bridge releases it", name, state.run.hold_id)
+        self.watch.close(PAGE_GRACE)
         self.storage.close(UPLOAD_GRACE, PAGE_GRACE)
 
     def feed(self, printer: str, message: Input) -> None:
@@ -209,6 +217,7 @@ class CoordinatorAgent(Agent):
             self._log_capture(command.metadata)
             if command.metadata.metadata_path is not None:
                 self.storage.page(printer, command.metadata.job, final=False)
+            self.watch.layer_done(printer, command.metadata)
         elif isinstance(command, Note):
             log.log(logging.getLevelName(command.level.upper()), "%s", command.text)
         return None

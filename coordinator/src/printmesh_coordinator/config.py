@@ -10,6 +10,7 @@ key; the bounds need the printer's profile and are checked against it at run tim
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -107,6 +108,20 @@ class Timeouts(Strict):
     arm: float = Field(default=10.0, gt=0, le=600, description="Arming answer; also the retry delay after a failure.")
 
 
+class WatchConfig(Strict):
+    """Print watch (docs/watch.md): each captured layer compared with the earlier ones, after the release."""
+
+    enabled: bool = Field(default=True, description="Judge every captured layer (numpy and OpenCV, off the loop).")
+    on_problem: Literal["notify", "pause", "none"] = Field(
+        default="notify",
+        description="notify: publish the verdict (problem on); pause: also send the bridge's pause after the "
+        "hold's release; none: publish the verdict, never raise a problem.",
+    )
+    min_confidence: float = Field(
+        default=0.6, ge=0, le=1, description="A verdict other than ok below this confidence only notifies."
+    )
+
+
 class PrinterConfig(Strict):
     node: str = Field(description="The bridge's node id; also the printer's folder under captures_dir.")
     plan: HoldPlan = Field(description="When to capture: every N layers, explicit layers, first, last.")
@@ -125,6 +140,7 @@ class PrinterConfig(Strict):
     margin: float = Field(default=5.0, ge=0, le=500, description="mm kept from the edges of the bed.")
     max_z: float | None = Field(default=None, gt=0, le=10_000, description="Highest Z allowed, mm; unset: the volume.")
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="Print watch: notice a failing print.")
 
     @field_validator("node")
     @classmethod

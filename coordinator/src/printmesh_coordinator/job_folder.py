@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from printmesh_coordinator.store import write_atomically
 from printmesh_core.models.coordinator import CaptureFailure, HoldTimings, JobSummary, LayerCapture
+from printmesh_core.models.watch import WatchVerdict
 
 log = logging.getLogger("printmesh.coordinator.page")
 
@@ -51,6 +52,7 @@ class Row:
     shots: dict[tuple[str, int], Shot]
     failures: list[CaptureFailure]
     timings: HoldTimings
+    watch: WatchVerdict | None = None  # the print watch's verdict (its sidecar), once judged
 
 
 @dataclass
@@ -105,13 +107,28 @@ def _metadata(file: Path) -> LayerCapture:
     return md
 
 
+def _verdict(file: Path, files: set[str]) -> WatchVerdict | None:
+    """The layer's watch sidecar (``layer_0015_watch_<time>.json``), if it is there and readable."""
+    if file.name not in files:
+        return None
+    try:
+        return WatchVerdict.model_validate_json(file.read_bytes())
+    except (OSError, ValidationError) as exc:
+        log.warning("page: skipping unreadable watch verdict %s: %s", file, exc)
+        return None
+
+
 def read_job(folder: Path) -> JobFolder:
     job = JobFolder(folder)
     files = plain_files(folder)
     metas: list[LayerCapture] = []
+    verdicts: dict[int, WatchVerdict] = {}
     for file in sorted(folder.glob(METADATA_GLOB)):
+        verdict = _verdict(folder / file.name.replace("_metadata_", "_watch_", 1), files)
         try:
             metas.append(_metadata(file))
+            if verdict is not None:
+                verdicts[id(metas[-1])] = verdict
         except (OSError, ValidationError) as exc:
             log.warning("page: skipping unreadable metadata %s: %s", file, exc)
             job.unreadable.append(file.name)
@@ -132,7 +149,8 @@ def read_job(folder: Path) -> JobFolder:
             shots[(image.camera, image.index)] = Shot(name, image.camera, image.index, image.sha256)
             order.setdefault(image.camera, len(order))
             columns.add((image.camera, image.index))
-        job.rows.append(Row(md.layer, md.z_height, md.timestamp, md.complete, shots, md.failures, md.timings))
+        watch = verdicts.get(id(md))
+        job.rows.append(Row(md.layer, md.z_height, md.timestamp, md.complete, shots, md.failures, md.timings, watch))
         job.gcode_file = job.gcode_file or md.gcode_file
         job.printer = job.printer or md.printer
         job.started = job.started or md.print_start_time

@@ -162,7 +162,7 @@ class Link:
             else:
                 contract.PRINTER_EVENT.subscribe(rt, p, partial(self._event, node, True))
             if not self.v5:
-                for command in (contract.HOLD, contract.MOVE, contract.RELEASE):
+                for command in (contract.HOLD, contract.MOVE, contract.RELEASE, contract.PAUSE):
                     self.requests.watch(p, command.name)
             for ref in printer.cameras:
                 cameras.setdefault(ref.node, set()).add(ref.camera)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote
 
-from printmesh_coordinator import page_svg
+from printmesh_coordinator import page_svg, page_watch
 from printmesh_coordinator.job_folder import JobFolder, Row
 
 REFRESH_S = 10
@@ -74,7 +74,10 @@ def _column_title(job: JobFolder, camera: str, index: int) -> str:
 def _row(job: JobFolder, row: Row, thumbs: dict[str, str]) -> str:
     css = "" if row.complete else ' class="incomplete"'
     z = f"<br><small>Z {row.z:g}</small>" if row.z is not None else ""
-    cells = [f'<tr{css} data-layer="{row.layer}"><th class="layer">layer {row.layer}{z}</th>']
+    verdict = f' data-verdict="{escape(row.watch.verdict)}"' if row.watch is not None else ""
+    flagged = set(row.watch.flagged) if row.watch is not None else set()
+    mark = f' class="flagged {page_watch.level(row.watch)}"' if row.watch is not None else ""
+    cells = [f'<tr{css} data-layer="{row.layer}"{verdict}><th class="layer">layer {row.layer}{z}</th>']
     for camera, index in job.columns:
         shot = row.shots.get((camera, index))
         if shot is None:
@@ -83,7 +86,8 @@ def _row(job: JobFolder, row: Row, thumbs: dict[str, str]) -> str:
         thumb = thumbs.get(shot.name)
         alt = escape(f"layer {row.layer}, {_column_title(job, camera, index)}", quote=True)
         inner = f'<img src="{href(thumb)}" alt="{alt}" loading="lazy">' if thumb else "unreadable image"
-        cells.append(f'<td><a class="shot" href="{href(shot.name)}" data-sha256="{escape(shot.sha256, quote=True)}" '
+        td = f"<td{mark}>" if shot.name in flagged else "<td>"
+        cells.append(f'{td}<a class="shot" href="{href(shot.name)}" data-sha256="{escape(shot.sha256, quote=True)}" '
                      f'data-camera="{escape(camera, quote=True)}" data-index="{index}">{inner}</a></td>')  # fmt: skip
     if not row.complete:
         why = "".join(f"<li>{escape(f.kind)}: {escape(f.message)}</li>" for f in row.failures)
@@ -135,6 +139,7 @@ def render(
         f'<p class="note">Job folder {escape(job.name)}.</p>'
         f'<section id="summary"><h2>Summary</h2>{_summary(job, final, now)}</section>'
         f'<section id="timelapse"><h2>Timelapse</h2>{_videos(videos, final, note)}</section>'
+        f'<section id="watch"><h2>Print watch</h2>{page_watch.section(rows)}</section>'
         f'<section id="plots"><h2>Timing</h2><h3>Printing time per layer, between holds</h3>'
         f"{page_svg.layer_plot(rows, job.started)}<h3>Each hold's time split</h3>"
         f"{page_svg.hold_plot(rows)}{page_svg.legend()}</section>"

@@ -43,6 +43,8 @@ class CaptureStore(Protocol):
 
     def write(self, relative: str, data: bytes) -> object: ...
 
+    def read(self, relative: str) -> bytes: ...
+
     def summary(
         self,
         printer: str,
@@ -110,6 +112,16 @@ class Storage:
             except OSError as exc:  # only a cache: the page downloads the object instead
                 log.debug("store: no mirror copy of %s: %s", path, exc)
         return Written(path)
+
+    def write_aside(self, path: str, data: bytes, what: str) -> None:
+        """A file no machine waits for (a watch verdict's sidecar): stored in turn, a failure logged."""
+
+        def work() -> None:
+            outcome = self._write(path, data)
+            if isinstance(outcome, WriteFailed):
+                log.error("store: %s not written: %s", what, outcome.error)
+
+        self.later(work)
 
     def later(self, work: Callable[[], None]) -> None:
         """Run ``work`` where the store's I/O runs: now (local) or queued on the upload thread."""

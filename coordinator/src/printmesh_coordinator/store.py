@@ -97,6 +97,9 @@ class Store:
         write_atomically(target, data, self.mode, fsync=self.fsync)
         return target
 
+    def read(self, relative: str) -> bytes:
+        return self.path(relative).read_bytes()
+
     def write_json(self, relative: str, body: str) -> Path:
         return self.write(relative, (body + "\n").encode())
 

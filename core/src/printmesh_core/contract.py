@@ -7,15 +7,13 @@ level is spelled once, here, and both ends agree on the model::
     contract.PRINTER_JOB.publish(runtime, me, job)                  # typed: a PrinterJob
     contract.PRINTER_JOB.subscribe(runtime, printer, on_job)        # on_job(job: PrinterJob, message)
 
-Readers tolerate newer writers. A farm is upgraded one machine at a time, so a message
-from a newer process may carry fields this one does not know: ``Route.read`` ignores
-them (``extra="ignore"``, nested models included) instead of dropping the message. Our
-own output stays strict: the models forbid unknown fields when we build them. Command
-requests are the exception on purpose: a request is an instruction, and one we cannot
-fully carry out is refused with an error naming the field (see ``commands.parse``);
-requesters leave defaults out, so a newer requester only sends a new field when it
-wants the new behaviour.
-Tolerant of new fields, strict in types: ``read`` screens the bytes (``inbound.screen``), then validates strictly.
+Readers tolerate newer writers. A farm is upgraded one machine at a time, so a message from a newer process may
+carry fields this one does not know: ``Route.read`` ignores them (``extra="ignore"``, nested models included)
+instead of dropping the message. Our own output stays strict: the models forbid unknown fields when we build
+them. Command requests are the exception on purpose: a request is an instruction, and one we cannot fully carry
+out is refused with an error naming the field (see ``commands.parse``); requesters leave defaults out, so a
+newer requester only sends a new field when it wants the new behaviour. Tolerant of new fields, strict in types:
+``read`` screens the bytes (``inbound.screen``), then validates strictly.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from printmesh_core.models.printer import (
 )
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
 from printmesh_core.models.status import Availability, Status
+from printmesh_core.models.watch import WatchVerdict
 from printmesh_core.mqtt import Handler, Message, MqttRuntime
 from printmesh_core.topics import REPLY as topics_reply
 from printmesh_core.topics import ComponentTopics, Topics, check_segment, join
@@ -254,6 +253,7 @@ READ = CommandRoute("read", ReadRequest)
 COORDINATOR_STATE = _route(CoordinatorState, ANY, "state")
 COORDINATOR_CAPTURE = _route(LayerCapture, ANY, "capture")
 COORDINATOR_SUMMARY = _route(JobSummary, ANY, "summary")
+COORDINATOR_WATCH = _route(WatchVerdict, ANY, "watch")  # print watch: the verdict on each captured layer
 ABORT = CommandRoute("abort", AbortRequest)
 COORDINATOR_STATUS_FILTER = STATUS.filter(wildcard(COORDINATOR))  # every coordinator's presence
 

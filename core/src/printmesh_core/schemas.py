@@ -35,6 +35,7 @@ from printmesh_core.models.printer import (
     ResumeRequest,
 )
 from printmesh_core.models.sensors import ReadRequest, SensorHealth, SensorReading
+from printmesh_core.models.watch import WatchVerdict
 
 # name -> model; later components add their payloads here.
 PAYLOADS: dict[str, type[BaseModel]] = {
@@ -77,6 +78,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "coordinator-layer-capture": LayerCapture,
     "coordinator-job-summary": JobSummary,
     "coordinator-abort-request": AbortRequest,
+    "coordinator-watch": WatchVerdict,
 }
 
 

@@ -1,0 +1,88 @@
+"""One grid position compared with its last capture: aligned, change tolerant of small motion, growth allowed.
+
+A pixel has changed only if its new value lies outside the range of the old image in a
+small neighbourhood (and the other way round): thin bed grid lines and part edges that
+move by a pixel or two as the head camera rises with the part do not count, a new strand
+or a part that moved does. Change on or next to where the part was (and where it has
+been seen to grow) is growth; the rest is unexplained, and measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from printmesh_coordinator.watch.frames import Small, align, shifted
+
+CHANGE = 12.0  # compressed grey levels a pixel must leave its old range by (about 35 % at the bed's level)
+REACH = 5  # neighbourhood (pixels, small image) that absorbs small motion
+GROW = (3, 6)  # pixels (small image, x and y) around the part that count as growth: the camera rises
+# with the part, so walls grow downwards in the image (upwards for a fixed camera) by a few pixels
+BORDER = 4  # pixels (small image) at the frame's edges where the scene slides in and out as the camera rises
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Reference:
+    small: Small
+    allow: np.ndarray  # uint8: where the part has been seen to change (grow)
+    age: int = 0  # comparisons the growth region was learned from
+
+
+@dataclass(frozen=True)
+class Comparison:
+    key: tuple[str, int]
+    unexplained: np.ndarray  # uint8 mask, small image
+    new_part: np.ndarray  # uint8: part pixels where no part was, nor growth
+    lost_part: np.ndarray  # uint8: part pixels gone
+    part_before: int  # part pixels in the reference
+    learned: int  # comparisons behind the growth region used (0: only the part's colour told it)
+    shift: tuple[float, float]
+    scale: float  # full pixels per small pixel
+    next_reference: Reference
+
+
+def first(small: Small) -> Reference:
+    return Reference(small, np.zeros(small.grey.shape, np.uint8))
+
+
+def _box_mask(shape: tuple[int, ...], box: Box | None, scale: float) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    if box is not None:
+        x, y, w, h = (round(v / scale) for v in box)
+        mask[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)] = 255
+    return mask
+
+
+def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    kernel = np.ones((REACH, REACH), np.uint8)
+    lo_b, hi_b = cv2.erode(b, kernel), cv2.dilate(b, kernel)
+    lo_a, hi_a = cv2.erode(a, kernel), cv2.dilate(a, kernel)
+    ab = np.maximum(cv2.subtract(a, hi_b), cv2.subtract(lo_b, a))
+    ba = np.maximum(cv2.subtract(b, hi_a), cv2.subtract(lo_a, b))
+    out: np.ndarray = np.maximum(ab, ba)
+    return out
+
+
+def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None) -> Comparison:
+    scale = now.full[0] / now.grey.shape[1]
+    shift = align(now, before.small)
+    grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
+    diff = tolerant_diff(grey, before.small.grey)
+    changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
+    changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW[1] + 1))
+    old_part = before.small.part
+    allow = cv2.dilate(old_part | before.allow | _box_mask(changed.shape, box, scale), kernel)
+    unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
+    unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
+    new_part = cv2.bitwise_and(part, cv2.bitwise_not(cv2.dilate(old_part, kernel)))
+    new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
+    lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(cv2.dilate(part, kernel)))
+    grown = cv2.bitwise_and(changed, cv2.dilate(old_part, kernel)) | before.allow
+    grown = shifted(grown, (-shift[0], -shift[1]), nearest=True)  # into the new image's place
+    return Comparison(key, unexplained, new_part, lost_part, int(np.count_nonzero(old_part)), before.age, shift,
+                      scale, Reference(now, grown, before.age + 1))  # fmt: skip

@@ -1,0 +1,115 @@
+"""The print watch's per-job memory and its judgement of each captured layer.
+
+A ``Watcher`` lives as long as one job. For every (camera, grid point) it keeps the last
+captured image, small and grey, and the region where the part has been seen to grow; each
+new capture is aligned to it and compared. Change where the part is expected to grow (the
+region that changed at the earlier captures, or the caller's ``GrowthHint``) is growth;
+change elsewhere is unexplained, and its shape says which failure it looks like.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from printmesh_coordinator.watch.compare import Comparison, Reference, compare, first
+from printmesh_coordinator.watch.frames import decode, prepare
+from printmesh_coordinator.watch.judge import Finding, blackout_finding, combine
+from printmesh_coordinator.watch.verdict import Verdict
+
+ImageKey = tuple[str, int]  # (camera name, grid point index)
+Box = tuple[int, int, int, int]  # x, y, w, h in full-size image pixels
+
+
+@dataclass(frozen=True)
+class GrowthHint:
+    """Where new material is expected at this capture, as far as the caller knows.
+
+    ``z``/``previous_z``: the part's top (mm) now and at the capture compared with; the
+    camera on the head rises with it, so a top that does not rise relative to the camera
+    is not expected. ``boxes``: per image, the box (full-size pixels) the layers printed
+    since the last capture project to, when the camera's geometry is known; change inside
+    it is always growth. Everything is optional: without a hint the watch learns the
+    growth region from the earlier captures.
+    """
+
+    z: float | None = None
+    previous_z: float | None = None
+    boxes: Mapping[ImageKey, Box] = field(default_factory=dict)
+
+
+def image_name(key: ImageKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+class Watcher:
+    """One job's watch: call ``judge`` once per captured layer, in order."""
+
+    def __init__(self) -> None:
+        self._refs: dict[ImageKey, Reference] = {}
+        self._layer: int | None = None
+        self._black: set[ImageKey] = set()
+
+    @property
+    def last_layer(self) -> int | None:
+        return self._layer
+
+    def reset(self) -> None:
+        self._refs.clear()
+        self._black.clear()
+        self._layer = None
+
+    def judge(
+        self,
+        layer: int,
+        images: Mapping[ImageKey, np.ndarray | bytes],
+        growth: GrowthHint | None = None,
+        names: Mapping[ImageKey, str] | None = None,
+    ) -> Verdict:
+        """The verdict of ``layer`` from its images; the images become the references of the next one.
+
+        ``names`` maps a key to its image file name (for ``flagged``); without it, ``camera/point``."""
+        started = time.perf_counter()
+        hint = growth or GrowthHint()
+        compared_with = self._layer
+        comparisons: list[Comparison] = []
+        black: list[ImageKey] = []
+        updates: dict[ImageKey, Reference] = {}
+        for key, raw in images.items():
+            try:
+                small, full = decode(raw)
+            except ValueError:
+                continue
+            now = prepare(small, full)
+            if now.black:
+                black.append(key)
+                continue  # a black frame never becomes a reference
+            before = self._refs.get(key)
+            if before is None:
+                updates[key] = first(now)
+                continue
+            comparison = compare(key, before, now, hint.boxes.get(key))
+            comparisons.append(comparison)
+            updates[key] = comparison.next_reference
+        finding: Finding
+        if black and len(black) * 2 >= len(images):
+            finding = blackout_finding(black, len(images))
+        else:
+            finding = combine(comparisons)
+        self._refs.update(updates)
+        self._layer = layer
+        label = names or {}
+        return Verdict(
+            layer=layer,
+            verdict=finding.kind,
+            confidence=round(finding.confidence, 3),
+            score=round(finding.score, 3),
+            region=finding.regions,
+            flagged=[label.get(k, image_name(k)) for k in finding.keys],
+            compared_with=compared_with,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+            reason=finding.reason,
+        )

@@ -1,0 +1,112 @@
+"""Images made comparable: decoded small, brightness normalised, the part's pixels found, aligned.
+
+Everything the watch compares is small (``WIDTH`` pixels wide): a JPEG is decoded straight
+at a reduced size (libjpeg's DCT scaling, far cheaper than a full decode), and the grey
+level is divided by a robust level of the image so slow lighting drift cancels out.
+The part is told from the bed by its colour (filament is coloured, a bed and an enclosure
+are mostly grey): saturated, not dark. Alignment is a phase correlation, a whole-image
+translation: enough for the small pose jitter of a head camera back at the same grid point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WIDTH = 320  # pixels of the images compared
+SATURATION = 100  # HSV saturation (0-255) of filament, above a grey bed's even under tinted light
+DARK = 40  # HSV value below which nothing counts as part
+SCENE = 40.0 * float(np.log(120.0))  # the compressed level of the bed and enclosure
+MIN_RESPONSE = 0.2  # phase correlation peak below which no shift is trusted
+MAX_SHIFT = 4.0  # small pixels: a larger "jitter" is not jitter, the comparison is left unaligned
+
+
+@dataclass(frozen=True)
+class Small:
+    grey: np.ndarray  # float32, brightness normalised (scene level 100), log-compressed (``SCENE``)
+    part: np.ndarray  # uint8 mask (255): the part's pixels, by colour
+    full: tuple[int, int]  # width, height of the image as captured
+    black: bool
+
+
+def decode(image: np.ndarray | bytes) -> tuple[np.ndarray, tuple[int, int]]:
+    """(BGR uint8 about ``WIDTH`` wide, full (width, height)) of a BGR/grey array or JPEG bytes."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        data = np.frombuffer(image, np.uint8)
+        if data.size == 0:
+            raise ValueError("an empty image")
+        for flag, factor in ((cv2.IMREAD_REDUCED_COLOR_4, 4), (cv2.IMREAD_REDUCED_COLOR_2, 2), (cv2.IMREAD_COLOR, 1)):
+            small = cv2.imdecode(data, flag)
+            if small is None:
+                raise ValueError("not a decodable image")
+            if small.shape[1] >= WIDTH or factor == 1:
+                return _resize(small), (small.shape[1] * factor, small.shape[0] * factor)
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
+    if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
+        raise ValueError(f"expected a BGR or grey image, got shape {array.shape}")
+    return _resize(array), (array.shape[1], array.shape[0])
+
+
+def _resize(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    if width == WIDTH:
+        return image
+    size = (WIDTH, max(1, round(height * WIDTH / width)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def prepare(bgr: np.ndarray, full: tuple[int, int]) -> Small:
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    black = float(grey.mean()) < 12.0 and float(grey.std()) < 12.0
+    hsv = cv2.cvtColor(cv2.medianBlur(bgr, 3), cv2.COLOR_BGR2HSV)
+    part = np.where((hsv[:, :, 1] > SATURATION) & (hsv[:, :, 2] > DARK), 255, 0).astype(np.uint8)
+    scene = grey[::2, ::2][part[::2, ::2] == 0]  # the level of the bed and enclosure: the part grows, they stay
+    level = float(np.median(scene)) if scene.size > 100 else float(np.median(grey))
+    norm = cv2.GaussianBlur(grey.astype(np.float32) * (100.0 / max(level, 4.0)), (3, 3), 0)
+    # compressed: a tinted light changes a bright part's level by more grey levels than the bed's
+    compressed: np.ndarray = cv2.log(norm + 20.0) * 40.0
+    return Small(compressed, part, full, black)
+
+
+def align(current: Small, reference: Small) -> tuple[float, float]:
+    """The translation of ``current`` against ``reference`` (phase correlation), (0, 0) if implausible.
+
+    The part is blanked out in both (to the scene's level): it changes every layer, the scene
+    around it is what tells the camera's jitter."""
+    kernel = np.ones((5, 5), np.uint8)
+    a = np.where(cv2.dilate(current.part, kernel) > 0, np.float32(SCENE), current.grey)
+    b = np.where(cv2.dilate(reference.part, kernel) > 0, np.float32(SCENE), reference.grey)
+    a, b = cv2.GaussianBlur(a, (0, 0), 2.0), cv2.GaussianBlur(b, (0, 0), 2.0)  # the bed's grid is periodic
+    (dx, dy), response = cv2.phaseCorrelate(b, a, _window(a.shape))
+    if response < MIN_RESPONSE:
+        return 0.0, 0.0
+    if abs(dx) > MAX_SHIFT or abs(dy) > MAX_SHIFT:
+        return 0.0, 0.0
+    return float(dx), float(dy)
+
+
+def shifted(image: np.ndarray, shift: tuple[float, float], nearest: bool = False) -> np.ndarray:
+    """``image`` moved back by ``shift``."""
+    dx, dy = shift
+    if abs(dx) < 0.25 and abs(dy) < 0.25:
+        return image
+    matrix = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]], np.float32)
+    height, width = image.shape[:2]
+    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    out: np.ndarray = cv2.warpAffine(image, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+_WINDOWS: dict[tuple[int, ...], np.ndarray] = {}
+
+
+def _window(shape: tuple[int, ...]) -> np.ndarray:
+    if shape not in _WINDOWS:
+        _WINDOWS[shape] = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
+    return _WINDOWS[shape]

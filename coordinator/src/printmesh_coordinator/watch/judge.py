@@ -1,0 +1,108 @@
+"""From the comparisons of one captured layer to a verdict: which failure it looks like, and how sure.
+
+Three measures per image (small-image pixels): ``unexplained``, grey change away from the
+part and its growth; ``new``, thick part-coloured areas where no part was; ``lost``, part
+gone from where it was. Their shape names the failure:
+
+* detach: much of the part is gone from its place (and usually appears elsewhere);
+* shift: new part beside the old, as thick areas (the layers above moved sideways);
+* spaghetti: change mostly thin (strands), not thick areas;
+* unknown_change: unexplained change that fits none of these.
+
+The first comparison of a position has only the part's colour to tell growth from change
+(no growth seen yet), so it needs more change to flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from printmesh_coordinator.watch.compare import Comparison
+from printmesh_coordinator.watch.verdict import Kind, Region
+
+AREA = 40  # pixels (small image) of unexplained or new part that make a problem
+FIRST = 3.0  # how much more the first comparison of a position needs
+LOST = 0.3  # share of the part gone from its place that is a detach
+THICK = 0.45  # share of the change that is thick new part for a shift (less: strands)
+MAX_REGIONS = 4  # per image
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    confidence: float
+    score: float
+    keys: list[tuple[str, int]] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Measures:
+    unexplained: int
+    new: int
+    lost: int
+    score: float
+
+
+def measure(c: Comparison) -> Measures:
+    unexplained, new = int(np.count_nonzero(c.unexplained)), int(np.count_nonzero(c.new_part))
+    lost = int(np.count_nonzero(c.lost_part))
+    need = AREA * (FIRST if c.learned == 0 else 1.0)
+    return Measures(unexplained, new, lost, max(unexplained, new) / need)
+
+
+def blackout_finding(black: list[tuple[str, int]], total: int) -> Finding:
+    return Finding("blackout", min(1.0, 0.5 + len(black) / max(total, 1) / 2), 0.0, black, [],
+                   f"{len(black)} of {total} images are black")  # fmt: skip
+
+
+def _regions(c: Comparison) -> list[Region]:
+    mask = cv2.bitwise_or(c.unexplained, c.new_part)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    order = sorted(range(1, count), key=lambda i: -int(stats[i, 4]))[:MAX_REGIONS]
+    s = c.scale
+    out = []
+    for i in order:
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        out.append(Region(camera=c.key[0], point=c.key[1], x=round(x * s), y=round(y * s), w=round(w * s),
+                          h=round(h * s)))  # fmt: skip
+    return out
+
+
+def kind_of(m: Measures, part_before: int) -> tuple[Kind, float]:
+    """The failure the measures look like, and how well they fit it (0..1)."""
+    if m.lost >= LOST * part_before and m.lost > AREA * 3:
+        return "detach", min(1.0, m.lost / max(part_before, 1))
+    change = max(m.unexplained, 1)
+    if m.new >= THICK * change:
+        return "shift", min(1.0, m.new / change)
+    if m.unexplained >= AREA:
+        return "spaghetti", 1.0 - m.new / change
+    return "unknown_change", 0.5
+
+
+def combine(comparisons: list[Comparison]) -> Finding:
+    if not comparisons:
+        return Finding("ok", 1.0, 0.0, reason="nothing to compare with yet")
+    measures = [measure(c) for c in comparisons]
+    score = max(m.score for m in measures)
+    flagged = [(c, m) for c, m in zip(comparisons, measures, strict=True) if m.score >= 1.0]
+    if not flagged:
+        return Finding("ok", min(1.0, 1.0 - score / 2), score, reason="change only where the part grows")
+    flagged.sort(key=lambda cm: -cm[1].score)
+    votes: dict[Kind, float] = {}
+    for c, m in flagged:
+        kind, fit = kind_of(m, c.part_before)
+        votes[kind] = votes.get(kind, 0.0) + fit * min(m.score, 5.0)
+    kind = max(votes, key=lambda k: votes[k])
+    share = votes[kind] / sum(votes.values())
+    strength = min(1.0, (score - 1.0) / 4.0)
+    confidence = 0.4 + 0.3 * strength + 0.3 * share
+    regions = [r for c, _ in flagged for r in _regions(c)]
+    return Finding(kind, min(1.0, confidence), score, [c.key for c, _ in flagged], regions,
+                   f"{kind}: unexplained change in {len(flagged)} of {len(comparisons)} images "
+                   f"(score {score:.1f})")  # fmt: skip

@@ -1,0 +1,176 @@
+"""Print watch, the thread: each captured layer is judged here, never on the loop that decides holds.
+
+The loop only queues a layer once its hold is released and its metadata written (a bounded
+backlog: when the detector falls behind, the oldest waiting layer is dropped and counted,
+the loop never waits). The worker reads the layer's JPEGs from the job folder, asks the
+printer's ``Watcher`` (one per job: it keeps the earlier layers to compare with) for a
+verdict, and hands the result back to the loop as a ``Judged`` input. The detector and
+OpenCV are imported by the worker as it starts, like the job pages, so the import never
+lands in the middle of a hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from printmesh_coordinator.config import WatchConfig
+from printmesh_coordinator.watch_rules import Growth, published
+from printmesh_core.models.coordinator import LayerCapture
+from printmesh_core.models.watch import WatchVerdict
+
+log = logging.getLogger("printmesh.coordinator.watch")
+
+BACKLOG = 4  # layers waiting at most; a layer takes ~0.15 s, holds come seconds apart
+WATCHERS_KEPT = 8  # jobs whose history the detector keeps
+NICE = 5
+DETECTOR = "printmesh_coordinator.watch.detector"  # the module with ``Watcher`` (and ``GrowthHint``)
+
+
+class Detector(Protocol):
+    def judge(self, layer: int, images: Any, growth: Any, names: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One captured layer to judge."""
+
+    printer: str
+    config: WatchConfig
+    metadata: LayerCapture
+    growth: Growth
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The worker's answer, queued for the loop: publish it, write it beside the metadata, act on it."""
+
+    printer: str
+    verdict: WatchVerdict
+
+
+class WatchWorker:
+    def __init__(
+        self, read: Callable[[str], bytes], done: Callable[[Judged], None], backlog: int = BACKLOG,
+        detector: str = DETECTOR,
+    ) -> None:  # fmt: skip
+        self._detector = detector
+        self._read = read  # a path relative to the store (local folder or bucket prefix) -> its bytes
+        self._done = done
+        self._queue: deque[Layer] = deque()
+        self._backlog = backlog
+        self._cond = threading.Condition()
+        self._closing = False
+        self._busy = False
+        self.dropped = 0
+        self.failed = 0
+        self.judged = 0
+        self._watchers: OrderedDict[tuple[str, str], Detector] = OrderedDict()
+        self._thread = threading.Thread(target=self._run, name="print-watch", daemon=True)
+        self._thread.start()
+
+    def submit(self, layer: Layer) -> None:
+        """Any thread, never blocks: queue a layer; a full backlog drops its oldest layer."""
+        with self._cond:
+            if self._closing:
+                return
+            if len(self._queue) >= self._backlog:
+                old = self._queue.popleft()
+                self.dropped += 1
+                log.warning("%s: print watch behind: layer %d of %s not judged", old.printer, old.metadata.layer,
+                            old.metadata.job)  # fmt: skip
+            self._queue.append(layer)
+            self._cond.notify()
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or being judged (tests and benchmarks)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def close(self, grace: float) -> None:
+        with self._cond:
+            self._closing = True
+            self._queue.clear()
+            self._cond.notify_all()
+        self._thread.join(grace)
+
+    def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        try:
+            detector = importlib.import_module(self._detector)
+        except ImportError as exc:
+            log.error("print watch off: the detector cannot be imported: %s", exc)
+            with self._cond:
+                self._closing = True
+                self._queue.clear()
+                self._cond.notify_all()
+            return
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing)
+                if self._closing:
+                    return
+                layer = self._queue.popleft()
+                self._busy = True
+            try:
+                verdict = self._judge(detector, layer)
+                if verdict is not None:
+                    self.judged += 1
+                    self._done(Judged(layer.printer, verdict))
+            except Exception as exc:  # a bad image or a detector bug must not end the worker
+                self.failed += 1
+                log.error("%s: layer %d not judged: %s", layer.printer, layer.metadata.layer, exc, exc_info=True)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _watcher(self, detector: Any, printer: str, job: str) -> Detector:
+        key = (printer, job)
+        watcher = self._watchers.get(key)
+        if watcher is None:
+            watcher = detector.Watcher()
+            self._watchers[key] = watcher
+            while len(self._watchers) > WATCHERS_KEPT:
+                self._watchers.popitem(last=False)
+        self._watchers.move_to_end(key)
+        return watcher
+
+    def _judge(self, detector: Any, layer: Layer) -> WatchVerdict | None:
+        md = layer.metadata
+        images: dict[tuple[str, int], bytes] = {}
+        names: dict[tuple[str, int], str] = {}
+        unread: list[str] = []
+        for image in md.images:
+            try:
+                images[(image.camera, image.index)] = self._read(image.path)
+                names[(image.camera, image.index)] = Path(image.path).name
+            except OSError as exc:
+                unread.append(f"{Path(image.path).name}: {exc.strerror or exc}")
+        if not images:
+            log.error("%s: layer %d not judged: no image readable (%s)", layer.printer, md.layer, "; ".join(unread))
+            return None
+        started = time.perf_counter()
+        watcher = self._watcher(detector, layer.printer, md.job)
+        verdict = watcher.judge(md.layer, images, growth_hint(detector, layer), names=names)
+        note = f"images not read: {'; '.join(unread)}" if unread else None
+        out = published(layer.config, md, verdict, names, note)
+        if not out.elapsed_ms:
+            out = out.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 3)})
+        return out
+
+
+def growth_hint(detector: Any, layer: Layer) -> Any:
+    """The detector's ``GrowthHint`` from what the coordinator knows: the part's top now and at the
+    previous captured layer (the head-mounted camera rises with it)."""
+    return detector.GrowthHint(z=layer.growth.z, previous_z=layer.growth.previous_z)

@@ -1,0 +1,100 @@
+"""The print watch's detector on frames of the virtual camera's own renderer: growth is ok, faults are named.
+
+A small job: the sample box, three grid points of the demo's 3x3 grid, a head camera
+5 mm above the part, holds every 5 layers (during the hold of layer N the part has N - 1
+layers, as the bridge holds before the layer's first line).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from virtual_camera_support import SAMPLE, virtual
+
+from printmesh_camera.sources.render import VirtualRenderer
+from printmesh_camera.sources.toolpath import parse_file
+from printmesh_coordinator.watch import GrowthHint, Region, Verdict, Watcher
+
+SIZE = (960, 540)  # the detector compares 320 px wide images; smaller renders keep the test quick
+POINTS = [(70.0, 70.0), (100.0, 100.0), (130.0, 130.0)]
+QUIET = {"noise": 0, "jitter": 0, "drift": 0}
+
+
+@pytest.fixture(scope="module")
+def box():
+    return parse_file(SAMPLE)
+
+
+def frames(box, faults=(), realism=None, seed=3):
+    """(layer, images) per hold of a job."""
+    renderer = VirtualRenderer(virtual(mount="head", seed=seed, faults=list(faults), realism=realism or {}), box, SIZE)
+    frame = 0
+    for index, layer in enumerate(range(5, box.count + 1, 5)):
+        z = renderer.height_of(layer - 1) + 5
+        images = {}
+        for point, (x, y) in enumerate(POINTS):
+            frame += 1
+            images[("bed", point)] = renderer.frame(layer - 1, (x, y, z), frame, index * 47.0 + point)
+        yield layer, images
+
+
+def verdicts(box, **kwargs):
+    watcher = Watcher()
+    return {layer: watcher.judge(layer, images, GrowthHint()) for layer, images in frames(box, **kwargs)}
+
+
+def test_growth_alone_is_ok(box):
+    out = verdicts(box, realism=QUIET)
+    assert [v.verdict for v in out.values()] == ["ok"] * len(out)
+    assert out[5].compared_with is None and out[10].compared_with == 5
+    assert out[10].score < 1.0
+
+
+def test_jitter_noise_and_lighting_drift_alone_are_ok(box):
+    out = verdicts(box, realism={"noise": 6, "jitter": 2, "drift": 0.2, "drift_period": 60})
+    assert [v.verdict for v in out.values()] == ["ok"] * len(out)
+
+
+@pytest.mark.parametrize("kind", ["spaghetti", "shift", "detach", "blackout"])
+def test_a_fault_is_named_at_the_first_hold_that_shows_it_and_never_before(box, kind):
+    out = verdicts(box, faults=[{"kind": kind, "layer": 12, "seed": 5}], realism=QUIET)
+    assert [out[layer].verdict for layer in (5, 10)] == ["ok", "ok"]  # before the fault: nothing
+    flagged = out[15]  # the first hold after layer 12 (14 layers printed)
+    assert flagged.verdict == kind, flagged
+    assert flagged.problem and 0 < flagged.confidence <= 1
+    assert flagged.flagged and all(name.startswith("bed/") for name in flagged.flagged)
+    if kind != "blackout":
+        assert flagged.score >= 1.0 and flagged.region
+        for region in flagged.region:
+            assert 0 <= region.x < SIZE[0] and 0 <= region.y < SIZE[1] and region.w > 0 and region.h > 0
+
+
+def test_jpeg_bytes_are_judged_like_arrays_and_names_label_the_flagged_images(box):
+    watcher = Watcher()
+    layers = list(frames(box, faults=[{"kind": "detach", "layer": 7, "seed": 2}], realism=QUIET))
+    for layer, images in layers[:2]:
+        jpegs = {k: cv2.imencode(".jpg", v, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for k, v in images.items()}
+        names = {k: f"layer_{layer:04d}_pos_{k[1]:02d}.jpg" for k in images}
+        verdict = watcher.judge(layer, jpegs, names=names)
+    assert verdict.verdict == "detach"
+    assert verdict.flagged and all(n.startswith("layer_0010_pos_") for n in verdict.flagged)
+
+
+def test_an_undecodable_image_is_skipped_not_fatal():
+    watcher = Watcher()
+    grey = np.full((360, 640, 3), 60, np.uint8)
+    assert watcher.judge(5, {("bed", 0): grey, ("bed", 1): b"not a jpeg"}).verdict == "ok"
+    assert watcher.judge(10, {("bed", 0): grey, ("bed", 1): b""}).verdict == "ok"
+
+
+def test_the_verdict_is_strict():
+    verdict = Verdict(layer=10, verdict="ok", confidence=1.0, score=0.0, elapsed_ms=1.0)
+    assert not verdict.problem
+    with pytest.raises(ValidationError):
+        Verdict(layer=10, verdict="melted", confidence=1.0, score=0.0, elapsed_ms=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Verdict.model_validate({"layer": 10, "verdict": "ok", "confidence": 2, "score": 0, "elapsed_ms": 1})
+    with pytest.raises(ValidationError):
+        Region.model_validate({"camera": "bed", "point": 0, "x": 0, "y": 0, "w": 1, "h": 1, "colour": "red"})
