@@ -195,14 +195,9 @@ class NatsCluster:
         self.stop()
 
 
-def env_hosts(nodes: list[NatsNode]) -> dict[str, str]:
-    """The ``PRINTMESH_`` variables that give a component these brokers, first one first."""
-    return {"PRINTMESH_MQTT__HOSTS": ",".join(n.address for n in nodes), "PRINTMESH_MQTT__PROTOCOL": "3.1.1"}
-
-
 def rotated(nodes: list[NatsNode], first: int) -> list[NatsNode]:
     """The nodes starting at ``first``: each component prefers a different node."""
     return nodes[first:] + nodes[:first]
 
 
-__all__ = ["MAX_PAYLOAD", "NatsCluster", "NatsError", "NatsNode", "env_hosts", "nats_server_path", "rotated"]
+__all__ = ["MAX_PAYLOAD", "NatsCluster", "NatsError", "NatsNode", "nats_server_path", "rotated"]

@@ -81,7 +81,8 @@ def test_the_log_says_each_failover_and_only_some_failed_attempts() -> None:
 # ------------------------------------------------------------------ the config
 def test_hosts_in_every_form_become_brokers_in_order() -> None:
     cfg = MqttConfig(hosts=["127.0.0.1:4001", "localhost", {"host": "::1", "port": 4003}, "[::1]:4004"], port=1884)
-    assert cfg.brokers == (Broker("127.0.0.1", 4001), Broker("localhost", 1884), Broker("::1", 4003), Broker("::1", 4004))
+    expected = (Broker("127.0.0.1", 4001), Broker("localhost", 1884), Broker("::1", 4003), Broker("::1", 4004))
+    assert cfg.brokers == expected
     assert cfg.where == "127.0.0.1:4001, localhost:1884, [::1]:4003, [::1]:4004"
     assert MqttConfig(host="127.0.0.2", port=1885).brokers == (Broker("127.0.0.2", 1885),), "the single-broker form"
 
