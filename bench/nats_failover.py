@@ -41,7 +41,10 @@ class Refusals(logging.Handler):
 
 def arm(qos: int) -> dict[str, float]:
     refusals = Refusals()
-    logging.getLogger("printmesh.mqtt").addHandler(refusals)
+    logger = logging.getLogger("printmesh.mqtt")
+    logger.addHandler(refusals)
+    logger.setLevel(logging.ERROR)  # the refusals are logged at ERROR
+    logger.propagate = False
     got: list[tuple[float, str]] = []
     with NatsCluster(Path(tempfile.mkdtemp(prefix="bench-nats-"))) as cluster:
         runtimes = []
@@ -73,7 +76,7 @@ def arm(qos: int) -> dict[str, float]:
         late = [t - sent for t, _ in got]
         for r in runtimes:
             r.stop(1)
-    logging.getLogger("printmesh.mqtt").removeHandler(refusals)
+    logger.removeHandler(refusals)
     return {
         "failover_s": failover,
         "refused": refusals.count,
