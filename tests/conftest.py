@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from nats_cluster import NatsCluster
 
 from printmesh_core.config import MqttConfig
 from printmesh_core.mqtt import Message, MqttRuntime
@@ -64,6 +65,13 @@ def broker() -> Iterator[LocalBroker]:
         pytest.fail("mosquitto is not installed: run .ci/run or apt-get install mosquitto")
     with LocalBroker(kind="mosquitto") as b:
         yield b
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three NATS nodes on loopback (routes, JetStream, the MQTT gateway each), formed and answering MQTT."""
+    with NatsCluster(tmp_path / "nats") as cluster:
+        yield cluster
 
 
 @dataclass

@@ -49,3 +49,18 @@ def test_a_bad_value_is_refused_with_its_key(tree, key):
 def test_allow_list_is_normalised():
     settings = to_bridge_settings({"commands": {"gcode_allow": [" m117 ", "M300"]}})
     assert settings.permissions.gcode_allow == ["M117", "M300"]
+
+
+def test_a_broker_cluster_in_octoprint_settings_is_the_plugin_broker_list():
+    """OctoPrint merges the defaults in (``host: localhost``): only a host set on purpose conflicts."""
+    tree = copy.deepcopy(DEFAULTS)
+    tree["mqtt"].update(hosts=["127.0.0.1:4001", "127.0.0.1:4002"], max_subscribe_qos=0, protocol="3.1.1")
+    mqtt = to_bridge_settings(tree).mqtt
+    assert mqtt.where == "127.0.0.1:4001, 127.0.0.1:4002" and mqtt.max_subscribe_qos == 0
+    tree["mqtt"]["host"] = "127.0.0.9"
+    with pytest.raises(ConfigError, match=r"either mqtt\.hosts"):
+        to_bridge_settings(tree)
+    tree["mqtt"].update(host="localhost", hosts=["127.0.0.1:4001", "127.0.0.1:x"])
+    with pytest.raises(ConfigError, match=r"mqtt\.hosts\.1"):
+        to_bridge_settings(tree)
+    assert to_bridge_settings(copy.deepcopy(DEFAULTS)).mqtt.where == "localhost:1883", "one broker by default"

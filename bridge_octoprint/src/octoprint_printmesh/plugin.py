@@ -109,7 +109,7 @@ class PrintmeshPlugin(
         self._node.snapshot = self._snapshot
         FLAVOUR.attach(settings.gcode.flavour, node.holds, self._follower)
         self._node.start()
-        self._logger.info("connecting to MQTT broker %s:%s", settings.mqtt.host, settings.mqtt.port)
+        self._logger.info("connecting to MQTT broker %s", settings.mqtt.where)
 
     def _stop_node(self) -> None:
         self.comm_hooks.detach()

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "mqtt": {
         "host": "localhost",
         "port": 1883,
+        "hosts": [],  # a broker cluster instead of host: ["nats1:1883", ...], failed over in order
+        "max_subscribe_qos": 2,  # 0 on NATS (docs/farm.md)
         "anonymous": False,  # a broker on another machine without an account: only on purpose
         "username": "",
         "password": "",
@@ -184,6 +186,9 @@ def to_bridge_settings(raw: dict[str, Any]) -> BridgeSettings:
     events = data.pop("events", {}) or {}
     data["events_enabled"] = events.get("enabled", True)
     data["events_exclude"] = events.get("exclude", [])
+    mqtt = data.get("mqtt") or {}
+    if mqtt.get("hosts") and mqtt.get("host") == DEFAULTS["mqtt"]["host"]:
+        mqtt.pop("host")  # OctoPrint merges the defaults in: only a host set on purpose conflicts with hosts
     commands = data.setdefault("commands", {}) or {}
     data["permissions"] = {key: commands.pop(key) for key in _PERMISSIONS if key in commands}
     try:

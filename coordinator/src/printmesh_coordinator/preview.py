@@ -151,7 +151,7 @@ def preview(settings: CoordinatorSettings, profile_file: Path | None) -> int:
         retained = fetch_profiles(settings)
         if retained is None:
             mq = settings.mqtt
-            print(f"# no broker at {mq.host}:{mq.port} and no --profile: using OctoPrint's default profile", flush=True)
+            print(f"# no broker at {mq.where} and no --profile: using OctoPrint's default profile", flush=True)
     all_ok = True
     for printer in printers:
         if given is not None:

@@ -60,12 +60,7 @@ class Agent(NodeShell):
         self.attach()
         mq = self.settings.mqtt
         log.info(
-            "%s agent for node %s, broker %s:%s (MQTT %s)",
-            self.component,
-            self.settings.node_id,
-            mq.host,
-            mq.port,
-            mq.protocol,
+            "%s agent for node %s, broker %s (MQTT %s)", self.component, self.settings.node_id, mq.where, mq.protocol
         )
         self.runtime.start()
         try:

@@ -1,9 +1,10 @@
 """The one module that imports paho-mqtt: the session.
 
-It owns the connection's whole life: presence (retained status plus last will), reconnecting with backoff,
-restoring subscriptions *inside* the connect callback so they survive a broker restart, a bounded offline queue,
-and a publish API that adds the topic root and refuses wildcards. Everything else talks to ``MqttRuntime``. Its
-paho-free parts: ``messages`` (Message, Presence, encoding), ``routing`` (which handlers a topic reaches).
+It owns the connection's whole life: presence (retained status plus last will), reconnecting with backoff (to the
+next broker of ``mqtt.hosts``: ``failover`` decides which and when), restoring subscriptions *inside* the connect
+callback so they survive a broker restart or a move to another broker, a bounded offline queue, and a publish API
+that adds the topic root and refuses wildcards. Everything else talks to ``MqttRuntime``. Its paho-free parts:
+``messages`` (Message, Presence, encoding), ``routing`` (which handlers a topic reaches), ``failover``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from printmesh_core.bounded import Evictions
 from printmesh_core.config import MqttConfig
+from printmesh_core.failover import Failover, Outcome
 from printmesh_core.inbound import Health
 from printmesh_core.messages import Handler, Message, PayloadLike, Presence, encode
 from printmesh_core.models.status import Status
@@ -42,6 +44,14 @@ def _absolute(root: str, relative: str) -> str:
     return check_publish_topic(join(root, relative))
 
 
+def _call_each(hooks: list[Callable[[], None]], what: str) -> None:
+    for hook in list(hooks):
+        try:
+            hook()
+        except Exception:
+            log.exception("%s hook failed", what)
+
+
 class MqttRuntime:
     def __init__(self, config: MqttConfig, root: str, client_id: str, presence: Presence | None = None) -> None:
         self.config = config
@@ -57,36 +67,26 @@ class MqttRuntime:
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._suback_waiters: dict[int, threading.Event] = {}
         self._stopping = False
-        self._failures = 0
+        self._failover = Failover(config.brokers, config.reconnect)
         self.health = Health(on_change=self._counts_changed)  # refused and failed messages, counted
         self.evictions = Evictions()  # bounded per-sender tables of this process; in the status
         self.flushed_on_connect: frozenset[str] = frozenset()  # topics the last connect sent from the queue
         self._v5 = config.protocol == "5"
+        self._connect_kwargs: dict[str, Any] = {"clean_start": True} if self._v5 else {}
         self._client = self._make_client(client_id)
 
     # ------------------------------------------------------------------ setup
     def _make_client(self, client_id: str) -> paho.Client:
         cfg = self.config
-        if self._v5:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-        else:
-            client = paho.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
-            )
+        version, clean = (paho.MQTTv5, None) if self._v5 else (paho.MQTTv311, True)  # MQTT 5: clean_start, at connect
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, clean_session=clean)
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
         if cfg.tls.enabled:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                keyfile_password=cfg.tls.key_password.get_secret_value() if cfg.tls.key_password else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            ca, cert, key, password = cfg.tls.client_files()
+            client.tls_set(ca, cert, key, cert_reqs=ssl.CERT_REQUIRED, keyfile_password=password)
             client.tls_insecure_set(cfg.tls.insecure)
-        client.reconnect_delay_set(
-            min_delay=max(1, round(cfg.reconnect.min_delay)), max_delay=round(cfg.reconnect.max_delay)
-        )
+        client.reconnect_delay_set(min_delay=cfg.reconnect.min_delay, max_delay=cfg.reconnect.max_delay)
         if self.presence is not None:
             will = self._status("offline", "lost")
             client.will_set(self._abs(self.presence.topic), will.to_json(), qos=1, retain=True)
@@ -112,9 +112,9 @@ class MqttRuntime:
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Connect in the background; paho's loop thread reconnects with backoff."""
-        kwargs: dict[str, Any] = {"clean_start": True} if self._v5 else {}
-        self._client.connect_async(self.config.host, self.config.port, self.config.keepalive, **kwargs)
+        """Connect in the background (to the first broker); paho's loop thread reconnects, ``_move_on`` says where."""
+        first = self._failover.current
+        self._client.connect_async(first.host, first.port, self.config.keepalive, **self._connect_kwargs)
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -124,9 +124,14 @@ class MqttRuntime:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def broker(self) -> str:  # the one in use or being tried, 'host:port'
+        return str(self._failover.current)
+
     def stop(self, timeout: float = 3.0) -> None:
         """Publish a clean ``offline`` (so the will is not needed) and disconnect."""
-        self._stopping = True
+        with self._lock:  # after this, no callback points paho at another broker (see ``_move_on``)
+            self._stopping = True
         if self._connected and self.presence is not None:
             info = self._client.publish(
                 self._abs(self.presence.topic), self._status("offline", "shutdown").to_json(), qos=1, retain=True
@@ -153,11 +158,11 @@ class MqttRuntime:
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            log.warning("broker %s:%s refused the connection: %s", self.config.host, self.config.port, reason)
+            log.warning("broker %s refused the connection: %s", self._failover.current, reason)
             return
         with self._lock:
             self._connected = True
-            self._failures = 0
+            self._failover.connected()
             self.connect_count += 1
             # Subscribe before announcing "online": the broker handles one connection's packets
             # in order, so whoever reacts to "online" finds the command topics already live.
@@ -166,22 +171,25 @@ class MqttRuntime:
             if self.presence is not None:
                 client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
             self._flush_queue()
-        log.info("connected to %s:%s (connection #%d)", self.config.host, self.config.port, self.connect_count)
-        for hook in list(self._connect_hooks):
-            try:
-                hook()
-            except Exception:
-                log.exception("connect hook failed")
+        log.info("connected to %s (connection #%d)", self._failover.current, self.connect_count)
+        _call_each(self._connect_hooks, "connect")
         self._connected_event.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        """Say so when the broker cannot be reached, instead of looking like a hang."""
-        self._failures += 1
-        if self._failures == 1 or self._failures % 20 == 0:
-            log.warning(
-                "cannot reach broker %s:%s (attempt %d); retrying with backoff up to %ss",
-                self.config.host, self.config.port, self._failures, self.config.reconnect.max_delay,
-            )  # fmt: skip
+        self._move_on("failed")
+
+    def _move_on(self, outcome: Outcome) -> None:
+        """Point paho's next reconnect (it runs after this callback) at the broker ``failover`` picks, and its wait."""
+        with self._lock:
+            if self._stopping:
+                return
+            move = self._failover.after(outcome)
+            self._client.reconnect_delay_set(move.delay, move.delay)
+            self._client.connect_async(
+                move.broker.host, move.broker.port, self.config.keepalive, **self._connect_kwargs
+            )
+        if move.warning:  # a failover, or a broker that cannot be reached (not a hang), at a bounded rate
+            log.warning(move.warning)
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self._lock:
@@ -189,18 +197,14 @@ class MqttRuntime:
             self._connected = False
             self._connected_event.clear()
         if was and not self._stopping:
-            log.warning("disconnected from broker (%s); reconnecting with backoff", reason)
+            log.warning("disconnected from broker %s (%s); reconnecting with backoff", self._failover.current, reason)
+        self._move_on("lost" if was else "failed")
         if was:
-            for hook in list(self._disconnect_hooks):
-                try:
-                    hook()
-                except Exception:
-                    log.exception("disconnect hook failed")
+            _call_each(self._disconnect_hooks, "disconnect")
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        props = getattr(msg, "properties", None)
-        response = getattr(props, "ResponseTopic", None) if props else None
-        correlation = getattr(props, "CorrelationData", None) if props else None
+        props = getattr(msg, "properties", None)  # MQTT 5 only; getattr of None gives the default
+        response, correlation = getattr(props, "ResponseTopic", None), getattr(props, "CorrelationData", None)
         message = Message(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), response, correlation)
         with self._lock:
             handlers = self._subs.handlers_for(msg.topic)
@@ -208,6 +212,8 @@ class MqttRuntime:
             handler(message)
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if refused := [str(r) for r in reasons if r.is_failure]:  # an ACL; NATS: a QoS 1 one while it elects leaders
+            log.error("broker %s refused a subscription: %s", self._failover.current, ", ".join(refused))
         with self._lock:
             waiter = self._suback_waiters.pop(mid, None)
         if waiter is not None:
@@ -219,15 +225,9 @@ class MqttRuntime:
         self.publish_absolute(self._abs(topic), payload, qos=qos, retain=retain)
 
     def publish_absolute(
-        self,
-        topic: str,
-        payload: PayloadLike,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        correlation_data: bytes | None = None,
-        response_topic: str | None = None,
-    ) -> None:
+        self, topic: str, payload: PayloadLike, *, qos: int = 0, retain: bool = False,
+        correlation_data: bytes | None = None, response_topic: str | None = None,
+    ) -> None:  # fmt: skip
         """Publish outside the root: discovery configs and MQTT 5 response topics."""
         out = Outgoing(check_publish_topic(topic), encode(payload), qos, retain, correlation_data, response_topic)
         with self._lock:
@@ -284,7 +284,8 @@ class MqttRuntime:
         return True if wait is None else waiter.wait(wait)
 
     def _options(self, qos: int) -> Any:
-        """MQTT 5: keep the publisher's retain flag, so a retained command can be recognised."""
+        """At most ``mqtt.max_subscribe_qos``; MQTT 5: keep the publisher's retain flag (a retained command is seen)."""
+        qos = min(qos, self.config.max_subscribe_qos)
         return SubscribeOptions(qos=qos, retainAsPublished=True) if self._v5 else qos
 
     def subscribe_relative(

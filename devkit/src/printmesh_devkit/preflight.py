@@ -82,7 +82,7 @@ def connect(mqtt: MqttConfig, root: str, purpose: str, timeout: float = 5.0) -> 
     if not rt.wait_connected(timeout):
         rt.stop(0.5)
         raise PreflightError(
-            f"cannot connect to the broker at {mqtt.host}:{mqtt.port} within {timeout:.0f} s "
+            f"cannot connect to the broker at {mqtt.where} within {timeout:.0f} s "
             "(install mosquitto: sudo apt-get install mosquitto, or set mqtt.host in the config)"
         )
     return rt
@@ -101,7 +101,7 @@ def check_round_trip(mqtt: MqttConfig, root: str, size: int, what: str, timeout:
             pass  # a broker that refuses the packet closes the connection: no need to wait the full time
         if not back.is_set():
             raise PreflightError(
-                f"the broker at {mqtt.host}:{mqtt.port} does not carry a {size}-byte message ({what}): "
+                f"the broker at {mqtt.where} does not carry a {size}-byte message ({what}): "
                 f"use mosquitto (sudo apt-get install mosquitto) with max_packet_size unset or above {size + 1024}"
             )
     finally:

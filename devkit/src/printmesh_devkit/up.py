@@ -63,8 +63,9 @@ def main(argv: list[str]) -> int:
 
 
 def broker_configured(config: Path | None) -> bool:
-    in_file = bool(config and isinstance(read_yaml(config).get("mqtt"), dict) and "host" in read_yaml(config)["mqtt"])
-    return in_file or "PRINTMESH_MQTT__HOST" in os.environ
+    mqtt = read_yaml(config).get("mqtt") if config else None
+    in_file = isinstance(mqtt, dict) and ("host" in mqtt or "hosts" in mqtt)
+    return in_file or "PRINTMESH_MQTT__HOST" in os.environ or "PRINTMESH_MQTT__HOSTS" in os.environ
 
 
 def render(message: Message) -> str:
@@ -200,7 +201,9 @@ def run_up(
         if job is not None:
             job.stop()
     interrupted = up.stop.is_set()
-    status = job.report(_captures_dir(config), str(up.mqtt(settings).port), interrupted) if job is not None else 0
+    status = (
+        job.report(_captures_dir(config), str(up.mqtt(settings).brokers[0].port), interrupted) if job is not None else 0
+    )
     if viewer:
         time.sleep(0.3)  # let the agents' clean "offline" reach the view
         viewer.stop()
@@ -218,7 +221,7 @@ def _preflight(mqtt: MqttConfig, settings: AgentSettings, config: Path | None, s
         owner = live_owner(mqtt, settings) if shared else None
     if owner is not None:
         raise PreflightError(
-            f"node id {settings.node_id!r} is in use by a live node on {mqtt.host}:{mqtt.port} "
+            f"node id {settings.node_id!r} is in use by a live node on {mqtt.where} "
             f"(its {owner} answered): stop it, or set another node_id in the config"
         )
 

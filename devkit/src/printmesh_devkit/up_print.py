@@ -62,7 +62,12 @@ class PrintJob:
     def start_octoprint(self) -> None:
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
-        mqtt = {"host": self.mqtt.host, "port": self.mqtt.port, "protocol": self.mqtt.protocol}
+        mqtt: dict[str, object] = {"port": self.mqtt.port, "protocol": self.mqtt.protocol}
+        if self.mqtt.hosts:  # a cluster: the plugin gets the same list of brokers
+            mqtt["hosts"] = [str(b) for b in self.mqtt.brokers]
+            mqtt["max_subscribe_qos"] = self.mqtt.max_subscribe_qos
+        else:
+            mqtt["host"] = self.mqtt.host
         plugin = {"node_id": self.settings.node_id, "topic_root": self.settings.topic_root, "mqtt": mqtt}
         port = 5000 if not port_open("127.0.0.1", 5000) else free_port()
         self.octoprint = start_octoprint(self.venv, self.workdir, plugin, port=port)
@@ -81,7 +86,7 @@ class PrintJob:
         self.uploaded_at = time.time()
         self.octoprint.upload(self.gcode.name, self.gcode.read_bytes())
         say(f"# printing {self.gcode}")
-        say(f"# watch the traffic meanwhile: {self._sub_command(self.mqtt.port)}")
+        say(f"# watch the traffic meanwhile: {self._sub_command(self.mqtt.brokers[0].port)}")
         return True
 
     def stop(self) -> None:
@@ -172,7 +177,7 @@ class PrintJob:
         self.page_final = False
 
     def _sub_command(self, port: object) -> str:
-        return f"mosquitto_sub -h {self.mqtt.host} -p {port} -v -t '{self.topics.everything}'"
+        return f"mosquitto_sub -h {self.mqtt.brokers[0].host} -p {port} -v -t '{self.topics.everything}'"
 
     def report(self, captures_dir: Path, port: str, interrupted: bool = False) -> int:
         """Say how the job went; 1 (failed) when it stored no image, with the reason. Ctrl-C is not a failure."""
