@@ -29,6 +29,7 @@ from printmesh_coordinator.messages import (
     JobSeen,
     LayerMissedSeen,
     Note,
+    OwnerSeen,
     PrintEnded,
     ProfileSeen,
     PublishState,
@@ -87,7 +88,7 @@ def next_deadline(state: MachineState) -> float | None:
 # ------------------------------------------------------------------ arming
 def _wants_arming(state: MachineState) -> bool:
     fit = state.fit
-    ready = state.bridge_online is True and fit is not None and fit.ok
+    ready = state.bridge_online is True and fit is not None and fit.ok and report.may_arm(state)
     return ready and state.arming.request_id is None and not report.armed_ok(state)
 
 
@@ -130,6 +131,8 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
     if isinstance(message, WriteFailed):
         return handlers.on_written(state, message.path, now, message.error)
     if isinstance(message, Held):
+        if state.setup.owners and not _names_us(state, message):
+            return state, []  # the bridge held for its plan's holder: another coordinator's hold
         return sequence.begin(state, message, now)
     if isinstance(message, HoldReleased):
         run = state.run
@@ -162,10 +165,21 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
         return _on_camera(state, message, now)
     if isinstance(message, CoordinatorPresence):
         return _on_peer(state, message), []
+    if isinstance(message, OwnerSeen):
+        return replace(state, owner=message.owner), []
     if isinstance(message, Abort):
         return _interrupt(state, now, "aborted", f"aborted: {message.reason}")
     assert isinstance(message, Tick)
     return state, []
+
+
+def _names_us(state: MachineState, held: Held) -> bool:
+    """The bridge's one holder decides who handles a hold: the one the event names (an older bridge
+    names none: then the holder of its hold status, published before the event)."""
+    holder = held.holder
+    if holder is None and state.hold_status is not None:
+        holder = state.hold_status.holder
+    return holder == state.setup.holder
 
 
 def _on_peer(state: MachineState, message: CoordinatorPresence) -> MachineState:

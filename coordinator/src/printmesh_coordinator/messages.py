@@ -34,6 +34,7 @@ class Held:
     path: str | None  # the printed file
     started_at: float | None  # when the print started
     ts: float  # the event's own time (bridge clock), to order it against hold status messages
+    holder: str | None = None  # the plan's holder when the bridge held: only it handles the hold
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,13 @@ class CoordinatorPresence:
 
 
 @dataclass(frozen=True)
+class OwnerSeen:
+    """Who owns the printer now (``ownership.py``): with ``sharing: owners``, only the owner arms it."""
+
+    owner: str | None
+
+
+@dataclass(frozen=True)
 class Answer:
     """A command response (move, capture, release or hold), matched to its request by id."""
 
@@ -165,6 +173,7 @@ Input = (
     | BridgePresence
     | CameraPresence
     | CoordinatorPresence
+    | OwnerSeen
     | Answer
     | ImageArrived
     | Written

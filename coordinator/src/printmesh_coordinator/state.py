@@ -55,6 +55,7 @@ class Setup:
     printer: PrinterConfig
     coordinator: str  # our node id
     session: str  # unique per printer and new at every start: request ids never repeat or collide
+    owners: bool = False  # sharing: owners: arm only as the printer's owner; handle only holds naming us
 
     @property
     def name(self) -> str:
@@ -160,6 +161,7 @@ class MachineState:
     hold_status: PrinterHold | None = None
     arming: Arming = Arming()
     holder_online: bool = False  # the holder named by hold_status is a coordinator seen online
+    owner: str | None = None  # sharing: owners: the printer's owner (ownership.py); None: not decided yet
     down: dict[tuple[str, str | None], str] = field(default_factory=dict)  # camera (or agent) -> why offline
     job: Job | None = None
     active: bool | None = None

@@ -1,0 +1,291 @@
+"""Which coordinator of a group owns which printer: the same answer on every member, no protocol of its own.
+
+Each coordinator publishes, retained, its group and the printers it serves (``fleet``); its
+retained status, with its last will, says whether it is alive. From those every member
+computes the same owner for each printer by rendezvous (highest-random-weight) hashing: of
+the live members of the group that serve the printer, the one with the highest
+``blake2b(member, printer)``. A member joining or leaving moves only the printers it wins or
+held, and the weights are the same in every process (never Python's salted ``hash()``).
+
+The owner is the member that arms the bridge with its plan. The bridge names the plan's one
+holder, and only that holder handles a hold (``machine.py``), so when two members briefly
+disagree (one has not heard a status yet), the bridge still decides, and no hold is taken twice.
+
+When the owner changes:
+
+* Mid-job, not while the coordinator the bridge names as holder lives: the printer stays
+  with it for the whole job (one coordinator, one folder per job). A member that joins takes
+  its printers at the next job boundary, when no print is running.
+* A dead member's printers move at once. Dead means its status said ``offline`` and our own
+  connection stayed up for ``DEATH_GRACE`` s: mosquitto publishes every will as it shuts down,
+  and an ``offline`` followed by our own disconnect is the broker going away, not a death.
+  An ``offline`` heard while (re)connecting (a retained will) stands for ``REJOIN`` s first:
+  after a broker restart every component is back within 5 s, and says ``online`` again.
+* After our own (re)connect nothing is decided for ``SETTLE`` s, while the retained statuses
+  and fleet messages arrive: a member not heard yet is not taken for absent.
+
+``step(fleet, message, now) -> (fleet, effects)`` is pure; ``fleet.py`` is its shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+DEATH_GRACE = 1.0  # s an 'offline' must stand, with our connection up, before the member counts as dead
+SETTLE = 1.5  # s after our (re)connect before anything is decided: the retained messages arrive meanwhile
+REJOIN = 5.0  # s after our (re)connect for a member whose will we hear to say 'online' again
+MEMBERS_MAX = 256  # coordinators remembered; past it, one not in our group (or the stalest) is forgotten
+
+
+def weight(member: str, printer: str) -> int:
+    """The rendezvous weight: 64 bits of blake2b, identical in every process and on every machine."""
+    digest = hashlib.blake2b(f"{member}\n{printer}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def rendezvous(printer: str, members: Iterable[str]) -> str | None:
+    """The member with the highest weight for this printer (ties, which blake2b makes absurd, by name)."""
+    return max(members, key=lambda m: (weight(m, printer), m), default=None)
+
+
+# ------------------------------------------------------------------ state
+@dataclass(frozen=True)
+class Member:
+    """Another coordinator, as its retained status and fleet message describe it."""
+
+    online: bool | None = None  # its status; None: not heard
+    dead_at: float | None = None  # offline: when it counts as dead (None: while we are disconnected)
+    group: str | None = None  # None: no fleet message heard (or it was cleared)
+    serves: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Printer:
+    holder: str | None = None  # the plan's holder, from the bridge's retained hold status
+    active: bool | None = None  # a job is running (printing, paused, held...); None: not heard
+    owner: str | None = None  # decided; None: not decided yet
+
+
+@dataclass(frozen=True)
+class Fleet:
+    me: str  # '<node>/coordinator'
+    group: str
+    serves: tuple[str, ...]
+    members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
+    printers: Mapping[str, Printer] = field(default_factory=lambda: MappingProxyType({}))
+    connected_since: float | None = None  # None: not connected, nothing is decided
+    at: float = 0.0  # the time of the last step: deadlines up to it are taken into account
+
+    def owns(self) -> tuple[str, ...]:
+        return tuple(name for name in self.serves if self.printers[name].owner == self.me)
+
+
+def initial(me: str, group: str, serves: Iterable[str]) -> Fleet:
+    names = tuple(serves)
+    return Fleet(me, group, names, printers=MappingProxyType({n: Printer() for n in names}))
+
+
+# ------------------------------------------------------------------ inputs
+@dataclass(frozen=True)
+class Connected:
+    """Our own connection is up (every connect, the first included)."""
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """Our own connection was lost: whatever we hear was not said, until we are back."""
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    member: str
+    online: bool
+
+
+@dataclass(frozen=True)
+class PeerFleet:
+    """A member's fleet message; ``group`` None: cleared, or a member that does not share by ownership."""
+
+    member: str
+    group: str | None
+    serves: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HolderSeen:
+    printer: str
+    holder: str | None
+
+
+@dataclass(frozen=True)
+class ActivitySeen:
+    printer: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: a grace or the settling after a connect may have ended."""
+
+
+FleetInput = Connected | Disconnected | PeerStatus | PeerFleet | HolderSeen | ActivitySeen | Tick
+
+
+# ------------------------------------------------------------------ effects
+@dataclass(frozen=True)
+class OwnerChanged:
+    printer: str
+    owner: str | None
+    previous: str | None
+    why: str
+
+
+@dataclass(frozen=True)
+class PublishFleet:
+    owns: tuple[str, ...]
+
+
+Effect = OwnerChanged | PublishFleet
+Step = tuple[Fleet, list[Effect]]
+
+
+# ------------------------------------------------------------------ rules
+def ready(fleet: Fleet, now: float) -> bool:
+    return fleet.connected_since is not None and now >= fleet.connected_since + SETTLE
+
+
+def _live(fleet: Fleet, name: str, now: float) -> bool:
+    if name == fleet.me:
+        return True
+    m = fleet.members.get(name)
+    if m is None or m.online is None:
+        return False
+    return m.online or m.dead_at is None or now < m.dead_at
+
+
+def dead(fleet: Fleet, name: str, now: float) -> bool:
+    """Heard 'offline' and past its grace; a member never heard of is not dead, only unknown."""
+    m = fleet.members.get(name) if name != fleet.me else None
+    return m is not None and m.online is False and m.dead_at is not None and now >= m.dead_at
+
+
+def candidates(fleet: Fleet, printer: str, now: float) -> list[str]:
+    """The live members of our group serving this printer, ourselves included."""
+    names = [fleet.me] if printer in fleet.serves else []
+    for name, m in fleet.members.items():
+        if name != fleet.me and m.group == fleet.group and printer in m.serves and _live(fleet, name, now):
+            names.append(name)
+    return names
+
+
+def owner_of(fleet: Fleet, printer: str, now: float) -> tuple[str | None, str]:
+    """The owner, and why: the holder for the rest of a job, else the rendezvous winner."""
+    p = fleet.printers[printer]
+    job = p.active is not False  # not heard yet counts as running: never taken by mistake
+    if job and p.holder is not None and not dead(fleet, p.holder, now):
+        return p.holder, "it holds the running job"
+    winner = rendezvous(printer, candidates(fleet, printer, now))
+    if job and p.holder is not None:
+        return winner, f"its holder {p.holder} died"
+    return winner, "rendezvous hashing, no job running" if not job else "rendezvous hashing, the job has no holder"
+
+
+def _decide(fleet: Fleet, names: Iterable[str], now: float) -> Step:
+    if not ready(fleet, now):
+        return fleet, []
+    printers = dict(fleet.printers)
+    effects: list[Effect] = []
+    for name in names:
+        p = printers[name]
+        owner, why = owner_of(fleet, name, now)
+        if owner != p.owner:
+            printers[name] = replace(p, owner=owner)
+            effects.append(OwnerChanged(name, owner, p.owner, why))
+    if not effects:
+        return fleet, []
+    fleet = replace(fleet, printers=MappingProxyType(printers))
+    return fleet, [*effects, PublishFleet(fleet.owns())]
+
+
+def _member(fleet: Fleet, name: str, member: Member) -> Fleet:
+    members = dict(fleet.members)
+    if name not in members and len(members) >= MEMBERS_MAX:
+        stale = [n for n, m in members.items() if m.group != fleet.group] or [
+            n for n, m in members.items() if not m.online
+        ]
+        if not stale:
+            return fleet  # a full table of live members of our group: the newcomer waits
+        members.pop(stale[0])
+    members[name] = member
+    return replace(fleet, members=MappingProxyType(members))
+
+
+def _printer(fleet: Fleet, name: str, printer: Printer) -> Fleet:
+    printers = dict(fleet.printers)
+    printers[name] = printer
+    return replace(fleet, printers=MappingProxyType(printers))
+
+
+def step(fleet: Fleet, message: FleetInput, now: float) -> Step:
+    """One input in: the new fleet and what to do (tell a printer's machine its owner, publish ours)."""
+    fleet, names = _apply(replace(fleet, at=now), message, now)
+    return _decide(fleet, names, now)
+
+
+def _apply(fleet: Fleet, message: FleetInput, now: float) -> tuple[Fleet, tuple[str, ...]]:
+    """The input taken in, and the printers whose owner it may change."""
+    if isinstance(message, Connected):
+        # An 'offline' heard while we were away (or a retained will) gets REJOIN s to be taken back.
+        members = {n: replace(m, dead_at=now + REJOIN) if m.online is False and m.dead_at is None else m
+                   for n, m in fleet.members.items()}  # fmt: skip
+        return replace(fleet, connected_since=now, members=MappingProxyType(members)), fleet.serves
+    if isinstance(message, Disconnected):
+        # The 'offline' heard just before is likely the broker going away: no grace runs out meanwhile.
+        members = {n: replace(m, dead_at=None) if m.dead_at is not None and m.dead_at > now else m
+                   for n, m in fleet.members.items()}  # fmt: skip
+        return replace(fleet, connected_since=None, members=MappingProxyType(members)), ()
+    if isinstance(message, PeerStatus | PeerFleet):
+        if message.member == fleet.me:
+            return fleet, ()  # our own status (a previous run's will included): we are here
+        old = fleet.members.get(message.member, Member())
+        if isinstance(message, PeerFleet):
+            ours = message.group == fleet.group
+            new = replace(old, group=message.group, serves=frozenset(message.serves) if ours else frozenset())
+        elif message.online:
+            new = replace(old, online=True, dead_at=None)
+        elif old.online is False:
+            new = old  # a repeated 'offline': its clock runs on
+        else:
+            new = replace(old, online=False, dead_at=_grace(fleet, now))
+        return _member(fleet, message.member, new), fleet.serves
+    if isinstance(message, HolderSeen | ActivitySeen):
+        p = fleet.printers.get(message.printer)
+        if p is None:
+            return fleet, ()
+        if isinstance(message, HolderSeen):
+            changed = replace(p, holder=message.holder)
+        else:
+            changed = replace(p, active=message.active)
+        if changed == p:
+            return fleet, () if p.owner is not None else (message.printer,)
+        return _printer(fleet, message.printer, changed), (message.printer,)
+    return fleet, fleet.serves  # a Tick
+
+
+def _grace(fleet: Fleet, now: float) -> float | None:
+    """When a member whose 'offline' we hear now counts as dead: None while we are disconnected."""
+    if fleet.connected_since is None:
+        return None
+    return max(now + DEATH_GRACE, fleet.connected_since + REJOIN)
+
+
+def next_deadline(fleet: Fleet) -> float | None:
+    """When a ``Tick`` may change an owner (after ``fleet.at``): the settling's end, or a grace's."""
+    if fleet.connected_since is None:
+        return None
+    times = [m.dead_at for m in fleet.members.values() if m.dead_at is not None]
+    times.append(fleet.connected_since + SETTLE)
+    return min((t for t in times if t > fleet.at), default=None)
