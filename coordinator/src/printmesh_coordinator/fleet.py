@@ -52,6 +52,7 @@ class Fleet:
         self.holder = f"{me.node_id}/{me.component}"
         serves = [p.node for p in section.printers]
         self.state = rules.initial(self.holder, section.share_group or "", serves)
+        self.due: float | None = None  # the state's next deadline: the loop's tick is one comparison
         self.lock = threading.Lock()
 
     def attach(self, link: Link) -> None:
@@ -77,15 +78,14 @@ class Fleet:
     # ------------------------------------------------------------ inputs
     def tick(self) -> None:
         """From the agent's loop: a grace or the settling after a connect may have ended."""
-        if not self.enabled:
-            return
-        due = rules.next_deadline(self.state)
+        due = self.due
         if due is not None and due <= self.clock():
             self.feed(rules.Tick())
 
     def feed(self, message: rules.FleetInput) -> None:
         with self.lock:
             self.state, effects = rules.step(self.state, message, self.clock())
+            self.due = rules.next_deadline(self.state)
             for effect in effects:
                 if isinstance(effect, rules.OwnerChanged):
                     self._owner(effect)

@@ -30,7 +30,7 @@ When the owner changes:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -74,8 +74,9 @@ class Fleet:
     me: str  # '<node>/coordinator'
     group: str
     serves: tuple[str, ...]
-    members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
-    printers: Mapping[str, Printer] = field(default_factory=lambda: MappingProxyType({}))
+    members: MappingProxyType[str, Member] = field(default_factory=lambda: MappingProxyType({}))
+    printers: MappingProxyType[str, Printer] = field(default_factory=lambda: MappingProxyType({}))
+    holders: frozenset[str] = frozenset()  # the coordinators our printers' bridges name
     connected_since: float | None = None  # None: not connected, nothing is decided
     at: float = 0.0  # the time of the last step: deadlines up to it are taken into account
 
@@ -196,7 +197,7 @@ def owner_of(fleet: Fleet, printer: str, now: float) -> tuple[str | None, str]:
 def _decide(fleet: Fleet, names: Iterable[str], now: float) -> Step:
     if not ready(fleet, now):
         return fleet, []
-    printers = dict(fleet.printers)
+    printers = fleet.printers.copy()
     effects: list[Effect] = []
     for name in names:
         p = printers[name]
@@ -211,27 +212,31 @@ def _decide(fleet: Fleet, names: Iterable[str], now: float) -> Step:
 
 
 def _member(fleet: Fleet, name: str, member: Member) -> Fleet:
-    members = dict(fleet.members)
+    members = fleet.members.copy()
     if name not in members and len(members) >= MEMBERS_MAX:
-        stale = [n for n, m in members.items() if m.group != fleet.group] or [
-            n for n, m in members.items() if not m.online
-        ]
-        if not stale:
+        # the oldest stranger (not of our group) goes, else the oldest offline member
+        stale = next((n for n, m in members.items() if m.group != fleet.group), None)
+        stale = stale or next((n for n, m in members.items() if not m.online), None)
+        if stale is None:
             return fleet  # a full table of live members of our group: the newcomer waits
-        members.pop(stale[0])
+        members.pop(stale)
     members[name] = member
     return replace(fleet, members=MappingProxyType(members))
 
 
 def _printer(fleet: Fleet, name: str, printer: Printer) -> Fleet:
-    printers = dict(fleet.printers)
+    printers = fleet.printers.copy()
     printers[name] = printer
-    return replace(fleet, printers=MappingProxyType(printers))
+    holders = frozenset(p.holder for p in printers.values() if p.holder is not None)
+    return replace(fleet, printers=MappingProxyType(printers), holders=holders)
 
 
 def step(fleet: Fleet, message: FleetInput, now: float) -> Step:
     """One input in: the new fleet and what to do (tell a printer's machine its owner, publish ours)."""
+    before = fleet.at
     fleet, names = _apply(replace(fleet, at=now), message, now)
+    if isinstance(message, Tick):
+        names = _expired(fleet, before, now)
     return _decide(fleet, names, now)
 
 
@@ -260,7 +265,7 @@ def _apply(fleet: Fleet, message: FleetInput, now: float) -> tuple[Fleet, tuple[
             new = old  # a repeated 'offline': its clock runs on
         else:
             new = replace(old, online=False, dead_at=_grace(fleet, now))
-        return _member(fleet, message.member, new), fleet.serves
+        return _member(fleet, message.member, new), _touched(fleet, message.member, (old, new))
     if isinstance(message, HolderSeen | ActivitySeen):
         p = fleet.printers.get(message.printer)
         if p is None:
@@ -272,7 +277,28 @@ def _apply(fleet: Fleet, message: FleetInput, now: float) -> tuple[Fleet, tuple[
         if changed == p:
             return fleet, () if p.owner is not None else (message.printer,)
         return _printer(fleet, message.printer, changed), (message.printer,)
-    return fleet, fleet.serves  # a Tick
+    return fleet, fleet.serves  # a Tick: see _expired
+
+
+def _expired(fleet: Fleet, since: float, now: float) -> tuple[str, ...]:
+    """The printers whose owner a deadline in ``(since, now]`` may change: every one at the settling's end."""
+    if fleet.connected_since is not None and since < fleet.connected_since + SETTLE <= now:
+        return fleet.serves
+    names: set[str] = set()
+    for name, m in fleet.members.items():
+        if m.dead_at is not None and since < m.dead_at <= now:
+            names.update(_touched(fleet, name, (m,)))
+    return tuple(p for p in fleet.serves if p in names)
+
+
+def _touched(fleet: Fleet, name: str, members: tuple[Member, ...]) -> tuple[str, ...]:
+    """The printers a member's news may move: those it serves in our group, and those it holds.
+
+    Anyone else's (a coordinator of another group, or a flood of made-up ones) costs no decision."""
+    serves = frozenset().union(*(m.serves for m in members if m.group == fleet.group))
+    if not serves and name not in fleet.holders:
+        return ()
+    return tuple(p for p in fleet.serves if p in serves or fleet.printers[p].holder == name)
 
 
 def _grace(fleet: Fleet, now: float) -> float | None:
