@@ -7,7 +7,8 @@ hold status) and answers ``hold``/``move``/``release`` through the core's comman
 
 * one armed plan and one holder; a ``hold`` request replaces both, and the holder's status is followed;
 * a planned layer is held only while the holder is reachable (else it passes unheld, recorded as
-  missed); the ``held`` event names the holder, on the event stream and alone on ``printer/held``;
+  missed); the hold status (naming the holder) goes out first, then the ``held`` event, on the
+  event stream and alone on ``printer/held``;
 * the holder's ``offline`` releases a running hold at once and disarms the plan after
   ``HOLDER_GRACE`` s unless a hold request named a new holder meanwhile; a watchdog releases too;
 * the plan is dropped when the print ends.
@@ -157,7 +158,7 @@ class PrintingBridge:
             self._status()
         z = round(layer * 0.2, 3)
         body = {"hold_id": entry.hold_id, "layer": layer, "origin": {"x": 50.0, "y": 60.0, "z": z - 0.2}, "z": z,
-                "path": file, "started_at": self.job_started, "holder": entry.holder}  # fmt: skip
+                "path": file, "started_at": self.job_started}  # fmt: skip
         self._event(contract.HELD, body, "printmesh")
         with self.lock:  # the print waits for the release (or the watchdog, or the holder's will)
             end = time.monotonic() + MAX_HOLD

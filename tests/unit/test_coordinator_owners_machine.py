@@ -65,24 +65,16 @@ def test_without_owners_another_online_coordinators_plan_is_accepted():
     assert not sim.of(SendHold) and view(sim.state, sim.now).phase == "armed"
 
 
-def test_only_the_holder_the_held_event_names_handles_the_hold():
-    sim = owners_sim()
-    sim.feed(OwnerSeen(HOLDER))
-    sim.ok(sim.last(SendHold), {"armed": {"every": 5}})
-    sim.feed(hold_status(holder=HOLDER))
-    assert sim.feed(held(hold_id=1, holder=OTHER)) == [], "the bridge held for another coordinator"
-    assert sim.state.run is None
-    assert any(isinstance(c, SendMove) for c in sim.feed(held(hold_id=2, holder=HOLDER)))
-    assert sim.state.run is not None and sim.state.run.hold_id == 2
-
-
-def test_an_older_bridges_held_event_goes_by_its_hold_status():
+def test_only_the_holder_the_bridge_names_handles_the_hold():
     sim = owners_sim()
     sim.feed(OwnerSeen(OTHER))
+    assert sim.feed(held(hold_id=1)) == [], "no hold status seen: nobody we know held it"
     sim.feed(hold_status(phase="draining", holder=OTHER))
-    assert sim.feed(held(hold_id=1)) == []
-    sim.feed(hold_status(phase="draining", holder=HOLDER))
-    assert any(isinstance(c, SendMove) for c in sim.feed(held(hold_id=2))), "named by its hold status: ours"
+    assert sim.feed(held(hold_id=2)) == [], "the bridge held for another coordinator"
+    assert sim.state.run is None
+    sim.feed(hold_status(phase="draining", holder=HOLDER))  # e.g. its holder died and we armed
+    assert any(isinstance(c, SendMove) for c in sim.feed(held(hold_id=3))), "ours: the hold status names us"
+    assert sim.state.run is not None and sim.state.run.hold_id == 3
 
 
 def test_sharing_config_names_its_key():

@@ -22,7 +22,7 @@ from printmesh_core.models.printer import HoldPlan
 from printmesh_core.topics import REPLY, TopicError, check_name, check_segment
 
 # Levels the coordinator uses right below <node>/coordinator/: a printer id may not be one.
-RESERVED = contract.COMPONENT_LEVELS | {REPLY, contract.FLEET}
+RESERVED = contract.COMPONENT_LEVELS | {REPLY, *contract.COORDINATOR_FLEET.levels}
 Sharing = Literal["owners", "subscription"]
 GRID_MAX = 15  # 15×15 = 225 points: far more than a hold should take
 POINTS_MAX = 225

@@ -60,8 +60,9 @@ class Fleet:
         if not self.enabled:
             return
         rt = self.runtime
-        contract.subscribe_presence(rt, contract.STATUS, contract.wildcard(contract.COORDINATOR), self._status)
-        rt.subscribe_relative(contract.COORDINATOR_FLEET_FILTER, self._fleet, qos=contract.COORDINATOR_FLEET.qos)
+        everyone = contract.wildcard(contract.COORDINATOR)
+        contract.subscribe_presence(rt, contract.STATUS, everyone, self._status)
+        contract.COORDINATOR_FLEET.subscribe_raw(rt, everyone, self._fleet)
         link.on_holder = lambda printer, holder: self.feed(rules.HolderSeen(printer, holder))
         link.on_active = lambda printer, active: self.feed(rules.ActivitySeen(printer, active))
         rt.on_connected(lambda: self.feed(rules.Connected()))

@@ -90,7 +90,7 @@ ENDINGS: dict[str, Outcome] = dict(zip(contract.PRINT_ENDINGS, ("done", "failed"
 def held_input(body: HoldStarted, ts: float) -> Held:
     o = body.origin
     origin = XYZ(o.x, o.y, o.z) if o is not None else None
-    return Held(body.hold_id, body.layer, body.z, origin, body.path, body.started_at, ts, body.holder)
+    return Held(body.hold_id, body.layer, body.z, origin, body.path, body.started_at, ts)
 
 
 def event_input(event: PrinterEvent) -> Input | None:

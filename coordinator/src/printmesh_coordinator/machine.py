@@ -131,7 +131,7 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
     if isinstance(message, WriteFailed):
         return handlers.on_written(state, message.path, now, message.error)
     if isinstance(message, Held):
-        if state.setup.owners and not _names_us(state, message):
+        if state.setup.owners and not _holds_for_us(state):
             return state, []  # the bridge held for its plan's holder: another coordinator's hold
         return sequence.begin(state, message, now)
     if isinstance(message, HoldReleased):
@@ -173,13 +173,12 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
     return state, []
 
 
-def _names_us(state: MachineState, held: Held) -> bool:
-    """The bridge's one holder decides who handles a hold: the one the event names (an older bridge
-    names none: then the holder of its hold status, published before the event)."""
-    holder = held.holder
-    if holder is None and state.hold_status is not None:
-        holder = state.hold_status.holder
-    return holder == state.setup.holder
+def _holds_for_us(state: MachineState) -> bool:
+    """The bridge's one holder decides who handles a hold: the holder its hold status names. The
+    bridge publishes that status (phase ``draining``) before the ``held`` event, on one connection,
+    and the link hands both on in order; with ``sharing: owners`` nobody arms over a live holder
+    mid-job, so the holder cannot change between the two."""
+    return state.hold_status is not None and state.hold_status.holder == state.setup.holder
 
 
 def _on_peer(state: MachineState, message: CoordinatorPresence) -> MachineState:

@@ -34,7 +34,6 @@ class Held:
     path: str | None  # the printed file
     started_at: float | None  # when the print started
     ts: float  # the event's own time (bridge clock), to order it against hold status messages
-    holder: str | None = None  # the plan's holder when the bridge held: only it handles the hold
 
 
 @dataclass(frozen=True)

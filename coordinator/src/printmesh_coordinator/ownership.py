@@ -34,6 +34,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from printmesh_coordinator.ownership_messages import (
+    ActivitySeen,
+    Connected,
+    Disconnected,
+    Effect,
+    FleetInput,
+    HolderSeen,
+    OwnerChanged,
+    PeerFleet,
+    PeerStatus,
+    PublishFleet,
+    Tick,
+)
+
+__all__ = [
+    "ActivitySeen", "Connected", "Disconnected", "Effect", "FleetInput", "HolderSeen", "OwnerChanged", "PeerFleet",
+    "PeerStatus", "PublishFleet", "Tick", "initial", "next_deadline", "rendezvous", "step", "weight",
+]  # fmt: skip
+
 DEATH_GRACE = 1.0  # s an 'offline' must stand, with our connection up, before the member counts as dead
 SETTLE = 1.5  # s after our (re)connect before anything is decided: the retained messages arrive meanwhile
 REJOIN = 5.0  # s after our (re)connect for a member whose will we hear to say 'online' again
@@ -89,67 +108,6 @@ def initial(me: str, group: str, serves: Iterable[str]) -> Fleet:
     return Fleet(me, group, names, printers=MappingProxyType({n: Printer() for n in names}))
 
 
-# ------------------------------------------------------------------ inputs
-@dataclass(frozen=True)
-class Connected:
-    """Our own connection is up (every connect, the first included)."""
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    """Our own connection was lost: whatever we hear was not said, until we are back."""
-
-
-@dataclass(frozen=True)
-class PeerStatus:
-    member: str
-    online: bool
-
-
-@dataclass(frozen=True)
-class PeerFleet:
-    """A member's fleet message; ``group`` None: cleared, or a member that does not share by ownership."""
-
-    member: str
-    group: str | None
-    serves: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class HolderSeen:
-    printer: str
-    holder: str | None
-
-
-@dataclass(frozen=True)
-class ActivitySeen:
-    printer: str
-    active: bool
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Time passed: a grace or the settling after a connect may have ended."""
-
-
-FleetInput = Connected | Disconnected | PeerStatus | PeerFleet | HolderSeen | ActivitySeen | Tick
-
-
-# ------------------------------------------------------------------ effects
-@dataclass(frozen=True)
-class OwnerChanged:
-    printer: str
-    owner: str | None
-    previous: str | None
-    why: str
-
-
-@dataclass(frozen=True)
-class PublishFleet:
-    owns: tuple[str, ...]
-
-
-Effect = OwnerChanged | PublishFleet
 Step = tuple[Fleet, list[Effect]]
 
 

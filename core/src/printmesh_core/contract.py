@@ -13,8 +13,7 @@ them (``extra="ignore"``, nested models included) instead of dropping the messag
 own output stays strict: the models forbid unknown fields when we build them. Command
 requests are the exception on purpose: a request is an instruction, and one we cannot
 fully carry out is refused with an error naming the field (see ``commands.parse``);
-requesters leave defaults out, so a newer requester only sends a new field when it
-wants the new behaviour.
+requesters leave defaults out, so a newer requester only sends a new field when it wants the new behaviour.
 Tolerant of new fields, strict in types: ``read`` screens the bytes (``inbound.screen``), then validates strictly.
 """
 
@@ -29,13 +28,7 @@ from pydantic import BaseModel, ValidationError
 from printmesh_core.inbound import IMAGE_LIMIT, JSON_LIMIT, LAYERS_LIMIT, PRESS_LIMIT, Rejected, screen
 from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CamerasRequest, CaptureRequest, CaptureResult
-from printmesh_core.models.coordinator import (
-    AbortRequest,
-    CoordinatorFleet,
-    CoordinatorState,
-    JobSummary,
-    LayerCapture,
-)
+from printmesh_core.models.coordinator import AbortRequest, CoordinatorFleet, CoordinatorState, JobSummary, LayerCapture
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
@@ -75,7 +68,6 @@ PRINTER, CAMERA, HOST, SENSORS, COORDINATOR = "printer", "camera", "host", "sens
 # printer name below a component may take one of them.
 COMPONENT_LEVELS = frozenset({"cmd", "res", "status", "state", "event"})
 HELD, RELEASED, MISSED = "held", "released", "missed"  # printmesh's own events on <node>/printer/event
-FLEET = "fleet"  # <node>/coordinator/fleet
 PRINT_ENDINGS = ("PrintDone", "PrintFailed", "PrintCancelled")  # OctoPrint's
 
 
@@ -261,10 +253,9 @@ READ = CommandRoute("read", ReadRequest)
 COORDINATOR_STATE = _route(CoordinatorState, ANY, "state")
 COORDINATOR_CAPTURE = _route(LayerCapture, ANY, "capture")
 COORDINATOR_SUMMARY = _route(JobSummary, ANY, "summary")
-COORDINATOR_FLEET = _route(CoordinatorFleet, FLEET)  # its group, the printers it serves and owns
+COORDINATOR_FLEET = _route(CoordinatorFleet, "fleet")  # its group, and the printers it serves and owns
 ABORT = CommandRoute("abort", AbortRequest)
 COORDINATOR_STATUS_FILTER = STATUS.filter(wildcard(COORDINATOR))  # every coordinator's presence
-COORDINATOR_FLEET_FILTER = COORDINATOR_FLEET.filter(wildcard(COORDINATOR))  # every coordinator's share
 
 # ------------------------------------------------------------------ outside every component
 ALL_BELOW = "#"  # a subscription or ACL filter: every level below

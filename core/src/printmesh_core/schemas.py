@@ -9,7 +9,13 @@ from pydantic import BaseModel
 
 from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.camera import CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
-from printmesh_core.models.coordinator import AbortRequest, CoordinatorState, JobSummary, LayerCapture
+from printmesh_core.models.coordinator import (
+    AbortRequest,
+    CoordinatorFleet,
+    CoordinatorState,
+    JobSummary,
+    LayerCapture,
+)
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import (
@@ -77,6 +83,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "coordinator-layer-capture": LayerCapture,
     "coordinator-job-summary": JobSummary,
     "coordinator-abort-request": AbortRequest,
+    "coordinator-fleet": CoordinatorFleet,
 }
 
 

@@ -33,7 +33,6 @@ def held_payload(state: HoldState) -> dict[str, Any]:
         z=state.layer_z,
         path=state.job_path,
         started_at=state.job_started,
-        holder=state.holder,
     )
     return body.model_dump()
 

@@ -58,9 +58,6 @@ class HoldStarted(_Part):
     z: Coord | None = Field(default=None, description="Z of the layer about to be printed, mm.")
     path: str | None = Field(default=None, description="The printed file's path in its storage.")
     started_at: Timestamp | None = Field(default=None, description="When the print started, Unix seconds.")
-    holder: str | None = Field(
-        default=None, description="The armed plan's holder: the one coordinator that handles it."
-    )
 
 
 class PrinterHeld(Payload):
