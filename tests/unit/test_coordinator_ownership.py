@@ -43,7 +43,7 @@ class Member:
 
 
 def peer(name: str, serves: tuple[str, ...] = PRINTERS, group: str | None = "g") -> list[o.FleetInput]:
-    return [o.PeerStatus(name, True), o.PeerFleet(name, group, serves)]
+    return [o.PeerFleet(name, group, serves), o.PeerStatus(name, True)]  # its status is followed once it is one
 
 
 def idle(*printers: str) -> list[o.FleetInput]:
@@ -92,7 +92,7 @@ def test_every_member_reaches_the_same_owners():
 
 def test_nothing_is_decided_while_the_retained_messages_arrive():
     m = Member(A)
-    assert m.feed(*peer(B), *idle(*PRINTERS)) == [], "not connected: nothing decided"
+    assert m.feed(*peer(B), *idle(*PRINTERS)) == [o.Follow(B)], "not connected: nothing decided"
     m.feed(o.Connected())
     assert m.wait(o.SETTLE - 0.1) == [] and set(m.owners().values()) == {None}
     changes = [e for e in m.wait(0.2) if isinstance(e, o.OwnerChanged)]
@@ -203,18 +203,27 @@ def test_a_will_heard_at_reconnect_counts_after_rejoin():
     assert m.owners()["p1"] == A
 
 
-def test_our_own_status_is_ignored_and_a_flood_of_strangers_is_bounded_and_moves_nothing():
-    m = started(A, (B,))
-    m.feed(o.PeerStatus(A, False))  # a previous run's will
-    assert A not in m.fleet.members and m.fleet.owns()
+def test_only_members_of_our_group_are_followed_and_the_table_is_bounded():
+    m = Member(A)
+    m.feed(o.Connected())
+    assert m.feed(o.PeerFleet(B, "g", PRINTERS)) == [o.Follow(B)], "a member: its status is followed"
+    assert m.feed(o.PeerFleet(C, "other", PRINTERS)) == [], "another group's: not"
+    m.feed(o.PeerStatus(A, False), o.PeerFleet(A, "g", PRINTERS))  # ourselves (a previous run's will)
+    assert set(m.fleet.members) == {B}
+    m.feed(o.PeerStatus(B, True), *idle(*PRINTERS))
+    m.wait(o.REJOIN)
     before, effects = m.owners(), []
-    for i in range(20 * o.MEMBERS_MAX):
+    for i in range(20 * o.MEMBERS_MAX):  # a flood of made-up statuses (never subscribed: never delivered)
         effects += m.feed(o.PeerStatus(f"junk{i}/coordinator", i % 2 == 0))
-    effects += m.wait(o.REJOIN + o.DEATH_GRACE)
-    assert effects == [] and m.owners() == before
-    assert len(m.fleet.members) <= o.MEMBERS_MAX
-    assert m.fleet.members[B].group == "g", "a member of our group is not pushed out by strangers"
-    assert o.next_deadline(m.fleet) is None
+    assert effects == [] and set(m.fleet.members) == {B} and m.owners() == before
+    for i in range(2 * o.MEMBERS_MAX):  # made-up members of our group, offline: bounded, each followed and dropped
+        effects += m.feed(o.PeerFleet(f"fake{i}/coordinator", "g", ("p9",)))
+    follows = sum(isinstance(e, o.Follow) for e in effects) - sum(isinstance(e, o.Unfollow) for e in effects)
+    assert len(m.fleet.members) == o.MEMBERS_MAX == follows + 1  # B's Follow came before
+    assert B in m.fleet.members, "a live member is not pushed out"
+    out = m.feed(o.PeerFleet(B, None))  # B's fleet message cleared: no longer a member
+    assert out[0] == o.Unfollow(B) and B not in m.fleet.members
+    assert m.fleet.owns() == PRINTERS and o.PublishFleet(PRINTERS) in out
 
 
 def test_a_repeated_offline_does_not_restart_its_grace():

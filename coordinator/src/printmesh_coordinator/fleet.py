@@ -1,6 +1,7 @@
 """The shell of ``ownership.py``: the group's statuses and fleet messages in, owners out, our share published.
 
-Inputs come from the network thread (statuses, fleet messages, the bridges' hold status and
+Every coordinator's fleet message is read; the status of those of our group is followed
+(``ownership.Follow``). Inputs come from the network thread (statuses, fleet messages, the bridges' hold status and
 state through the ``Link``, our own connects and disconnects) and from the agent's loop
 (``tick``, at least every ``IDLE_WAIT``); one lock keeps them in order. Each printer's owner
 goes to its machine as ``OwnerSeen`` through the agent's inbox, so the machine, not this
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from printmesh_coordinator import ownership as rules
 from printmesh_coordinator.config import CoordinatorSection
@@ -60,9 +62,7 @@ class Fleet:
         if not self.enabled:
             return
         rt = self.runtime
-        everyone = contract.wildcard(contract.COORDINATOR)
-        contract.subscribe_presence(rt, contract.STATUS, everyone, self._status)
-        contract.COORDINATOR_FLEET.subscribe_raw(rt, everyone, self._fleet)
+        contract.COORDINATOR_FLEET.subscribe_raw(rt, contract.wildcard(contract.COORDINATOR), self._fleet)
         link.on_holder = lambda printer, holder: self.feed(rules.HolderSeen(printer, holder))
         link.on_active = lambda printer, active: self.feed(rules.ActivitySeen(printer, active))
         rt.on_connected(lambda: self.feed(rules.Connected()))
@@ -90,8 +90,10 @@ class Fleet:
             for effect in effects:
                 if isinstance(effect, rules.OwnerChanged):
                     self._owner(effect)
-                else:
+                elif isinstance(effect, rules.PublishFleet):
                     self.publish()
+                else:
+                    self._follow(effect.member, isinstance(effect, rules.Follow))
 
     def _owner(self, change: rules.OwnerChanged) -> None:
         mine = "this coordinator" if change.owner == self.holder else change.owner
@@ -99,14 +101,20 @@ class Fleet:
         log.info("%s: owned by %s%s: %s", change.printer, mine, was, change.why)
         self.deliver(change.printer, OwnerSeen(change.owner))
 
+    def _follow(self, member: str, follow: bool) -> None:
+        """A member's status, subscribed while it is one (its retained status comes with the subscription)."""
+        base = contract.component(self.topics, contract.COORDINATOR, member.split("/", 1)[0])
+        if follow:
+            contract.subscribe_presence(self.runtime, contract.STATUS, base, partial(self._status, member))
+        else:
+            self.runtime.unsubscribe(self.topics.absolute(contract.STATUS.filter(base)))
+
     def _member(self, message: Message) -> str | None:
         relative = self.topics.relative(message.topic)
         return None if relative is None else f"{relative.split('/', 1)[0]}/{contract.COORDINATOR}"
 
-    def _status(self, presence: Availability, message: Message) -> None:
-        member = self._member(message)
-        if member is not None:
-            self.feed(rules.PeerStatus(member, presence.state == "online"))
+    def _status(self, member: str, presence: Availability, message: Message) -> None:
+        self.feed(rules.PeerStatus(member, presence.state == "online"))
 
     def _fleet(self, message: Message) -> None:
         """A member's share; an empty (cleared) one, or another way of sharing, takes it out of the group."""

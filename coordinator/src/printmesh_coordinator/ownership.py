@@ -24,6 +24,10 @@ When the owner changes:
 * After our own (re)connect nothing is decided for ``SETTLE`` s, while the retained statuses
   and fleet messages arrive: a member not heard yet is not taken for absent.
 
+Only members are followed: a fleet message naming our group makes its author one, and its
+status is then subscribed (``Follow``). No other coordinator's status is ever subscribed, so a
+flood of made-up statuses never reaches us (as the link follows only its printers' holders).
+
 ``step(fleet, message, now) -> (fleet, effects)`` is pure; ``fleet.py`` is its shell.
 """
 
@@ -40,23 +44,26 @@ from printmesh_coordinator.ownership_messages import (
     Disconnected,
     Effect,
     FleetInput,
+    Follow,
     HolderSeen,
     OwnerChanged,
     PeerFleet,
     PeerStatus,
     PublishFleet,
     Tick,
+    Unfollow,
 )
 
 __all__ = [
-    "ActivitySeen", "Connected", "Disconnected", "Effect", "FleetInput", "HolderSeen", "OwnerChanged", "PeerFleet",
-    "PeerStatus", "PublishFleet", "Tick", "initial", "next_deadline", "rendezvous", "step", "weight",
+    "ActivitySeen", "Connected", "Disconnected", "Effect", "FleetInput", "Follow", "HolderSeen", "OwnerChanged",
+    "PeerFleet", "PeerStatus", "PublishFleet", "Tick", "Unfollow", "initial", "next_deadline", "rendezvous", "step",
+    "weight",
 ]  # fmt: skip
 
 DEATH_GRACE = 1.0  # s an 'offline' must stand, with our connection up, before the member counts as dead
 SETTLE = 1.5  # s after our (re)connect before anything is decided: the retained messages arrive meanwhile
 REJOIN = 5.0  # s after our (re)connect for a member whose will we hear to say 'online' again
-MEMBERS_MAX = 256  # coordinators remembered; past it, one not in our group (or the stalest) is forgotten
+MEMBERS_MAX = 256  # members of our group followed; past it, the oldest offline one is forgotten
 
 
 def weight(member: str, printer: str) -> int:
@@ -169,16 +176,18 @@ def _decide(fleet: Fleet, names: Iterable[str], now: float) -> Step:
     return fleet, [*effects, PublishFleet(fleet.owns())]
 
 
-def _member(fleet: Fleet, name: str, member: Member) -> Fleet:
+def _member(fleet: Fleet, name: str, member: Member | None) -> Fleet:
+    """Add, replace or (None) drop a member of our group; a full table drops its oldest offline one."""
     members = fleet.members.copy()
-    if name not in members and len(members) >= MEMBERS_MAX:
-        # the oldest stranger (not of our group) goes, else the oldest offline member
-        stale = next((n for n, m in members.items() if m.group != fleet.group), None)
-        stale = stale or next((n for n, m in members.items() if not m.online), None)
-        if stale is None:
-            return fleet  # a full table of live members of our group: the newcomer waits
-        members.pop(stale)
-    members[name] = member
+    if member is None:
+        members.pop(name, None)
+    else:
+        if name not in members and len(members) >= MEMBERS_MAX:
+            stale = next((n for n, m in members.items() if not m.online), None)
+            if stale is None:
+                return fleet  # a full table of live members: the newcomer waits
+            members.pop(stale)
+        members[name] = member
     return replace(fleet, members=MappingProxyType(members))
 
 
@@ -191,11 +200,13 @@ def _printer(fleet: Fleet, name: str, printer: Printer) -> Fleet:
 
 def step(fleet: Fleet, message: FleetInput, now: float) -> Step:
     """One input in: the new fleet and what to do (tell a printer's machine its owner, publish ours)."""
-    before = fleet.at
+    before, followed = fleet.at, fleet.members.keys()
     fleet, names = _apply(replace(fleet, at=now), message, now)
     if isinstance(message, Tick):
         names = _expired(fleet, before, now)
-    return _decide(fleet, names, now)
+    fleet, effects = _decide(fleet, names, now)
+    follow: list[Effect] = [Follow(n) for n in fleet.members.keys() - followed]
+    return fleet, [*follow, *(Unfollow(n) for n in followed - fleet.members.keys()), *effects]
 
 
 def _apply(fleet: Fleet, message: FleetInput, now: float) -> tuple[Fleet, tuple[str, ...]]:
@@ -211,12 +222,14 @@ def _apply(fleet: Fleet, message: FleetInput, now: float) -> tuple[Fleet, tuple[
                    for n, m in fleet.members.items()}  # fmt: skip
         return replace(fleet, connected_since=None, members=MappingProxyType(members)), ()
     if isinstance(message, PeerStatus | PeerFleet):
-        if message.member == fleet.me:
-            return fleet, ()  # our own status (a previous run's will included): we are here
-        old = fleet.members.get(message.member, Member())
+        known = fleet.members.get(message.member)
+        if message.member == fleet.me or (known is None and isinstance(message, PeerStatus)):
+            return fleet, ()  # ourselves (a previous run's will included), or not a member of our group
+        old = known or Member()
         if isinstance(message, PeerFleet):
-            ours = message.group == fleet.group
-            new = replace(old, group=message.group, serves=frozenset(message.serves) if ours else frozenset())
+            if message.group != fleet.group:  # another group, or its fleet message cleared: not a member
+                return _member(fleet, message.member, None), _touched(fleet, message.member, (old,))
+            new = replace(old, group=message.group, serves=frozenset(message.serves))
         elif message.online:
             new = replace(old, online=True, dead_at=None)
         elif old.online is False:

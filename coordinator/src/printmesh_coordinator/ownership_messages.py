@@ -65,4 +65,16 @@ class PublishFleet:
     owns: tuple[str, ...]
 
 
-Effect = OwnerChanged | PublishFleet
+@dataclass(frozen=True)
+class Follow:
+    """A new member of our group: follow its status (its last will says when it dies)."""
+
+    member: str
+
+
+@dataclass(frozen=True)
+class Unfollow:
+    member: str
+
+
+Effect = OwnerChanged | PublishFleet | Follow | Unfollow
