@@ -98,7 +98,8 @@ class Fleet:
     def _owner(self, change: rules.OwnerChanged) -> None:
         mine = "this coordinator" if change.owner == self.holder else change.owner
         was = f" (was {change.previous})" if change.previous is not None else ""
-        log.info("%s: owned by %s%s: %s", change.printer, mine, was, change.why)
+        ours = self.holder in (change.owner, change.previous)  # others' changes: at debug, a flood stays quiet
+        log.log(logging.INFO if ours else logging.DEBUG, "%s: owned by %s%s: %s", change.printer, mine, was, change.why)
         self.deliver(change.printer, OwnerSeen(change.owner))
 
     def _follow(self, member: str, follow: bool) -> None:

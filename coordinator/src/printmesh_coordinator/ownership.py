@@ -172,8 +172,8 @@ def _decide(fleet: Fleet, names: Iterable[str], now: float) -> Step:
             effects.append(OwnerChanged(name, owner, p.owner, why))
     if not effects:
         return fleet, []
-    fleet = replace(fleet, printers=MappingProxyType(printers))
-    return fleet, [*effects, PublishFleet(fleet.owns())]
+    owned, fleet = fleet.owns(), replace(fleet, printers=MappingProxyType(printers))
+    return fleet, [*effects, PublishFleet(fleet.owns())] if fleet.owns() != owned else effects
 
 
 def _member(fleet: Fleet, name: str, member: Member | None) -> Fleet:
