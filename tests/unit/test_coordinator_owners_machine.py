@@ -31,10 +31,10 @@ def test_no_arming_before_the_owner_is_known_nor_for_another_owner():
     sim = owners_sim()
     assert not sim.of(SendHold)
     assert view(sim.state, sim.now).message == "waiting for its owner to be known"
-    sim.feed(OwnerSeen(OTHER))
+    sim.feed(OwnerSeen(False))
     assert not sim.of(SendHold)
     state = view(sim.state, sim.now)
-    assert (state.phase, state.message, state.armed) == ("waiting", f"owned by {OTHER}", False)
+    assert (state.phase, state.message, state.armed) == ("waiting", "owned by another coordinator", False)
     sim.feed(hold_status(holder=OTHER))
     sim.feed(CoordinatorPresence(OTHER, True))
     state = view(sim.state, sim.now)
@@ -46,7 +46,7 @@ def test_the_owner_arms_over_another_coordinators_plan():
     sim = owners_sim()
     sim.feed(hold_status(holder=OTHER))
     sim.feed(CoordinatorPresence(OTHER, True))
-    sim.feed(OwnerSeen(HOLDER))
+    sim.feed(OwnerSeen(True))
     arm = sim.last(SendHold)
     assert arm.holder == HOLDER, "ours now (a job boundary, or its holder died): armed by us"
     sim.ok(arm, {"armed": {"every": 5}})
@@ -61,13 +61,13 @@ def test_without_owners_another_online_coordinators_plan_is_accepted():
     sim.out.clear()
     sim.feed(hold_status(holder=OTHER))
     sim.feed(CoordinatorPresence(OTHER, True))
-    sim.feed(OwnerSeen(None))  # ignored without sharing: owners
+    sim.feed(OwnerSeen(False))  # ignored without sharing: owners
     assert not sim.of(SendHold) and view(sim.state, sim.now).phase == "armed"
 
 
 def test_only_the_holder_the_bridge_names_handles_the_hold():
     sim = owners_sim()
-    sim.feed(OwnerSeen(OTHER))
+    sim.feed(OwnerSeen(False))
     assert sim.feed(held(hold_id=1)) == [], "no hold status seen: nobody we know held it"
     sim.feed(hold_status(phase="draining", holder=OTHER))
     assert sim.feed(held(hold_id=2)) == [], "the bridge held for another coordinator"

@@ -100,7 +100,8 @@ class Fleet:
         was = f" (was {change.previous})" if change.previous is not None else ""
         ours = self.holder in (change.owner, change.previous)  # others' changes: at debug, a flood stays quiet
         log.log(logging.INFO if ours else logging.DEBUG, "%s: owned by %s%s: %s", change.printer, mine, was, change.why)
-        self.deliver(change.printer, OwnerSeen(change.owner))
+        if change.previous is None or ours:  # the machine only needs whether it is ours
+            self.deliver(change.printer, OwnerSeen(change.owner == self.holder))
 
     def _follow(self, member: str, follow: bool) -> None:
         """A member's status, subscribed while it is one (its retained status comes with the subscription)."""

@@ -166,7 +166,7 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
     if isinstance(message, CoordinatorPresence):
         return _on_peer(state, message), []
     if isinstance(message, OwnerSeen):
-        return replace(state, owner=message.owner), []
+        return replace(state, owns=message.mine), []
     if isinstance(message, Abort):
         return _interrupt(state, now, "aborted", f"aborted: {message.reason}")
     assert isinstance(message, Tick)

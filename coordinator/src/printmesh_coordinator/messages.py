@@ -114,9 +114,9 @@ class CoordinatorPresence:
 
 @dataclass(frozen=True)
 class OwnerSeen:
-    """Who owns the printer now (``ownership.py``): with ``sharing: owners``, only the owner arms it."""
+    """Whether we own the printer now (``ownership.py``): with ``sharing: owners``, only the owner arms it."""
 
-    owner: str | None
+    mine: bool
 
 
 @dataclass(frozen=True)

@@ -165,14 +165,14 @@ def armed_ok(state: MachineState) -> bool:
         return False
     if status.holder == state.setup.holder:
         return status.armed == state.setup.plan
-    if state.setup.owners and state.owner == state.setup.holder:
+    if state.setup.owners and state.owns:
         return False  # ours now (a job boundary, or its holder died): armed again by us
     return state.holder_online
 
 
 def may_arm(state: MachineState) -> bool:
     """Whether this coordinator arms the printer: always, unless another member of the group owns it."""
-    return not state.setup.owners or state.owner == state.setup.holder
+    return not state.setup.owners or state.owns is True
 
 
 def _idle_phase(state: MachineState) -> tuple[Phase, str | None]:
@@ -184,7 +184,7 @@ def _idle_phase(state: MachineState) -> tuple[Phase, str | None]:
     if refusal is not None:
         return "refused", refusal
     if not may_arm(state):
-        owner = f"owned by {state.owner}" if state.owner is not None else "waiting for its owner to be known"
+        owner = "owned by another coordinator" if state.owns is False else "waiting for its owner to be known"
         return ("armed" if armed_ok(state) else "waiting"), owner
     if armed_ok(state):
         return "armed", state.stats.message

@@ -161,7 +161,7 @@ class MachineState:
     hold_status: PrinterHold | None = None
     arming: Arming = Arming()
     holder_online: bool = False  # the holder named by hold_status is a coordinator seen online
-    owner: str | None = None  # sharing: owners: the printer's owner (ownership.py); None: not decided yet
+    owns: bool | None = None  # sharing: owners: we own the printer (ownership.py); None: not decided yet
     down: dict[tuple[str, str | None], str] = field(default_factory=dict)  # camera (or agent) -> why offline
     job: Job | None = None
     active: bool | None = None
