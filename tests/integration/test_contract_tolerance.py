@@ -44,6 +44,7 @@ from printmesh_coordinator.messages import (
 )
 from printmesh_core import contract
 from printmesh_core.models.camera import CaptureRequest
+from printmesh_core.models.coordinator import CoordinatorFleet
 from printmesh_core.models.envelope import CommandResponse
 from printmesh_core.models.host import RefreshRequest
 from printmesh_core.models.printer import (
@@ -87,6 +88,7 @@ class Seen:
     observer: Observer
     inputs: list[Input] = field(default_factory=list)
     before: Callable[[Any], None] | None = None
+    agent: Any = None  # the reader in this process, when it is one
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,11 @@ class Row:
 
 def delivered(kind: type, where: Callable[[Any], bool] = lambda i: True) -> Callable[[Seen, int], bool]:
     return lambda seen, mark: any(isinstance(i, kind) and where(i) for i in list(seen.inputs))
+
+
+def in_group(member: str, group: str) -> Callable[[Seen, int], bool]:
+    """The coordinator's ownership took the member's fleet message in (``sharing: owners``)."""
+    return lambda seen, mark: getattr(seen.agent.fleet.state.members.get(member), "group", None) == group
 
 
 def answered(base: Any, command: str, rid: str) -> Callable[[Seen, int], bool]:
@@ -203,6 +210,12 @@ TABLE = [
         setup=in_flight,
     ),
     Row(
+        "coordinator_owners",
+        contract.COORDINATOR_FLEET.topic(T.component(contract.COORDINATOR, "f9")),
+        CoordinatorFleet(group="g", sharing="owners", serves=["p1"], owns=[]),
+        in_group("f9/coordinator", "g"),
+    ),
+    Row(
         "camera",
         contract.CAPTURE.cmd(CAMERA),
         CaptureRequest(id="c1", camera="bed"),
@@ -249,10 +262,11 @@ def with_unknown(row: Row) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ readers
-def coordinator(broker: LocalBroker, tmp_path: Path, run_agent: Any, seen: Seen) -> Iterator[Any]:
-    cfg = coordinator_config("co", tmp_path / "captures", [printer_entry("p1")], share_group="g")
+def coordinator(broker: LocalBroker, tmp_path: Path, run_agent: Any, seen: Seen, **section: Any) -> Iterator[Any]:
+    section = section or {"sharing": "subscription"}  # the shared 'held' topic is read too
+    cfg = coordinator_config("co", tmp_path / "captures", [printer_entry("p1")], share_group="g", **section)
     cfg["mqtt"] = {"host": broker.host, "port": broker.port}
-    agent = CoordinatorAgent(CoordinatorSettings.model_validate(cfg))
+    agent = seen.agent = CoordinatorAgent(CoordinatorSettings.model_validate(cfg))
     agent.link.deliver = lambda printer, message: seen.inputs.append(message)
     agent.attach()
     agent.runtime.start()
@@ -260,6 +274,10 @@ def coordinator(broker: LocalBroker, tmp_path: Path, run_agent: Any, seen: Seen)
     time.sleep(0.3)  # the subscriptions, restored in the connect callback, reach the broker
     yield agent
     agent.runtime.stop()
+
+
+def coordinator_owners(broker: LocalBroker, tmp_path: Path, run_agent: Any, seen: Seen) -> Iterator[Any]:
+    yield from coordinator(broker, tmp_path, run_agent, seen, sharing="owners")
 
 
 def process(component: str, config: dict[str, Any], ready: str) -> Callable[..., Iterator[Any]]:
@@ -280,6 +298,7 @@ SENSOR = {"name": "sim", "driver": "simulated", "interval": 0.5}
 READERS: dict[str, Callable[..., Iterator[Any]]] = {
     "bridge": bridge,
     "coordinator": coordinator,
+    "coordinator_owners": coordinator_owners,
     "camera": process("camera", camera_config(), "printmesh/cam/camera/bed/availability"),
     "host": process("host", {"node_id": "h1", "host": {"interval": 1.0}}, "printmesh/h1/host/status"),
     "sensors": process("sensors", {"node_id": "s1", "sensors": {"sensors": [SENSOR]}}, "printmesh/s1/sensors/status"),

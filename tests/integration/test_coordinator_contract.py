@@ -137,8 +137,9 @@ def test_two_coordinators_split_the_holds_and_none_is_handled_twice_or_missed(
     fleet = [bridge(bridges, broker, p) for p in printers]
     run_agent("camera", camera_config(cameras=("bed",)))
     entries = [printer_entry(p, grid={"size": 1}, settle=0) for p in printers]
-    a = run_agent("coordinator", coordinator_config("coord-a", captures, entries))
-    b = run_agent("coordinator", coordinator_config("coord-b", captures, entries))
+    shared = {"sharing": "subscription"}  # an MQTT 5 shared subscription hands out the holds
+    a = run_agent("coordinator", coordinator_config("coord-a", captures, entries, **shared))
+    b = run_agent("coordinator", coordinator_config("coord-b", captures, entries, **shared))
     for who in ("coord-a", "coord-b"):
         observer.topic(f"printmesh/{who}/coordinator/status", where=lambda d: d["state"] == "online", timeout=20)
     camera_online(observer)

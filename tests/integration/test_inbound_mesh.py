@@ -58,7 +58,9 @@ def test_the_coordinator_starts_over_retained_killers_survives_live_ones_and_sti
         observer.publish(HELD, held(started_at=1e20), retain=True)
         observer.publish(JOB, b'{"ts": 1700000000, "file_name": "a.gcode", "started_at": NaN}', retain=True)
         run_agent("camera", camera_config())
-        coord = run_agent("coordinator", coordinator_config(COORD, tmp_path / "caps", [printer_entry(PRINTER)]))
+        shared = {"sharing": "subscription"}  # it reads the shared 'held' topic too, where the junk is retained
+        entries = [printer_entry(PRINTER)]
+        coord = run_agent("coordinator", coordinator_config(COORD, tmp_path / "caps", entries, **shared))
         status(observer, COORD, "coordinator", 0, lambda d: d["state"] == "online" and d["rejected"] >= 2)
         bridge.wait_armed(holder=f"{COORD}/coordinator")
         observer.publish(HELD, b"", retain=True)

@@ -24,6 +24,7 @@ from collections import deque
 from printmesh_coordinator import summary as rules
 from printmesh_coordinator.config import CoordinatorSettings
 from printmesh_coordinator.entities import printer_entities
+from printmesh_coordinator.fleet import Fleet
 from printmesh_coordinator.link import Link
 from printmesh_coordinator.machine import decide, next_deadline
 from printmesh_coordinator.messages import (
@@ -92,13 +93,17 @@ class CoordinatorAgent(Agent):
         # restarts, and short enough to be the camera's capture id (the image topic's last level).
         session = secrets.token_hex(4)
         self.machines: dict[str, MachineState] = {
-            p.node: initial(Setup(p, settings.node_id, f"{session}-{i}")) for i, p in enumerate(self.section.printers)
+            p.node: initial(Setup(p, settings.node_id, f"{session}-{i}", self.section.owners))
+            for i, p in enumerate(self.section.printers)
         }
         self.storage = Storage(self.section, self.deliver)
         # Each machine's next deadline, kept after every input it is fed (only then can it change):
         # the loop reads these instead of asking every machine after every input.
         self.deadlines = Deadlines()
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
+        self.fleet = Fleet(
+            self.runtime, self.topics, self.me, self.section, self.clock, self.deliver, self.publish_state
+        )
         # Per (printer, job): the metadata we published (kept for the summary when its file
         # could not be written) and the summary we last published (one final summary per job).
         self.published: dict[tuple[str, str], list[LayerCapture]] = {}
@@ -129,6 +134,7 @@ class CoordinatorAgent(Agent):
     # ------------------------------------------------------------ running
     def attach(self) -> None:
         self.link.attach()
+        self.fleet.attach(self.link)
 
     def loop(self) -> None:
         if not self.machines:
@@ -141,6 +147,7 @@ class CoordinatorAgent(Agent):
             entities += printer_entities(name, state_topic, capture_topic, watch_topic)
             self.publish_state(contract.COORDINATOR_STATE.topic(self.me, name), view(state, self.clock()))
         self.announce(entities)
+        self.fleet.publish()
         log.info("serving %s; captures in %s", ", ".join(self.machines) or "no printers", self.storage.where)
         while not self.stopping.is_set():
             self.step(IDLE_WAIT)
@@ -161,6 +168,7 @@ class CoordinatorAgent(Agent):
                         self.guarded_feed(name, message, topic)
         for name in self.deadlines.pop_due(self.clock()):
             self.guarded_feed(name, Tick())
+        self.fleet.tick()
 
     def guarded_feed(self, printer: str, message: Input, topic: str | None = None) -> None:
         """The loop's last-resort guard: an input that raises is counted, logged (at a bounded rate,

@@ -23,7 +23,8 @@ from printmesh_core.models.printer import HoldPlan
 from printmesh_core.topics import REPLY, TopicError, check_name, check_segment
 
 # Levels the coordinator uses right below <node>/coordinator/: a printer id may not be one.
-RESERVED = contract.COMPONENT_LEVELS | {REPLY}
+RESERVED = contract.COMPONENT_LEVELS | {REPLY, *contract.COORDINATOR_FLEET.levels}
+Sharing = Literal["owners", "subscription"]
 GRID_MAX = 15  # 15×15 = 225 points: far more than a hold should take
 POINTS_MAX = 225
 
@@ -173,10 +174,16 @@ class CoordinatorSection(Strict):
         description="Write a job page beside the images (index.html, thumbnails, a timelapse video per grid "
         "position and camera), updated after every layer and finished with the videos when the job ends.",
     )
+    sharing: Sharing = Field(
+        default="owners",
+        description="How coordinators of one share_group split the printers. owners: each printer belongs to one "
+        "live coordinator (rendezvous hashing over the group's retained statuses; any broker). subscription: an "
+        "MQTT 5 shared subscription hands each hold to one member (brokers with $share only).",
+    )
     share_group: str | None = Field(
         default="printmesh",
-        description="MQTT 5 shared subscription group: coordinators in one group split the printers' holds. "
-        "null: no shared subscription (for brokers without them).",
+        description="The group of coordinators that share printers (with sharing: subscription, the shared "
+        "subscription's group). null: this coordinator serves its printers alone.",
     )
     printers: list[PrinterConfig] = Field(default_factory=list, description="Printers this coordinator serves.")
 
@@ -190,6 +197,21 @@ class CoordinatorSection(Strict):
     def _unique(cls, value: list[PrinterConfig]) -> list[PrinterConfig]:
         check_unique([p.node for p in value], "printer")
         return value
+
+    @model_validator(mode="after")
+    def _shared(self) -> CoordinatorSection:
+        if self.sharing == "subscription" and self.share_group is None:
+            raise ValueError("share_group is null, but sharing: subscription needs one (the shared subscription group)")
+        return self
+
+    @property
+    def owners(self) -> bool:
+        """Printers split by ownership (``ownership.py``): the default, on any broker."""
+        return self.sharing == "owners" and self.share_group is not None
+
+    @property
+    def shared_subscription(self) -> bool:
+        return self.sharing == "subscription" and self.share_group is not None
 
 
 class CoordinatorSettings(AgentSettings):

@@ -1,10 +1,11 @@
 """The coordinator's MQTT side: subscriptions turned into machine inputs, commands into requests.
 
-Every printer's holds arrive through an MQTT 5 shared subscription to the bridge's
-``<printer>/printer/held`` topic (one message per hold and nothing else, so the broker's
-round robin alternates whole holds between the members of the group): coordinators in one
-group each get a share of the holds and no hold is handled twice. The event stream is
-subscribed normally by every member (its ``held`` copies then ignored). Everything a running
+Every printer's holds arrive with its event stream; each names the plan's holder, and only
+that coordinator handles it (``sharing: owners``, the default: ``ownership.py`` decides who
+arms, the bridge's one holder who holds). With ``sharing: subscription`` they arrive through
+an MQTT 5 shared subscription to the bridge's ``<printer>/printer/held`` topic instead (one
+message per hold and nothing else, so the broker's round robin alternates whole holds between
+the members of the group), and the event stream's ``held`` copies are ignored. Everything a running
 hold must not miss is retained and subscribed normally by every member: the bridge's
 status, profile, hold status, job and state, the cameras' status and availability, and
 the coordinators' own statuses. Answers come back on our own MQTT 5 response topics
@@ -80,6 +81,7 @@ from printmesh_core.topics import ComponentTopics, TopicError, Topics, join, req
 log = logging.getLogger("printmesh.coordinator.link")
 
 Deliver = Callable[[str | None, Input], None]  # printer (None: every printer), input
+Seen = Callable[[str, Any], None]  # printer, what was seen of it (its plan's holder; whether a job runs)
 OWNERS_KEPT = 4096
 Outcome = Literal["done", "failed", "cancelled"]
 ENDINGS: dict[str, Outcome] = dict(zip(contract.PRINT_ENDINGS, ("done", "failed", "cancelled"), strict=True))
@@ -134,6 +136,8 @@ class Link:
         self.holders: dict[str, bool] = {}  # holder -> heard online; one entry per printer at most
         self.holder_filters: dict[str, str] = {}  # holder -> our subscription to its status
         self.layer_totals: dict[str, int] = {}  # printer -> layers in its file: the summary lists each planned one
+        self.on_holder: Seen = lambda printer, holder: None  # the fleet's (fleet.py), with sharing: owners
+        self.on_active: Seen = lambda printer, active: None
 
     def printer(self, node: str) -> ComponentTopics:
         return contract.component(self.topics, contract.PRINTER, node)
@@ -146,6 +150,7 @@ class Link:
         """Subscribe before connecting: the runtime restores all of it on every connect."""
         rt = self.runtime
         cameras: dict[str, set[str]] = {}
+        group = self.section.share_group if self.section.shared_subscription else None
         for printer in self.section.printers:
             p, node = self.printer(printer.node), printer.node
             contract.subscribe_presence(rt, contract.STATUS, p, partial(self._presence, node))
@@ -154,10 +159,10 @@ class Link:
             contract.PRINTER_JOB.subscribe(rt, p, partial(self._retained, node, JobSeen))
             contract.PRINTER_STATE.subscribe(rt, p, partial(self._activity, node))
             contract.PRINTER_LAYER_PROGRESS.subscribe(rt, p, partial(self._layer_total, node))
-            if self.section.share_group:
+            if group is not None:
                 held = self.topics.absolute(contract.PRINTER_HELD.topic(p))
                 on_held = contract.PRINTER_HELD.reader(partial(self._held, node))
-                rt.subscribe(join("$share", self.section.share_group, held), on_held, qos=1)
+                rt.subscribe(join("$share", group, held), on_held, qos=1)
                 contract.PRINTER_EVENT.subscribe(rt, p, partial(self._event, node, False))
             else:
                 contract.PRINTER_EVENT.subscribe(rt, p, partial(self._event, node, True))
@@ -191,6 +196,7 @@ class Link:
     def _activity(self, printer: str, state: PrinterState, message: Message) -> None:
         f = state.flags
         active = f.printing or f.paused or f.pausing or f.resuming or f.finishing or f.cancelling or state.on_hold
+        self.on_active(printer, bool(active))
         self.deliver(printer, ActivitySeen(bool(active)))
 
     def _held(self, printer: str, held: PrinterHeld, message: Message) -> None:
@@ -218,6 +224,7 @@ class Link:
         if holder is not None and holder != self.me_holder and holder not in self.holders:
             self._follow(holder)
         online = self.holders.get(holder, False) if holder is not None else False
+        self.on_holder(printer, holder)
         self.deliver(printer, HoldStatusSeen(status, online))
 
     @property

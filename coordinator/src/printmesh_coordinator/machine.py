@@ -29,6 +29,7 @@ from printmesh_coordinator.messages import (
     JobSeen,
     LayerMissedSeen,
     Note,
+    OwnerSeen,
     PrintEnded,
     ProfileSeen,
     PublishState,
@@ -106,7 +107,7 @@ def next_deadline(state: MachineState) -> float | None:
 # ------------------------------------------------------------------ arming
 def _wants_arming(state: MachineState) -> bool:
     fit = state.fit
-    ready = state.bridge_online is True and fit is not None and fit.ok
+    ready = state.bridge_online is True and fit is not None and fit.ok and report.may_arm(state)
     return ready and state.arming.request_id is None and not report.armed_ok(state)
 
 
@@ -149,6 +150,8 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
     if isinstance(message, WriteFailed):
         return handlers.on_written(state, message.path, now, message.error)
     if isinstance(message, Held):
+        if state.setup.owners and not _holds_for_us(state):
+            return state, []  # the bridge held for its plan's holder: another coordinator's hold
         return sequence.begin(state, message, now)
     if isinstance(message, HoldReleased):
         run = state.run
@@ -181,10 +184,20 @@ def _dispatch(state: MachineState, message: Input, now: float) -> Step:
         return _on_camera(state, message, now)
     if isinstance(message, CoordinatorPresence):
         return _on_peer(state, message), []
+    if isinstance(message, OwnerSeen):
+        return replace(state, owns=message.mine), []
     if isinstance(message, Abort):
         return _interrupt(state, now, "aborted", f"aborted: {message.reason}")
     assert isinstance(message, Tick)
     return state, []
+
+
+def _holds_for_us(state: MachineState) -> bool:
+    """The bridge's one holder decides who handles a hold: the holder its hold status names. The
+    bridge publishes that status (phase ``draining``) before the ``held`` event, on one connection,
+    and the link hands both on in order; with ``sharing: owners`` nobody arms over a live holder
+    mid-job, so the holder cannot change between the two."""
+    return state.hold_status is not None and state.hold_status.holder == state.setup.holder
 
 
 def _on_peer(state: MachineState, message: CoordinatorPresence) -> MachineState:

@@ -113,6 +113,13 @@ class CoordinatorPresence:
 
 
 @dataclass(frozen=True)
+class OwnerSeen:
+    """Whether we own the printer now (``ownership.py``): with ``sharing: owners``, only the owner arms it."""
+
+    mine: bool
+
+
+@dataclass(frozen=True)
 class Answer:
     """A command response (move, capture, release or hold), matched to its request by id."""
 
@@ -165,6 +172,7 @@ Input = (
     | BridgePresence
     | CameraPresence
     | CoordinatorPresence
+    | OwnerSeen
     | Answer
     | ImageArrived
     | Written

@@ -157,14 +157,22 @@ def armed_ok(state: MachineState) -> bool:
     """The bridge has a plan armed we can live with: ours by us, or any by a coordinator of the fleet.
 
     Another online coordinator's plan is accepted as it is: re-arming over it would make
-    two coordinators with different plans take the printer from each other for ever.
+    two coordinators with different plans take the printer from each other for ever. With
+    ``sharing: owners`` the owner arms over it: every member agrees who owns the printer.
     """
     status = state.hold_status
     if status is None or status.armed is None or status.holder is None:
         return False
     if status.holder == state.setup.holder:
         return status.armed == state.setup.plan
+    if state.setup.owners and state.owns:
+        return False  # ours now (a job boundary, or its holder died): armed again by us
     return state.holder_online
+
+
+def may_arm(state: MachineState) -> bool:
+    """Whether this coordinator arms the printer: always, unless another member of the group owns it."""
+    return not state.setup.owners or state.owns is True
 
 
 def _idle_phase(state: MachineState) -> tuple[Phase, str | None]:
@@ -175,6 +183,9 @@ def _idle_phase(state: MachineState) -> tuple[Phase, str | None]:
     refusal = state.fit.refusal(state.setup.name)
     if refusal is not None:
         return "refused", refusal
+    if not may_arm(state):
+        owner = "owned by another coordinator" if state.owns is False else "waiting for its owner to be known"
+        return ("armed" if armed_ok(state) else "waiting"), owner
     if armed_ok(state):
         return "armed", state.stats.message
     return "waiting", f"arming failed: {state.arming.error}" if state.arming.error else "arming"

@@ -56,6 +56,7 @@ class Setup:
     printer: PrinterConfig
     coordinator: str  # our node id
     session: str  # unique per printer and new at every start: request ids never repeat or collide
+    owners: bool = False  # sharing: owners: arm only as the printer's owner; handle only holds naming us
 
     @property
     def name(self) -> str:
@@ -162,6 +163,7 @@ class MachineState:
     hold_status: PrinterHold | None = None
     arming: Arming = Arming()
     holder_online: bool = False  # the holder named by hold_status is a coordinator seen online
+    owns: bool | None = None  # sharing: owners: we own the printer (ownership.py); None: not decided yet
     down: dict[tuple[str, str | None], str] = field(default_factory=dict)  # camera (or agent) -> why offline
     job: Job | None = None
     active: bool | None = None

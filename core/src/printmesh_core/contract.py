@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from printmesh_core.inbound import IMAGE_LIMIT, JSON_LIMIT, LAYERS_LIMIT, PRESS_LIMIT, Rejected, screen
 from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CamerasRequest, CaptureRequest, CaptureResult
-from printmesh_core.models.coordinator import AbortRequest, CoordinatorState, JobSummary, LayerCapture
+from printmesh_core.models.coordinator import AbortRequest, CoordinatorFleet, CoordinatorState, JobSummary, LayerCapture
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
@@ -64,8 +64,7 @@ R = TypeVar("R", bound=CommandRequest)
 
 ANY = "+"  # a level named when the topic is built: a camera, a sensor, a capture id
 PRINTER, CAMERA, HOST, SENSORS, COORDINATOR = "printer", "camera", "host", "sensors", "coordinator"
-# The levels of every component's own subtree (built by topics.py): no camera, sensor or
-# printer name below a component may take one of them.
+# every component's own levels (topics.py): no camera, sensor or printer below it may take one
 COMPONENT_LEVELS = frozenset({"cmd", "res", "status", "state", "event"})
 HELD, RELEASED, MISSED = "held", "released", "missed"  # printmesh's own events on <node>/printer/event
 PRINT_ENDINGS = ("PrintDone", "PrintFailed", "PrintCancelled")  # OctoPrint's
@@ -254,6 +253,7 @@ COORDINATOR_STATE = _route(CoordinatorState, ANY, "state")
 COORDINATOR_CAPTURE = _route(LayerCapture, ANY, "capture")
 COORDINATOR_SUMMARY = _route(JobSummary, ANY, "summary")
 COORDINATOR_WATCH = _route(WatchVerdict, ANY, "watch")  # print watch: the verdict on each captured layer
+COORDINATOR_FLEET = _route(CoordinatorFleet, "fleet")  # its group, and the printers it serves and owns
 ABORT = CommandRoute("abort", AbortRequest)
 COORDINATOR_STATUS_FILTER = STATUS.filter(wildcard(COORDINATOR))  # every coordinator's presence
 
@@ -266,8 +266,8 @@ PREFLIGHT = "_preflight"  # <root>/_preflight/<uuid>: `printmesh up` checks the 
 def read_presence(payload: bytes) -> Availability | None:
     """A status or availability message, as online/offline and a reason; None if it is neither.
 
-    One parser for both: a Status is an Availability plus fields a reader may ignore. A bare
-    ``online``/``offline`` text (what some tools publish by hand) is accepted too.
+    One parser for both (a Status is an Availability plus fields a reader may ignore); a bare
+    ``online``/``offline`` text, as some tools publish by hand, too.
     """
     text = payload.strip() if isinstance(payload, bytes) else b""
     if text in (b"online", b"offline"):

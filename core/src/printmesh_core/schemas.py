@@ -9,7 +9,13 @@ from pydantic import BaseModel
 
 from printmesh_core.models import Availability, CommandResponse, Status
 from printmesh_core.models.camera import CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
-from printmesh_core.models.coordinator import AbortRequest, CoordinatorState, JobSummary, LayerCapture
+from printmesh_core.models.coordinator import (
+    AbortRequest,
+    CoordinatorFleet,
+    CoordinatorState,
+    JobSummary,
+    LayerCapture,
+)
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_core.models.printer import (
@@ -79,6 +85,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "coordinator-job-summary": JobSummary,
     "coordinator-abort-request": AbortRequest,
     "coordinator-watch": WatchVerdict,
+    "coordinator-fleet": CoordinatorFleet,
 }
 
 

@@ -95,6 +95,7 @@ def _component(mesh: Mesh, root: Topics, f: NodeFacts, component: str, facts: li
             account.add("read", root.absolute(root.component(contract.COORDINATOR, coordinator).status))
     if component == contract.COORDINATOR:
         account.add("read", root.absolute(contract.COORDINATOR_STATUS_FILTER))
+        account.add("read", root.absolute(contract.COORDINATOR_FLEET.filter(contract.wildcard(contract.COORDINATOR))))
         for printer in f.printers:
             p = root.component(contract.PRINTER, printer.node)
             account.add("read", root.absolute(join(p.base, contract.ALL_BELOW)))

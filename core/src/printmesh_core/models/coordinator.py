@@ -216,6 +216,21 @@ class CoordinatorState(Payload):
     )
 
 
+class CoordinatorFleet(Payload):
+    """Retained on ``<coord>/coordinator/fleet``: the group this coordinator shares printers with, and its share.
+
+    With ``sharing: owners`` every member of the group reads every other's, with its status:
+    the owner of each printer follows from them (rendezvous hashing; ``ownership.py``).
+    """
+
+    group: str | None = Field(description="The coordinator's share_group; null: it serves its printers alone.")
+    sharing: Literal["owners", "subscription"] = Field(description="How the group splits the printers.")
+    serves: list[str] = Field(description="The printers in its config (bridge node ids).")
+    owns: list[str] = Field(
+        description="The printers it owns now: it arms them. With sharing: subscription, every printer it serves."
+    )
+
+
 class AbortRequest(CommandRequest):
     """``<coord>/coordinator/cmd/abort``: stop the running capture sequence and release the print."""
 
