@@ -20,6 +20,7 @@ CHANGE = 12.0  # compressed grey levels a pixel must leave its old range by (abo
 REACH = 5  # neighbourhood (pixels, small image) that absorbs small motion
 GROW = (3, 6)  # pixels (small image, x and y) around the part that count as growth: the camera rises
 # with the part, so walls grow downwards in the image (upwards for a fixed camera) by a few pixels
+NEAR = 0.6  # share of the image height below which the growth region is widened twice
 BORDER = 4  # pixels (small image) at the frame's edges where the scene slides in and out as the camera rises
 
 Box = tuple[int, int, int, int]
@@ -57,6 +58,15 @@ def _box_mask(shape: tuple[int, ...], box: Box | None, scale: float) -> np.ndarr
     return mask
 
 
+def _allowance(seen: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``seen`` widened by ``kernel``, twice as much in the lower part of the image: the nearer the
+    bed (lower in a camera looking down), the more it slides when the camera rises with the part."""
+    out: np.ndarray = cv2.dilate(seen, kernel)
+    cut = int(seen.shape[0] * NEAR)
+    out[cut:] = cv2.dilate(out[cut:], kernel)
+    return out
+
+
 def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     kernel = np.ones((REACH, REACH), np.uint8)
     lo_b, hi_b = cv2.erode(b, kernel), cv2.dilate(b, kernel)
@@ -76,7 +86,7 @@ def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None
     changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW[1] + 1))
     old_part = before.small.part
-    allow = cv2.dilate(old_part | before.allow | _box_mask(changed.shape, box, scale), kernel)
+    allow = _allowance(old_part | before.allow | _box_mask(changed.shape, box, scale), kernel)
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
     new_part = cv2.bitwise_and(part, cv2.bitwise_not(cv2.dilate(old_part, kernel)))

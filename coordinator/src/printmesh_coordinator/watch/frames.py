@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 WIDTH = 320  # pixels of the images compared
-SATURATION = 100  # HSV saturation (0-255) of filament, above a grey bed's even under tinted light
-DARK = 40  # HSV value below which nothing counts as part
+SATURATION = 80  # HSV saturation (0-255) of filament, above a grey bed's even under tinted light
+DARK = 30  # HSV value below which nothing counts as part
 SCENE = 40.0 * float(np.log(120.0))  # the compressed level of the bed and enclosure
 MIN_RESPONSE = 0.2  # phase correlation peak below which no shift is trusted
 MAX_SHIFT = 4.0  # small pixels: a larger "jitter" is not jitter, the comparison is left unaligned
