@@ -81,18 +81,19 @@ def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None
     scale = now.full[0] / now.grey.shape[1]
     shift = align(now, before.small)
     grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
+    maybe = shifted(now.maybe, shift, nearest=True)
     diff = tolerant_diff(grey, before.small.grey)
     changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
     changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW[1] + 1))
-    old_part = before.small.part
-    allow = _allowance(old_part | before.allow | _box_mask(changed.shape, box, scale), kernel)
+    old_part, old_maybe = before.small.part, before.small.maybe
+    allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale), kernel)
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
-    new_part = cv2.bitwise_and(part, cv2.bitwise_not(cv2.dilate(old_part, kernel)))
+    new_part = cv2.bitwise_and(part, cv2.bitwise_not(cv2.dilate(old_maybe, kernel)))
     new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
-    lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(cv2.dilate(part, kernel)))
-    grown = cv2.bitwise_and(changed, cv2.dilate(old_part, kernel)) | before.allow
+    lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(cv2.dilate(maybe, kernel)))
+    grown = cv2.bitwise_and(changed, cv2.dilate(old_maybe, kernel)) | before.allow
     grown = shifted(grown, (-shift[0], -shift[1]), nearest=True)  # into the new image's place
     return Comparison(key, unexplained, new_part, lost_part, int(np.count_nonzero(old_part)), before.age, shift,
                       scale, Reference(now, grown, before.age + 1))  # fmt: skip
