@@ -89,12 +89,19 @@ def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None) -> Comparison:
     scale = now.full[0] / now.grey.shape[1]
-    shift = align(now, before.small)
-    grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
+    found = align(now, before.small)
+    best: tuple[int, tuple[float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
+    for shift in [found, (0.0, 0.0)] if found != (0.0, 0.0) else [found]:  # alignment may only help
+        grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
+        diff = tolerant_diff(grey, before.small.grey)
+        changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
+        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        count = int(np.count_nonzero(changed))
+        if best is None or count < best[0]:
+            best = (count, shift, grey, part, changed)
+    assert best is not None
+    _, shift, grey, part, changed = best
     maybe = shifted(now.maybe, shift, nearest=True)
-    diff = tolerant_diff(grey, before.small.grey)
-    changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
-    changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     old_part, old_maybe = before.small.part, before.small.maybe
     allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale))
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
