@@ -21,6 +21,7 @@ REACH = 5  # neighbourhood (pixels, small image) that absorbs small motion
 GROW = (3, 2, 6)  # pixels (small image) around the part that count as growth: sideways, upwards, downwards;
 # the head camera rises with the part, so its top stays put in the image and its walls grow downwards
 NEAR = 0.6  # share of the image height below which the growth region is widened twice
+EDGE = 0.35  # share of the image width a thin horizontal band of change spans to be the bed's edge
 BORDER = 4  # pixels (small image) at the frame's edges where the scene slides in and out as the camera rises
 
 Box = tuple[int, int, int, int]
@@ -77,6 +78,18 @@ def _allowance(seen: np.ndarray) -> np.ndarray:
     return out
 
 
+def _without_edges(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without long thin horizontal bands: the bed's far edge against the enclosure, moved
+    by the camera's rise and jitter, not anything printed (a strand is shorter, and curls)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    width = mask.shape[1]
+    edges = [i for i in range(1, count) if stats[i, 2] >= EDGE * width and stats[i, 3] <= 8]
+    if not edges:
+        return mask
+    out: np.ndarray = np.where(np.isin(labels, edges), 0, mask).astype(np.uint8)
+    return out
+
+
 def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     kernel = np.ones((REACH, REACH), np.uint8)
     lo_b, hi_b = cv2.erode(b, kernel), cv2.dilate(b, kernel)
@@ -106,6 +119,7 @@ def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None
     allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale))
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
+    unexplained = _without_edges(unexplained)
     new_part = cv2.bitwise_and(part, cv2.bitwise_not(widened(old_maybe)))
     new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
     lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(widened(maybe)))
