@@ -143,11 +143,13 @@ def main() -> None:
     parser.add_argument("--dev", action="store_true", help="the development set instead of the evaluation set")
     parser.add_argument("--quick", action="store_true", help="12 jobs and 10 timing runs")
     parser.add_argument("--jobs", type=int, default=None, help="jobs in the set (default 36, --quick 12)")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many seeds of the set (a fresh slice)")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true", help="every job's verdicts")
     args = parser.parse_args()
     count = args.jobs or (12 if args.quick else 36)
     name, seeds = ("DEVELOPMENT", DEV_SEEDS) if args.dev else ("EVALUATION", EVAL_SEEDS)
+    seeds = seeds[args.offset :]
     print(f"# watch_eval: {platform.python_version()}, OpenCV {cv2.__version__}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(f"{name} set: {count} jobs from seeds {seeds.start}-{seeds.start + count - 1}, captures every 5 layers, "

@@ -98,3 +98,17 @@ def test_the_verdict_is_strict():
         Verdict.model_validate({"layer": 10, "verdict": "ok", "confidence": 2, "score": 0, "elapsed_ms": 1})
     with pytest.raises(ValidationError):
         Region.model_validate({"camera": "bed", "point": 0, "x": 0, "y": 0, "w": 1, "h": 1, "colour": "red"})
+
+
+def test_change_inside_a_growth_box_is_growth_and_outside_it_is_not():
+    rng = np.random.default_rng(1)
+    bed = np.clip(rng.normal(60, 3, (720, 1280, 3)), 0, 255).astype(np.uint8)
+    changed = bed.copy()
+    changed[300:380, 400:480] = 220  # something new, grey (no filament colour)
+    box = {("bed", 0): (390, 290, 100, 100)}
+    for hint, problem in ((GrowthHint(boxes=box), False), (GrowthHint(), True)):
+        watcher = Watcher()
+        watcher.judge(5, {("bed", 0): bed}, hint)
+        verdict = watcher.judge(10, {("bed", 0): changed}, hint)
+        assert verdict.problem is problem, verdict
+    assert verdict.region and abs(verdict.region[0].x - 400) <= 8 and abs(verdict.region[0].w - 80) <= 16

@@ -18,8 +18,10 @@ from printmesh_coordinator.watch.frames import Small, align, shifted
 
 CHANGE = 12.0  # compressed grey levels a pixel must leave its old range by (about 35 % at the bed's level)
 REACH = 5  # neighbourhood (pixels, small image) that absorbs small motion
-GROW = (3, 6)  # pixels (small image, x and y) around the part that count as growth: the camera rises
-# with the part, so walls grow downwards in the image (upwards for a fixed camera) by a few pixels
+GROW = (3, 2, 6)  # pixels (small image) around the part that count as growth: sideways, upwards, downwards;
+# the head camera rises with the part, so its top stays put in the image and its walls grow downwards
+NEAR = 0.6  # share of the image height below which the growth region is widened twice
+EDGE = 0.35  # share of the image width a thin horizontal band of change spans to be the bed's edge
 BORDER = 4  # pixels (small image) at the frame's edges where the scene slides in and out as the camera rises
 
 Box = tuple[int, int, int, int]
@@ -57,6 +59,37 @@ def _box_mask(shape: tuple[int, ...], box: Box | None, scale: float) -> np.ndarr
     return mask
 
 
+AROUND = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW[1] + 1))
+DOWN = np.ones((GROW[2] + 1, 1), np.uint8)  # anchored at its bottom: a pixel allows the ones below it
+
+
+def widened(seen: np.ndarray) -> np.ndarray:
+    """``seen`` widened by ``GROW``: around it, and further downwards."""
+    out: np.ndarray = cv2.dilate(cv2.dilate(seen, AROUND), DOWN, anchor=(0, GROW[2]))
+    return out
+
+
+def _allowance(seen: np.ndarray) -> np.ndarray:
+    """``seen`` widened, twice in the lower part of the image: the nearer the bed (lower in a camera
+    looking down), the more it slides when the camera rises with the part."""
+    out = widened(seen)
+    cut = int(seen.shape[0] * NEAR)
+    out[cut:] = widened(out[cut:])
+    return out
+
+
+def _without_edges(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without long thin horizontal bands: the bed's far edge against the enclosure, moved
+    by the camera's rise and jitter, not anything printed (a strand is shorter, and curls)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    width = mask.shape[1]
+    edges = [i for i in range(1, count) if stats[i, 2] >= EDGE * width and stats[i, 3] <= 8]
+    if not edges:
+        return mask
+    out: np.ndarray = np.where(np.isin(labels, edges), 0, mask).astype(np.uint8)
+    return out
+
+
 def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     kernel = np.ones((REACH, REACH), np.uint8)
     lo_b, hi_b = cv2.erode(b, kernel), cv2.dilate(b, kernel)
@@ -69,20 +102,28 @@ def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None) -> Comparison:
     scale = now.full[0] / now.grey.shape[1]
-    shift = align(now, before.small)
-    grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
-    diff = tolerant_diff(grey, before.small.grey)
-    changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
-    changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW[1] + 1))
-    old_part = before.small.part
-    allow = cv2.dilate(old_part | before.allow | _box_mask(changed.shape, box, scale), kernel)
+    found = align(now, before.small)
+    best: tuple[int, tuple[float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
+    for shift in [found, (0.0, 0.0)] if found != (0.0, 0.0) else [found]:  # alignment may only help
+        grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
+        diff = tolerant_diff(grey, before.small.grey)
+        changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
+        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        count = int(np.count_nonzero(changed))
+        if best is None or count < best[0]:
+            best = (count, shift, grey, part, changed)
+    assert best is not None
+    _, shift, grey, part, changed = best
+    maybe = shifted(now.maybe, shift, nearest=True)
+    old_part, old_maybe = before.small.part, before.small.maybe
+    allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale))
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
-    new_part = cv2.bitwise_and(part, cv2.bitwise_not(cv2.dilate(old_part, kernel)))
+    unexplained = _without_edges(unexplained)
+    new_part = cv2.bitwise_and(part, cv2.bitwise_not(widened(old_maybe)))
     new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
-    lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(cv2.dilate(part, kernel)))
-    grown = cv2.bitwise_and(changed, cv2.dilate(old_part, kernel)) | before.allow
+    lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(widened(maybe)))
+    grown = cv2.bitwise_and(changed, widened(old_maybe)) | before.allow
     grown = shifted(grown, (-shift[0], -shift[1]), nearest=True)  # into the new image's place
     return Comparison(key, unexplained, new_part, lost_part, int(np.count_nonzero(old_part)), before.age, shift,
                       scale, Reference(now, grown, before.age + 1))  # fmt: skip

@@ -5,6 +5,10 @@ captured image, small and grey, and the region where the part has been seen to g
 new capture is aligned to it and compared. Change where the part is expected to grow (the
 region that changed at the earlier captures, or the caller's ``GrowthHint``) is growth;
 change elsewhere is unexplained, and its shape says which failure it looks like.
+
+Every layer's images become the next references, a flagged layer's too: a problem is
+reported at the layer it appears, and a false one does not repeat at every later layer.
+Black frames never become references (the position is compared with its last real image).
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ Box = tuple[int, int, int, int]  # x, y, w, h in full-size image pixels
 class GrowthHint:
     """Where new material is expected at this capture, as far as the caller knows.
 
-    ``z``/``previous_z``: the part's top (mm) now and at the capture compared with; the
-    camera on the head rises with it, so a top that does not rise relative to the camera
-    is not expected. ``boxes``: per image, the box (full-size pixels) the layers printed
-    since the last capture project to, when the camera's geometry is known; change inside
-    it is always growth. Everything is optional: without a hint the watch learns the
-    growth region from the earlier captures.
+    ``boxes``: per image, a box (full-size pixels) where change is growth, e.g. where the
+    layers printed since the last capture project to when the camera's geometry is known;
+    change inside it never counts. ``z``/``previous_z`` (the part's top now and at the capture
+    compared with, mm) are accepted for callers that have them; the detector does not use
+    them yet. Everything is optional: without a hint the watch learns the growth region of
+    each position from the part's colour and the earlier captures.
     """
 
     z: float | None = None

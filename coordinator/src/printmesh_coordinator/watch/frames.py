@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 WIDTH = 320  # pixels of the images compared
-SATURATION = 100  # HSV saturation (0-255) of filament, above a grey bed's even under tinted light
-DARK = 40  # HSV value below which nothing counts as part
+SATURATION = (100, 80)  # HSV saturation (0-255) of filament: surely, possibly (a thin line in a dim frame)
+DARK = (40, 30)  # HSV value below which nothing counts as part: surely, possibly
 SCENE = 40.0 * float(np.log(120.0))  # the compressed level of the bed and enclosure
 MIN_RESPONSE = 0.2  # phase correlation peak below which no shift is trusted
 MAX_SHIFT = 4.0  # small pixels: a larger "jitter" is not jitter, the comparison is left unaligned
@@ -27,6 +27,7 @@ MAX_SHIFT = 4.0  # small pixels: a larger "jitter" is not jitter, the comparison
 class Small:
     grey: np.ndarray  # float32, brightness normalised (scene level 100), log-compressed (``SCENE``)
     part: np.ndarray  # uint8 mask (255): the part's pixels, by colour
+    maybe: np.ndarray  # uint8 mask: pixels that may be part (looser thresholds); a superset of ``part``
     full: tuple[int, int]  # width, height of the image as captured
     black: bool
 
@@ -65,13 +66,14 @@ def prepare(bgr: np.ndarray, full: tuple[int, int]) -> Small:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     black = float(grey.mean()) < 12.0 and float(grey.std()) < 12.0
     hsv = cv2.cvtColor(cv2.medianBlur(bgr, 3), cv2.COLOR_BGR2HSV)
-    part = np.where((hsv[:, :, 1] > SATURATION) & (hsv[:, :, 2] > DARK), 255, 0).astype(np.uint8)
+    part = np.where((hsv[:, :, 1] > SATURATION[0]) & (hsv[:, :, 2] > DARK[0]), 255, 0).astype(np.uint8)
+    maybe = np.where((hsv[:, :, 1] > SATURATION[1]) & (hsv[:, :, 2] > DARK[1]), 255, 0).astype(np.uint8)
     scene = grey[::2, ::2][part[::2, ::2] == 0]  # the level of the bed and enclosure: the part grows, they stay
     level = float(np.median(scene)) if scene.size > 100 else float(np.median(grey))
     norm = cv2.GaussianBlur(grey.astype(np.float32) * (100.0 / max(level, 4.0)), (3, 3), 0)
     # compressed: a tinted light changes a bright part's level by more grey levels than the bed's
     compressed: np.ndarray = cv2.log(norm + 20.0) * 40.0
-    return Small(compressed, part, full, black)
+    return Small(compressed, part, maybe, full, black)
 
 
 def align(current: Small, reference: Small) -> tuple[float, float]:

@@ -24,7 +24,7 @@ from printmesh_coordinator.watch.compare import Comparison
 from printmesh_coordinator.watch.verdict import Kind, Region
 
 AREA = 40  # pixels (small image) of unexplained or new part that make a problem
-FIRST = 3.0  # how much more the first comparison of a position needs
+FIRST = 2.0  # how much more the first comparison of a position needs
 LOST = 0.3  # share of the part gone from its place that is a detach
 THICK = 0.45  # share of the change that is thick new part for a shift (less: strands)
 MAX_REGIONS = 4  # per image
