@@ -49,3 +49,12 @@ def test_a_bad_value_is_refused_with_its_key(tree, key):
 def test_allow_list_is_normalised():
     settings = to_bridge_settings({"commands": {"gcode_allow": [" m117 ", "M300"]}})
     assert settings.permissions.gcode_allow == ["M117", "M300"]
+
+
+def test_octoprint_s_config_version_is_not_an_unknown_key():
+    """OctoPrint stores ``_config_version`` in the plugin's section after the first start's
+    migration: a restarted OctoPrint must still connect (it refused with 'unknown key')."""
+    tree = {**copy.deepcopy(DEFAULTS), "_config_version": SETTINGS_VERSION}
+    assert to_bridge_settings(tree) == to_bridge_settings(copy.deepcopy(DEFAULTS))
+    with pytest.raises(ConfigError, match="config_version2"):
+        to_bridge_settings({**copy.deepcopy(DEFAULTS), "config_version2": 1})
