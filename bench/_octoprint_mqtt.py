@@ -81,7 +81,7 @@ def octoprint_mqtt_venv(source: str | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="printmesh-octoprint-mqtt-") as work:
         archive = _archive(source, Path(work))
         _run(*pip, "--no-build-isolation", "--no-deps", str(archive))  # setup.py imports octoprint_setuptools
-    _run(str(venv / "bin" / "python"), "-c", "import octoprint_mqtt")
+    _run(str(venv / "bin" / "python"), "-c", "import octoprint.plugin, octoprint.printer, octoprint_mqtt")
     done.write_text(f"{COMMIT}\n")
     return venv
 

@@ -225,6 +225,9 @@ def check_loaded(v: Variant) -> None:
     log = v.server.log()
     if plugin_loaded(v.server) != v.plugin:
         raise SystemExit(f"{v.label}: printmesh plugin loaded = {plugin_loaded(v.server)}, expected {v.plugin}")
+    tree = v.env.get("PYTHONPATH", "").split(":")[-1]
+    if tree and f"printmesh (0.1.0) = {tree}" not in log.replace("//", "/"):
+        raise SystemExit(f"{v.label}: printmesh was not loaded from {tree}")
     if v.mqtt_plugin and f"MQTT ({VERSION})" not in log:
         raise SystemExit(f"{v.label}: OctoPrint-MQTT {VERSION} is not in the plugin list of {v.server.basedir}")
 
