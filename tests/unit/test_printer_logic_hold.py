@@ -419,7 +419,8 @@ def test_gcode_while_held_waits_for_its_echo_and_restores_modes_on_release():
     m.echo()
     assert m.replies("g")[0].ok
     out = m.feed(ReleaseRequested("r"))
-    assert out[0] == SendGcode(("G1 F1800", "G90", "M83", "M400", "M118 A1 action:printmesh:t.1.3")), "no travel, only modes"
+    modes_only = ("G1 F1800", "G90", "M83", "M400", "M118 A1 action:printmesh:t.1.3")
+    assert out[0] == SendGcode(modes_only), "no travel, only modes"
     m.echo()
     assert m.holds() == [True, False]
 
