@@ -57,13 +57,36 @@ def start(
     config: dict[str, Any] | None = None,
     single_file_plugins: dict[str, str] | None = None,
     cpus: set[int] | None = None,
+    venv: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> OctoPrint:
     """``octoprint serve`` on a free port; ``plugin_enabled=False`` adds printmesh to ``plugins._disabled``
     (OctoPrint then does not load it at all). ``single_file_plugins``: name -> source, put in
-    ``BASEDIR/plugins/``. ``cpus``: the CPUs the server (all its threads) may run on."""
-    exe = octoprint_venv() / "bin" / "octoprint"
+    ``BASEDIR/plugins/``. ``cpus``: the CPUs the server (all its threads) may run on. ``venv``:
+    another OctoPrint virtualenv (default ``.venv-octoprint``); ``env``: extra environment."""
+    prepare(basedir, plugin_settings, plugin_enabled=plugin_enabled, config=config,
+            single_file_plugins=single_file_plugins, venv=venv)  # fmt: skip
+    return serve(basedir, cpus=cpus, venv=venv, env=env)
+
+
+def octoprint_exe(venv: Path | None = None) -> Path:
+    exe = (venv or octoprint_venv()) / "bin" / "octoprint"
     if not exe.exists():
         raise SystemExit(f"no OctoPrint at {exe}: run ./scripts/test (it builds .venv-octoprint)")
+    return exe
+
+
+def prepare(
+    basedir: Path,
+    plugin_settings: dict[str, Any],
+    *,
+    plugin_enabled: bool = True,
+    config: dict[str, Any] | None = None,
+    single_file_plugins: dict[str, str] | None = None,
+    venv: Path | None = None,
+) -> None:
+    """A basedir as tests/octoprint_harness.py makes it, with an admin and the fixed API key."""
+    exe = octoprint_exe(venv)
     write_basedir(basedir, plugin_settings)
     conf = yaml.safe_load((basedir / "config.yaml").read_text())
     merge(conf, config or {})
@@ -80,12 +103,18 @@ def start(
     users = yaml.safe_load((basedir / "users.yaml").read_text())
     users["admin"]["apikey"] = API_KEY
     (basedir / "users.yaml").write_text(yaml.safe_dump(users))
+
+
+def serve(
+    basedir: Path, *, cpus: set[int] | None = None, venv: Path | None = None, env: dict[str, str] | None = None
+) -> OctoPrint:
+    """A fresh ``octoprint serve`` process on a prepared basedir (its uploads and analyses kept)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}
     proc = subprocess.Popen(
-        [str(exe), "serve", "--basedir", str(basedir), "--host", "127.0.0.1", "--port", str(port),
+        [str(octoprint_exe(venv)), "serve", "--basedir", str(basedir), "--host", "127.0.0.1", "--port", str(port),
          "--iknowwhatimdoing"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**clean, **(env or {})},
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )  # fmt: skip
     return OctoPrint(basedir, port, proc)
@@ -216,10 +245,23 @@ class BenchProbe(octoprint.plugin.SimpleApiPlugin, octoprint.plugin.EventHandler
                     removed.append(phase)
             return flask.jsonify(removed=removed)
 
+        gcode, tags = data.get("gcode", "G4 P0"), {{"source:plugin", "plugin:bench_probe"}}
+
+        def pause():
+            time.sleep(random.uniform(float(data["gap_min"]), float(data["gap_max"])))
+
         def drive():
+            if data.get("while_printing"):  # from the print's start (up to 60 s away) to its end
+                deadline = time.time() + 60
+                while not self._printer.is_printing() and time.time() < deadline:
+                    time.sleep(0.005)
+                while self._printer.is_printing():
+                    self._printer.commands([gcode] * int(data["burst"]), tags=tags)
+                    pause()
+                return
             for _ in range(int(data["count"])):
-                self._printer.commands(["G4 P0"] * int(data["burst"]), tags={{"source:plugin", "plugin:bench_probe"}})
-                time.sleep(random.uniform(float(data["gap_min"]), float(data["gap_max"])))
+                self._printer.commands([gcode] * int(data["burst"]), tags=tags)
+                pause()
 
         threading.Thread(target=drive, name="bench-probe-driver", daemon=True).start()
         return flask.jsonify(started=True)
@@ -234,7 +276,8 @@ __plugin_implementation__ = BenchProbe()
 def probe_source(record_events: bool, quiet_virtual_log: bool = True) -> str:
     """A single-file plugin ``bench_probe`` (identifier sorts before ``printmesh``, so its
     on_event runs first): GET /api/plugin/bench_probe answers thread names and event times;
-    POST ``drive`` sends G4 P0 from its own thread, ``time_hooks`` and ``unhook`` act on a
+    POST ``drive`` sends G4 P0 (or ``gcode``) from its own thread, ``count`` times or
+    ``while_printing``, ``time_hooks`` and ``unhook`` act on a
     plugin's comm hooks. ``quiet_virtual_log`` disables the virtual printer's own per-line
     serial log."""
     return PROBE.format(record=record_events, quiet=quiet_virtual_log)

@@ -2,10 +2,11 @@
 
 Feeds every command line of real sliced files, with the tags OctoPrint attaches
 (``source:file``, ``filepos:N``, ``fileline:N``), through the plugin's own hook bodies
-(``comm_hooks.CommHooks.queuing``, the plugin's only per-line hook: layers with the scanned
-table or the live fallback, a hold plan armed so every layer boundary runs the hold
-decision, and the modes and fans it tracks), side by side with a hook that returns at
-once. Prints p50/p99 in microseconds per line.
+(``comm_hooks.CommHooks.on_gcode_queuing``, called as OctoPrint calls it, with ``subcode``
+and ``tags`` by keyword; the plugin's only per-line hook: layers with the scanned table or
+the live fallback, a hold plan armed so every layer boundary runs the hold decision, and the
+modes and fans it tracks), side by side with a hook that returns at once. Prints p50/p99 in
+microseconds per line. ``bench/ab.py --script-from after`` runs it against an older tree.
 
     .venv/bin/python bench/bridge_hook.py [--rounds 20]
 """
@@ -105,10 +106,10 @@ def main() -> None:
             marked, live = hooks_for(table, name), hooks_for(None, name)
 
             def queuing(tags: frozenset[str], line: str, hooks: CommHooks = marked) -> None:
-                hooks.queuing(line, line.split(" ", 1)[0], tags)
+                hooks.on_gcode_queuing(None, "queuing", line, None, line.split(" ", 1)[0], subcode=None, tags=tags)
 
             def fallback(tags: frozenset[str], line: str, hooks: CommHooks = live) -> None:
-                hooks.queuing(line, line.split(" ", 1)[0], tags)
+                hooks.on_gcode_queuing(None, "queuing", line, None, line.split(" ", 1)[0], subcode=None, tags=tags)
 
             def track(tags: frozenset[str], line: str, hooks: CommHooks = marked) -> None:
                 hooks.track(line.split(" ", 1)[0], line)

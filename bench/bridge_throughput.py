@@ -1,36 +1,47 @@
-"""Print streaming throughput on the virtual printer, with and without the printmesh plugin, same run.
+"""Print streaming throughput and event latency on the virtual printer: no plugin, printmesh,
+OctoPrint-MQTT, in one run, each print in a fresh OctoPrint session.
 
-Real ``octoprint serve`` instances (OctoPrint 1.11, virtual printer, serial.log off as
-shipped), started side by side from basedirs made like tests/octoprint_harness.py's, one
-per variant:
+Real ``octoprint serve`` (OctoPrint 1.11, virtual printer, serial.log off), one basedir per
+arm made like tests/octoprint_harness.py's, and a real mosquitto (LocalBroker):
 
-* ``off``   without plugin: printmesh in ``plugins._disabled``, OctoPrint does not load it.
-* ``on``    with plugin, connected to a real mosquitto (LocalBroker).
-* ``down``  with plugin, pointed at a loopback port where nothing listens (broker down).
+* ``off``     without plugin: printmesh in ``plugins._disabled``, OctoPrint does not load it.
+* ``on``      printmesh, connected to the broker. ``events.exclude`` is emptied so that
+              PositionUpdate is published, as OctoPrint-MQTT publishes every event.
+* ``mqtt``    OctoPrint-MQTT 0.8.16 (pinned commit), from its public source, in a venv of its
+              own with the same OctoPrint (bench/_octoprint_mqtt.py), connected to the broker.
+* ``before``  printmesh from another source tree (``--before DIR``, e.g. a ``git archive`` of
+              the base commit): its ``core/src`` and ``bridge_octoprint/src`` first on the
+              server's PYTHONPATH. Before and after in the same run.
+* diagnostics: ``down`` (printmesh, broker down), ``nohooks`` (printmesh, its queuing hook
+  taken out of the running comm), ``nozchange`` (ZChange and PositionUpdate excluded).
 
-Diagnostics, on request (``--variants``): ``nohooks`` (with plugin, its comm hooks taken
-out of the running comm: what the background threads cost alone) and ``nozchange`` (with
-plugin, ZChange left out of the event stream by the plugin's own ``events.exclude``).
+**Sessions.** Every arm's basedir gets the file uploaded and analysed once. Then
+``--sessions`` rounds start each arm in turn (off, on, mqtt, off, on, mqtt, ..., off) as a
+fresh ``octoprint serve``: wait until Operational and the machine is quiet, measure event
+latency at idle, print the file ``--prints`` times, stop the server. Every plugin session is
+bracketed by two without-plugin sessions and its rate is taken against the without-plugin
+rate interpolated to its midpoint, which cancels the drift of a shared machine; the ratio
+is reported per session, as a mean with its 95 % CI (Student's t over sessions), median
+and spread.
 
-Each server gets the same large real sliced file (PrusaSlicer, cached; heat-up waits made
-M117 at the same length) and one warm-up print of a short file, during which the probe
-times printmesh's comm hooks where OctoPrint calls them (per call and per file line). Then ``--reps`` rounds
-print the variants one at a time in a fixed cycle (off, on, down, off, on, down, ..., off),
-so every other print is bracketed by two prints without the plugin: its ratio is taken
-against the without-plugin rate interpolated to its midpoint, which cancels the drift of
-a shared machine. Before each print ``M220 S1000000`` and ``M221 S1000000`` make the
-virtual printer's simulated moves microseconds long, so the comm path is what limits.
+**File.** bench/make_tall_part.py's part at ``--layers`` (122: 20,311 command lines, the
+size of the issue's 20,404-line file), heat-up waits made M117. Before each print
+``M220 S1000000`` and ``M221 S1000000`` make the virtual printer's moves microseconds long,
+so the comm path's CPU is what limits. The print time is OctoPrint's own ``Finished in N s.``
+in octoprint.log; nothing polls OctoPrint while it prints. OctoPrint is pinned to one CPU,
+the bench and broker to the others; a print during which OctoPrint got less than
+``--min-cores`` of its CPU or the hypervisor stole more than ``--max-steal`` is discarded
+and printed again (``--retries``).
 
-The print time is OctoPrint's own: ``Finished in N s.`` in octoprint.log, the same clock
-as PrintDone's ``time`` (first file line to last line sent). Nothing polls OctoPrint while
-it prints: the bench tails the log file and reads per-thread CPU from /proc (thread names
-from a probe plugin installed in every server, which also turns off the virtual printer's
-own per-line serial log). OctoPrint is pinned to one CPU, the bench and broker to the
-others. A print during which OctoPrint got less than ``--min-cores`` of a CPU, or the
-hypervisor stole more than ``--max-steal``, is discarded and printed again. Prints figures
-and ratios; asserts nothing.
+**Event latency** (PositionUpdate, fire -> MQTT subscriber): a probe plugin in every
+server stamps ``EventManager.fire`` and sends ``M114`` from a thread of its own: at idle
+(``--events`` of them, 10-30 ms apart) and while printing (one every 100-200 ms, in every
+arm alike). A subscriber in this process stamps each PositionUpdate message
+(printmesh: ``printmesh/<node>/printer/event``; OctoPrint-MQTT: ``octoPrint/event/PositionUpdate``).
+Prints p50/p99/max per arm. Asserts nothing.
 
-    .venv/bin/python bench/bridge_throughput.py [--reps 3] [--height 30] [--quick]
+    .venv/bin/python bench/bridge_throughput.py [--sessions 5] [--prints 2] [--before DIR]
+        [--octoprint-mqtt-src CLONE]
 """
 
 from __future__ import annotations
@@ -40,356 +51,277 @@ import re
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 from _octoprint import (
     SPEEDUP,
     OctoPrint,
     command_lines,
-    large_gcode,
     machine_cpu,
     machine_facts,
     pin_cpus,
     plugin_loaded,
     printable,
     probe_source,
+    serve,
     spread,
     start,
     thread_cpu,
     upload_analysed,
     wait_quiet,
 )
-from paho.mqtt.enums import CallbackAPIVersion
+from _octoprint_mqtt import COMMIT, VERSION, octoprint_mqtt_venv
+from _octoprint_mqtt import settings as mqtt_settings
+from _throughput import THREADS, Counter, LogTail, bracketed, ci95, latency_pairs, simulated_motion, thread_labels
+from make_tall_part import generate
 
 from printmesh_devkit.broker import LocalBroker, free_port
 
 FINISHED = re.compile(rb"Finished in ([\d.]+) s\.")
 OPERATIONAL = re.compile(rb'from "Finishing" to "Operational"')
-# threads reported by name in the breakdown; everything else is summed as "other threads"
-THREADS = {
-    "comm._monitor": "comm._monitor (reads oks)",
-    "comm.sending_thread": "comm.sending_thread",
-    "octoprint.plugins.virtual_printer.wait_thread": "virtual printer: incoming",
-    "octoprint.plugins.virtual_printer.buffer_thread": "virtual printer: moves",
-    "printmesh-bridge": "printmesh-bridge worker",
-    "paho-mqtt-client-": "printmesh paho thread",
-    "printmesh-cmd": "printmesh command pool",
-}
+PUBLISH_POSITION = {"events": {"exclude": []}}  # printmesh excludes PositionUpdate by default
 
 
 @dataclass
 class Variant:
     key: str
     label: str
-    plugin: bool = True
+    plugin: bool = True  # printmesh loaded
     broker_up: bool = True
-    settings: dict[str, Any] = field(default_factory=dict)  # extra plugin settings
-    unhook: list[str] = field(default_factory=list)  # comm hook phases to take out (diagnostics)
+    settings: dict[str, Any] = field(default_factory=dict)  # printmesh settings on top
+    unhook: list[str] = field(default_factory=list)
+    venv: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    mqtt_plugin: bool = False
+    basedir: Path | None = None
     server: OctoPrint | None = None
-    times: list[float] = field(default_factory=list)  # OctoPrint's print time, s
+    times: list[float] = field(default_factory=list)  # OctoPrint's print time, s, per print
     mids: list[float] = field(default_factory=list)  # monotonic midpoint of each print
+    sessions: list[int] = field(default_factory=list)  # the session each print belongs to
     cpu: list[float] = field(default_factory=list)  # process CPU s per print
-    threads: list[dict[str, float]] = field(default_factory=list)  # label -> CPU s per print
+    threads: list[dict[str, float]] = field(default_factory=list)
     messages: list[int] = field(default_factory=list)
-    topics: list[dict[str, int]] = field(default_factory=list)  # messages per topic, per print
-    others: list[float] = field(default_factory=list)  # cores used by the rest of the machine meanwhile
-    steal: list[float] = field(default_factory=list)  # cores stolen by the hypervisor meanwhile
+    topics: list[dict[str, int]] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)
+    steal: list[float] = field(default_factory=list)
+    idle_ms: list[float] = field(default_factory=list)  # PositionUpdate fire -> subscriber
+    stream_ms: list[float] = field(default_factory=list)
+    lost: int = 0  # PositionUpdates fired that never reached the subscriber
     discarded: int = 0
 
     @property
     def node(self) -> str:
-        return f"bench-{self.key}"
+        return "octoprint-mqtt" if self.mqtt_plugin else f"bench-{self.key}"
 
     def series(self) -> tuple[list[Any], ...]:
-        return self.times, self.mids, self.cpu, self.threads, self.messages, self.topics, self.others, self.steal
+        return (self.times, self.mids, self.sessions, self.cpu, self.threads, self.messages, self.topics,
+                self.others, self.steal)  # fmt: skip
 
     def drop_last(self) -> None:
         for values in self.series():
             values.pop()
 
 
-VARIANTS = {
-    "off": lambda: Variant("off", "without plugin", plugin=False),
-    "on": lambda: Variant("on", "with plugin"),
-    "down": lambda: Variant("down", "with plugin, broker down", broker_up=False),
-    "nohooks": lambda: Variant("nohooks", "with plugin, no comm hooks", unhook=["queuing", "sent", "received"]),
-    "nozchange": lambda: Variant(
-        "nozchange", "with plugin, no ZChange events", settings={"events": {"exclude": ["PositionUpdate", "ZChange"]}}
-    ),
-}
+def variants(args: argparse.Namespace) -> dict[str, Any]:
+    before = {"PYTHONPATH": f"{args.before}/core/src:{args.before}/bridge_octoprint/src"} if args.before else {}
+    return {
+        "off": lambda: Variant("off", "without plugin", plugin=False),
+        "on": lambda: Variant("on", "printmesh", settings=PUBLISH_POSITION),
+        "mqtt": lambda: Variant(
+            "mqtt",
+            f"OctoPrint-MQTT {VERSION}",
+            plugin=False,
+            mqtt_plugin=True,
+            venv=octoprint_mqtt_venv(args.octoprint_mqtt_src),
+        ),
+        "before": lambda: Variant("before", "printmesh, before tree", settings=PUBLISH_POSITION, env=before),
+        "down": lambda: Variant("down", "printmesh, broker down", broker_up=False),
+        "nohooks": lambda: Variant("nohooks", "printmesh, no queuing hook", unhook=["queuing"]),
+        "nozchange": lambda: Variant(
+            "nozchange", "printmesh, no ZChange events", settings={"events": {"exclude": ["PositionUpdate", "ZChange"]}}
+        ),
+    }
 
 
-class Counter:
-    """Counts the broker's messages per node (printmesh/<node>/...)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.counts: dict[str, int] = {}
-        self.topics: dict[str, dict[str, int]] = {}  # node -> topic under the node (+ event name) -> count
-        self.lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-throughput-counter")
-        self.client.on_message = self._on_message
-        connected = threading.Event()
-        self.client.on_connect = lambda c, u, f, reason, p: (c.subscribe("printmesh/#"), connected.set())
-        self.client.connect(host, port)
-        self.client.loop_start()
-        if not connected.wait(10):
-            raise SystemExit("counter did not connect to the broker")
-
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        parts = msg.topic.split("/")
-        node, rest = parts[1], "/".join(parts[2:])
-        if rest.endswith("/event") and msg.payload:  # event messages by event name
-            name = re.search(rb'"event":\s*"([^"]+)"', msg.payload)
-            rest += f" {name.group(1).decode()}" if name else ""
-        with self.lock:
-            self.counts[node] = self.counts.get(node, 0) + 1
-            by_topic = self.topics.setdefault(node, {})
-            by_topic[rest] = by_topic.get(rest, 0) + 1
-
-    def count(self, node: str) -> int:
-        with self.lock:
-            return self.counts.get(node, 0)
-
-    def by_topic(self, node: str) -> dict[str, int]:
-        with self.lock:
-            return dict(self.topics.get(node, {}))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+def probe(server: OctoPrint, body: dict[str, Any] | None = None) -> Any:
+    if body is None:
+        return server.api("GET", "/api/plugin/bench_probe?clear=1")
+    return server.api("POST", "/api/plugin/bench_probe", body)
 
 
-def simulated_motion(lines: list[str], percent: float) -> float:
-    """Seconds the virtual printer sleeps for the file's moves (virtual.py _performMove:
-    per move the largest positive axis delta / F * 60 * 0.1, F scaled by M220/M221 %)."""
-    relative, f = True, 200.0
-    pos: dict[str, float | None] = dict.fromkeys("XYZE")
-    total = 0.0
-    for line in lines:
-        words = line.split()
-        head = words[0]
-        if head == "G90":
-            relative = False
-        elif head == "G91":
-            relative = True
-        elif head == "G92":
-            axes = {w[0]: float(w[1:]) for w in words[1:] if w[0] in "XYZE" and len(w) > 1}
-            pos.update(axes or dict.fromkeys("XYZE", 0.0))
-        elif head in ("G0", "G1", "G2", "G3"):
-            values = {w[0]: w[1:] for w in words[1:] if w[:1] in ("X", "Y", "Z", "E", "F")}
-            if "F" in values:
-                f = float(values["F"])
-            speed = f * percent / 100 or 1e12
-            duration = 0.0
-            for axis in "XYZE":
-                if axis not in values:
-                    continue
-                value, last = float(values[axis]), pos[axis]
-                delta = value if relative or last is None else value - last
-                duration = max(duration, delta / speed * 60)
-                pos[axis] = last + value if relative and last is not None else value
-            total += duration * 0.1
-    return total
+def fired_positions(server: OctoPrint) -> list[float]:
+    return [t for event, t in probe(server)["fired"] if event == "PositionUpdate"]
 
 
-class LogTail:
-    """New lines of a server's octoprint.log since it was made (read from this process:
-    nothing touches OctoPrint while it prints). Each match consumes the text up to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
-        self.seen = b""
-
-    def wait_for(self, pattern: re.Pattern[bytes], timeout: float) -> re.Match[bytes]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                self.seen += fh.read()
-                self.offset = fh.tell()
-            if (m := pattern.search(self.seen)) is not None:
-                self.seen = self.seen[m.end() :]
-                return m
-            time.sleep(0.2)
-        raise TimeoutError(f"no {pattern.pattern!r} in {self.path} within {timeout} s")
+def idle_latency(v: Variant, counter: Counter, n: int) -> None:
+    """``n`` M114s 10-30 ms apart at idle; each PositionUpdate's fire -> subscriber time."""
+    server = v.server
+    assert server is not None
+    probe(server)  # clears the stamps
+    counter.positions.clear()
+    probe(server, {"command": "drive", "gcode": "M114", "count": n, "burst": 1, "gap_min": 0.01, "gap_max": 0.03})
+    fired: list[float] = []
+    deadline = time.monotonic() + 10 + n * 0.05
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        fired += fired_positions(server)
+        if len(fired) >= n:
+            break
+    time.sleep(0.5)
+    v.idle_ms += latency_pairs(fired, list(counter.positions), v)
 
 
-def thread_labels(server: OctoPrint) -> dict[int, str]:
-    names: dict[str, str] = server.api("GET", "/api/plugin/bench_probe")["threads"]
-    out = {}
-    for tid, name in names.items():
-        label = next((v for k, v in THREADS.items() if name.startswith(k)), None)
-        if label is not None:
-            out[int(tid)] = label
-    return out
-
-
-def print_once(variant: Variant, name: str, counter: Counter, timeout: float) -> tuple[float, float]:
-    """One print; returns OctoPrint's print time and the seconds waited for a quiet machine first."""
-    server = variant.server
+def print_once(v: Variant, name: str, counter: Counter, timeout: float, session: int) -> tuple[float, float]:
+    """One print, M114s sent throughout; returns OctoPrint's print time and the seconds waited for quiet."""
+    server = v.server
     assert server is not None
     server.api("POST", "/api/printer/command", {"commands": SPEEDUP})
     time.sleep(0.3)
     tail = LogTail(server.basedir / "logs" / "octoprint.log")
-    waited = wait_quiet(max_cores=0.5, timeout=20)
+    waited = wait_quiet(max_cores=0.5, timeout=8)
+    probe(server)
+    counter.positions.clear()
+    drive = {"command": "drive", "gcode": "M114", "while_printing": True, "count": 0, "burst": 1}
+    probe(server, {**drive, "gap_min": 0.1, "gap_max": 0.2})
     before, machine_before, t0 = thread_cpu(server.proc.pid), machine_cpu(), time.monotonic()
-    sent_before, topics_before = counter.count(variant.node), counter.by_topic(variant.node)
+    sent_before, topics_before = counter.count(v.node), counter.by_topic(v.node)
     server.api("POST", f"/api/files/local/{name}", {"command": "select", "print": True})
     found = tail.wait_for(FINISHED, timeout)
     tail.wait_for(OPERATIONAL, 30)
     after, machine_after, t1 = thread_cpu(server.proc.pid), machine_cpu(), time.monotonic()
-    seconds = float(found.group(1))
-    time.sleep(0.5)  # late messages of this print (the final job state)
+    time.sleep(0.5)  # late messages of this print
+    v.stream_ms += latency_pairs(fired_positions(server), list(counter.positions), v)
     labels = thread_labels(server)
     per: dict[str, float] = {}
     for tid, cpu in after.items():
         label = labels.get(tid, "other threads")
         per[label] = per.get(label, 0.0) + cpu - before.get(tid, 0.0)
     own = sum(after.values()) - sum(before.values())
-    variant.times.append(seconds)
-    variant.mids.append((t0 + t1) / 2)
-    variant.cpu.append(own)
-    variant.threads.append(per)
-    variant.messages.append(counter.count(variant.node) - sent_before)
-    topics = counter.by_topic(variant.node)
-    variant.topics.append({k: n - topics_before.get(k, 0) for k, n in topics.items() if n > topics_before.get(k, 0)})
-    variant.others.append((machine_after[0] - machine_before[0] - own) / (t1 - t0))
-    variant.steal.append((machine_after[1] - machine_before[1]) / (t1 - t0))
-    return seconds, waited
+    v.times.append(float(found.group(1)))
+    v.mids.append((t0 + t1) / 2)
+    v.sessions.append(session)
+    v.cpu.append(own)
+    v.threads.append(per)
+    v.messages.append(counter.count(v.node) - sent_before)
+    topics = counter.by_topic(v.node)
+    v.topics.append({k: n - topics_before.get(k, 0) for k, n in topics.items() if n > topics_before.get(k, 0)})
+    v.others.append((machine_after[0] - machine_before[0] - own) / (t1 - t0))
+    v.steal.append((machine_after[1] - machine_before[1]) / (t1 - t0))
+    return v.times[-1], waited
 
 
-def bracketed(base: Variant, other: Variant, values: str = "rate") -> list[float]:
-    """Each print of ``other`` against ``base`` interpolated (linearly in time) to its midpoint.
-    values="rate": lines/s ratio (other/base); values="cpu": CPU per print ratio."""
-    points = sorted(zip(base.mids, base.times, base.cpu, strict=True))
-    out = []
-    for mid, seconds, cpu in zip(other.mids, other.times, other.cpu, strict=True):
-        before = [p for p in points if p[0] <= mid]
-        after = [p for p in points if p[0] > mid]
-        if not before or not after:
-            continue
-        (m0, t0, c0), (m1, t1, c1) = before[-1], after[0]
-        w = (mid - m0) / (m1 - m0)
-        if values == "rate":
-            out.append((1 / seconds) / ((1 - w) / t0 + w / t1))
-        else:
-            out.append(cpu / ((1 - w) * c0 + w * c1))
-    return out
+def launch(v: Variant, cpus: set[int] | None) -> OctoPrint:
+    assert v.basedir is not None
+    v.server = serve(v.basedir, cpus=cpus, venv=v.venv, env=v.env)
+    v.server.wait_operational()
+    return v.server
+
+
+def check_loaded(v: Variant) -> None:
+    assert v.server is not None
+    log = v.server.log()
+    if plugin_loaded(v.server) != v.plugin:
+        raise SystemExit(f"{v.label}: printmesh plugin loaded = {plugin_loaded(v.server)}, expected {v.plugin}")
+    tree = v.env.get("PYTHONPATH", "").split(":")[-1]
+    if tree and f"printmesh (0.1.0) = {tree}" not in log.replace("//", "/"):
+        raise SystemExit(f"{v.label}: printmesh was not loaded from {tree}")
+    if v.mqtt_plugin and f"MQTT ({VERSION})" not in log:
+        raise SystemExit(f"{v.label}: OctoPrint-MQTT {VERSION} is not in the plugin list of {v.server.basedir}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=3, help="rounds; each prints every variant once (default 3)")
-    parser.add_argument("--height", type=float, default=30.0, help="cylinder height in mm: ~3,800 lines/mm (30)")
-    parser.add_argument("--quick", action="store_true", help="a short run: --reps 2 --height 6")
-    parser.add_argument(
-        "--variants",
-        default="off,on,down",
-        help=f"comma-separated, the first is the reference (default off,on,down; all: {','.join(VARIANTS)})",
-    )
-    parser.add_argument(
-        "--min-cores",
-        type=float,
-        default=0.9,
-        help="discard a print (and print again) if OctoPrint got less CPU than this while streaming (0.9)",
-    )
-    parser.add_argument(
-        "--max-steal", type=float, default=0.1, help="... or the hypervisor stole more cores than this (0.1)"
-    )
-    parser.add_argument("--retries", type=int, default=4, help="prints discarded per slot before keeping one (4)")
-    parser.add_argument(
-        "--cpu", type=int, default=-1, help="pin OctoPrint to this CPU, the bench elsewhere (default: the last CPU)"
-    )
-    parser.add_argument("--no-pin", action="store_true", help="do not pin (threads float over all CPUs)")
-    parser.add_argument(
-        "--virtual-log", action="store_true", help="keep the virtual printer's own per-line serial log on"
-    )
+    parser.add_argument("--sessions", type=int, default=5, help="fresh OctoPrint sessions per arm (5)")
+    parser.add_argument("--prints", type=int, default=2, help="prints of the file per session (2)")
+    parser.add_argument("--layers", type=int, default=122, help="make_tall_part.py layers: ~166 lines each (122)")
+    parser.add_argument("--events", type=int, default=100, help="PositionUpdates at idle per session (100)")
+    parser.add_argument("--quick", action="store_true", help="a short run: --sessions 2 --prints 1 --layers 40")
+    parser.add_argument("--variants", default="off,on,mqtt", help="comma-separated, the first is the reference")
+    parser.add_argument("--before", help="a source tree for the 'before' arm (added to --variants if given)")
+    parser.add_argument("--octoprint-mqtt-src", help=f"a clone of OctoPrint-MQTT with commit {COMMIT[:10]}")
+    parser.add_argument("--min-cores", type=float, default=0.9, help="discard a print below this (0.9)")
+    parser.add_argument("--max-steal", type=float, default=0.1, help="... or with more steal than this (0.1)")
+    parser.add_argument("--retries", type=int, default=2, help="prints discarded per slot before keeping one (2)")
+    parser.add_argument("--cpu", type=int, default=-1, help="pin OctoPrint to this CPU (default: the last)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin")
+    parser.add_argument("--virtual-log", action="store_true", help="keep the virtual printer's serial log on")
     parser.add_argument("--keep", action="store_true", help="keep the OctoPrint basedirs (logs) afterwards")
     args = parser.parse_args()
     if args.quick:
-        args.reps, args.height = 2, 6.0
+        args.sessions, args.prints, args.layers = 2, 1, 40
     keys = [k.strip() for k in args.variants.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in VARIANTS]
-    if unknown or len(keys) < 2:
-        parser.error(f"--variants: at least two of {', '.join(VARIANTS)} (unknown: {', '.join(unknown) or '-'})")
-    variants = [VARIANTS[k]() for k in keys]
+    if args.before and "before" not in keys:
+        keys.append("before")
+    table = variants(args)
+    unknown = [k for k in keys if k not in table]
+    if unknown or len(keys) < 2 or ("before" in keys and not args.before):
+        parser.error(f"--variants: at least two of {', '.join(table)}; 'before' needs --before (bad: {unknown})")
+    arms: list[Variant] = [table[k]() for k in keys]
 
-    data, what = large_gcode(args.height)
-    data = printable(data)
-    warm, _ = large_gcode(2.0)
+    data = printable(generate(args.layers).encode())
     lines = command_lines(data)
     cpus, pinning = pin_cpus(None if args.no_pin else args.cpu)
     work = Path(tempfile.mkdtemp(prefix="printmesh-bench-throughput-"))
     broker = LocalBroker(kind="mosquitto").start()
     counter = Counter(broker.host, broker.port)
-    dead_port = free_port()  # nothing listens here
+    dead_port = free_port()
     print(machine_facts())
-    print(f"# file: {what}; {len(lines)} command lines, {len(data) / 1e6:.1f} MB; {pinning}")
+    before = f"; before tree {args.before}" if args.before else ""
+    print(
+        f"# file: make_tall_part.py --layers {args.layers}: {len(lines)} command lines, {len(data) / 1e6:.2f} MB;"
+        f" {pinning}; OctoPrint-MQTT {VERSION} at {COMMIT[:10]}{before}"
+    )
     try:
-        for v in variants:
+        for v in arms:  # one basedir per arm, the file uploaded and analysed once
+            v.basedir = work / v.key
             port = broker.port if v.broker_up else dead_port
+            extra = mqtt_settings(broker.host, broker.port) if v.mqtt_plugin else {}
+            plugins = {"bench_probe": probe_source(True, quiet_virtual_log=not args.virtual_log)}
             v.server = start(
-                work / v.key,
-                {"node_id": v.node, "mqtt": {"host": "127.0.0.1", "port": port}, **v.settings},
-                plugin_enabled=v.plugin,
-                config={"serial": {"log": False}},
-                single_file_plugins={"bench_probe": probe_source(False, quiet_virtual_log=not args.virtual_log)},
-                cpus=cpus,
-            )
-        for v in variants:
-            assert v.server is not None
+                v.basedir, {"node_id": v.node, "mqtt": {"host": "127.0.0.1", "port": port}, **v.settings},
+                plugin_enabled=v.plugin, config={"serial": {"log": False}, **extra}, cpus=cpus, venv=v.venv,
+                env=v.env, single_file_plugins=plugins,
+            )  # fmt: skip
             v.server.wait_operational()
+            check_loaded(v)
             upload_analysed(v.server, "big.gcode", data)
-            upload_analysed(v.server, "warm.gcode", printable(warm))
-            if plugin_loaded(v.server) != v.plugin:
-                raise SystemExit(f"{v.label}: printmesh plugin loaded = {plugin_loaded(v.server)}, expected {v.plugin}")
-            if v.unhook:
-                body = {"command": "unhook", "plugin": "printmesh", "phases": v.unhook}
-                removed = v.server.api("POST", "/api/plugin/bench_probe", body)["removed"]
-                print(f"# {v.label}: printmesh's {', '.join(removed)} hooks taken out of the comm")
-        print("# warm-up: one short print per server (printmesh's hooks timed inside OctoPrint meanwhile)")
-        warm_lines = len(command_lines(printable(warm)))
-        for v in variants:
-            assert v.server is not None
-            timing = v.plugin and not v.unhook
-            body: dict[str, Any] = {"command": "time_hooks", "plugin": "printmesh", "on": 1}
-            if timing:
-                v.server.api("POST", "/api/plugin/bench_probe", body)
-            print_once(v, "warm.gcode", counter, 300)
-            if timing:
-                hooks = v.server.api("POST", "/api/plugin/bench_probe", {**body, "on": 0})["hooks"]
-                parts = [f"{phase} {ns / n / 1000:.2f} us x {n}" for phase, (ns, n) in hooks.items() if n]
-                total = sum(ns for ns, _ in hooks.values()) / warm_lines / 1000
-                print(f"#   {v.label}: hooks {', '.join(parts)} calls = {total:.1f} us per file line")
-            for values in v.series():
-                values.clear()
+            v.server.stop()
+            v.server = None
         timeout = max(300.0, len(lines) / 200)
-        schedule = [(rep, v) for rep in range(args.reps) for v in variants] + [(args.reps, variants[0])]
-        for rep, v in schedule:
-            for attempt in range(args.retries + 1):
-                seconds, waited = print_once(v, "big.gcode", counter, timeout)
-                cores = v.cpu[-1] / seconds
-                noisy = cores < args.min_cores or v.steal[-1] > args.max_steal
-                last = attempt == args.retries
-                verdict = (" kept: still busy after retries" if last else " DISCARDED") if noisy else ""
-                print(
-                    f"#   round {rep + 1} {v.label:30s} {seconds:7.3f} s {len(lines) / seconds:6.0f} lines/s"
-                    f"  (OctoPrint {cores:.2f} cores, rest of the machine {v.others[-1]:.2f}, steal"
-                    f" {v.steal[-1]:.2f}; waited {waited:.0f} s for quiet){verdict}"
-                )
-                if not noisy or last:
-                    break
-                v.drop_last()
-                v.discarded += 1
+        schedule = [(s, v) for s in range(args.sessions) for v in arms] + [(args.sessions, arms[0])]
+        for session, v in schedule:
+            server = launch(v, cpus)
+            try:
+                if v.unhook:
+                    probe(server, {"command": "unhook", "plugin": "printmesh", "phases": v.unhook})
+                wait_quiet(max_cores=0.5, timeout=8)
+                idle_latency(v, counter, args.events)
+                for n in range(args.prints):
+                    for attempt in range(args.retries + 1):
+                        seconds, waited = print_once(v, "big.gcode", counter, timeout, session)
+                        cores = v.cpu[-1] / seconds
+                        noisy = cores < args.min_cores or v.steal[-1] > args.max_steal
+                        last = attempt == args.retries
+                        verdict = (" kept: still busy" if last else " DISCARDED") if noisy else ""
+                        print(
+                            f"#   session {session + 1}.{n + 1} {v.label:26s} {seconds:7.3f} s"
+                            f" {len(lines) / seconds:6.0f} lines/s (OctoPrint {cores:.2f} cores,"
+                            f" rest {v.others[-1]:.2f}, steal {v.steal[-1]:.2f};"
+                            f" waited {waited:.0f} s for quiet){verdict}", flush=True,
+                        )  # fmt: skip
+                        if not noisy or last:
+                            break
+                        v.drop_last()
+                        v.discarded += 1
+            finally:
+                server.stop()
+                v.server = None
     finally:
         counter.close()
-        for v in variants:
+        for v in arms:
             if v.server is not None:
                 v.server.stop()
         broker.stop()
@@ -397,65 +329,86 @@ def main() -> int:
             print(f"# basedirs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    report(variants, lines, args)
+    report(arms, lines, args)
     return 0
 
 
-def report(variants: list[Variant], lines: list[str], args: argparse.Namespace) -> None:
+def per_session(base: Variant, v: Variant, values: str) -> list[float]:
+    """The bracketed ratio of each of ``v``'s sessions (the mean over its prints)."""
+    ratios = bracketed(base, v, values)
+    by: dict[int, list[float]] = {}
+    for s, r in zip(v.sessions, ratios, strict=False):
+        by.setdefault(s, []).append(r)
+    return [statistics.fmean(rs) for _, rs in sorted(by.items())]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def report(arms: list[Variant], lines: list[str], args: argparse.Namespace) -> None:
     n = len(lines)
     print()
-    dropped = sum(v.discarded for v in variants)
+    dropped = sum(v.discarded for v in arms)
     if dropped:
-        print(
-            f"# {dropped} prints discarded and printed again: OctoPrint got < {args.min_cores} cores"
-            f" or steal > {args.max_steal} (other jobs on this machine)"
-        )
-    print(f"{'variant':32s} prints lines/s p50     min     max   spread  print s  cores  cpu us/line  mqtt msgs")
-    for v in variants:
+        print(f"# {dropped} prints discarded and printed again (< {args.min_cores} cores or steal > {args.max_steal})")
+    print(f"{'arm':28s} prints lines/s p50     min     max   spread  print s  cores  cpu us/line  mqtt msgs")
+    for v in arms:
         rates = [n / t for t in v.times]
         cores = statistics.median(c / t for c, t in zip(v.cpu, v.times, strict=True))
         print(
-            f"{v.label:32s} {len(rates):6d} {statistics.median(rates):11.0f} {min(rates):7.0f} {max(rates):7.0f}"
+            f"{v.label:28s} {len(rates):6d} {statistics.median(rates):11.0f} {min(rates):7.0f} {max(rates):7.0f}"
             f" {spread(rates):>8s} {statistics.median(v.times):8.2f} {cores:6.2f}"
             f" {statistics.median(v.cpu) / n * 1e6:12.1f} {statistics.median(v.messages):10.0f}"
         )
     print()
     print("CPU per line by thread, us (median over the prints)")
-    labels = list(dict.fromkeys([*THREADS.values(), "other threads"]))
-    print(f"{'thread':28s}" + "".join(f"{v.label[:31]:>32s}" for v in variants))
-    for label in labels:
-        row = [statistics.median(t.get(label, 0.0) for t in v.threads) / n * 1e6 for v in variants]
+    print(f"{'thread':28s}" + "".join(f"{v.label[:25]:>26s}" for v in arms))
+    for label in dict.fromkeys([*THREADS.values(), "other threads"]):
+        row = [statistics.median(t.get(label, 0.0) for t in v.threads) / n * 1e6 for v in arms]
         if any(x >= 0.05 for x in row):
-            print(f"{label:28s}" + "".join(f"{x:32.1f}" for x in row))
-    others = "".join(f"{statistics.median(v.others):32.2f}" for v in variants)
-    print(f"{'rest of the machine, cores':28s}{others}")
-    for v in variants:
+            print(f"{label:28s}" + "".join(f"{x:26.1f}" for x in row))
+    for v in arms:
         if any(v.topics):
             median = {k: statistics.median(t.get(k, 0) for t in v.topics) for k in {k for t in v.topics for k in t}}
             names = sorted(median, key=lambda k: -median[k])
-            counts = ", ".join(f"{k} {median[k]:.0f}" for k in names[:10])
-            print(f"messages per print, {v.label}: {counts}{', ...' if len(names) > 10 else ''}")
-
+            counts = ", ".join(f"{k} {median[k]:.0f}" for k in names[:8])
+            print(f"messages per print, {v.label}: {counts}{', ...' if len(names) > 8 else ''}")
     print()
-    base = variants[0]
-    for v in variants[1:]:
-        ratios, cpu = bracketed(base, v), bracketed(base, v, "cpu")
-        ratio = statistics.median(ratios)
-        verdict = "met" if ratio >= 0.97 else "NOT met"
+    head = "idle: n  p50    p99    max | streaming: n  p50    p99    max"
+    print(f"PositionUpdate, fire -> MQTT subscriber, ms      {head}")
+    for v in arms:
+        if v.idle_ms or v.stream_ms:
+            cells = []
+            for ms in (v.idle_ms, v.stream_ms):
+                p50, p99 = (statistics.median(ms), pct(ms, 0.99)) if ms else (0.0, 0.0)
+                cells.append(f"{len(ms):5d} {p50:6.2f} {p99:6.2f} {max(ms):6.1f}" if ms else "    -")
+            print(f"{v.label:46s} {cells[0]}   |       {cells[1]}   (lost {v.lost})")
+    print()
+    base = arms[0]
+    for v in arms[1:]:
+        rate, cpu = per_session(base, v, "rate"), per_session(base, v, "cpu")
+        if not rate:
+            continue
+        mean, low, high = ci95(rate)
+        verdict = "met" if mean >= 0.97 else "NOT met"
         print(
-            f"ratio {v.label} / {base.label}: {ratio:.3f} lines/s (goal >= 0.97: {verdict});"
-            f" per round {', '.join(f'{r:.3f}' for r in ratios)}; OctoPrint CPU per line x{statistics.median(cpu):.3f}"
+            f"ratio {v.label} / {base.label}: {mean:.3f} lines/s (95 % CI {low:.3f}-{high:.3f}, median"
+            f" {statistics.median(rate):.3f}, spread {min(rate):.3f}-{max(rate):.3f}; goal >= 0.97: {verdict});"
+            f" per session {', '.join(f'{r:.3f}' for r in rate)}; OctoPrint CPU per line x{statistics.fmean(cpu):.3f}"
+            f" (CI {ci95(cpu)[1]:.3f}-{ci95(cpu)[2]:.3f})"
         )
+    pm = next((v for v in arms if v.key == "on"), None)
+    om = next((v for v in arms if v.mqtt_plugin), None)
+    if pm is not None and om is not None and pm.times and om.times:
+        a, b = statistics.fmean(per_session(base, pm, "rate")), statistics.fmean(per_session(base, om, "rate"))
+        print(f"printmesh vs OctoPrint-MQTT, same run: {a:.3f} vs {b:.3f} ({'not worse' if a >= b else 'WORSE'})")
     motion = simulated_motion(lines, 1_000_000)
     cores = statistics.median(c / t for c, t in zip(base.cpu, base.times, strict=True))
     print(
-        f"bottleneck: the comm path's CPU. OctoPrint's process used {cores:.2f} cores while streaming (one GIL);"
-        f" the virtual printer's simulated moves add up to {motion:.3f} s at M220/M221 S1000000"
-        f" ({simulated_motion(lines, 100):.0f} s at 100 %) of the {statistics.median(base.times):.1f} s print"
-    )
-    print(
-        "(ratios: each print against the without-plugin rate interpolated to its midpoint from the"
-        " without-plugin prints just before and after it)"
+        f"bottleneck: the comm path's CPU ({cores:.2f} cores while streaming); simulated moves add {motion:.3f} s"
+        f" at M220/M221 S1000000 of the {statistics.median(base.times):.1f} s print"
     )
 
 

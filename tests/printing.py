@@ -68,7 +68,7 @@ def hold_windows(sent: list[tuple[float, str]]) -> list[tuple[int, int]]:
     first echo token) to the echo token of its release."""
     tokens: dict[str, list[int]] = {}
     for i, (_, cmd) in enumerate(sent):
-        if cmd.startswith("M118 E1 printmesh:"):
+        if cmd.startswith("M118 A1 action:printmesh:"):
             hold = cmd.rsplit(":", 1)[1].rsplit(".", 1)[0]  # <session>.<hold id>
             tokens.setdefault(hold, []).append(i)
     return [(idx[0] - 2, idx[-1]) for idx in tokens.values()]

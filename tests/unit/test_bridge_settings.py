@@ -64,3 +64,12 @@ def test_a_broker_cluster_in_octoprint_settings_is_the_plugin_broker_list():
     with pytest.raises(ConfigError, match=r"mqtt\.hosts\.1"):
         to_bridge_settings(tree)
     assert to_bridge_settings(copy.deepcopy(DEFAULTS)).mqtt.where == "localhost:1883", "one broker by default"
+
+
+def test_octoprint_s_config_version_is_not_an_unknown_key():
+    """OctoPrint stores ``_config_version`` in the plugin's section after the first start's
+    migration: a restarted OctoPrint must still connect (it refused with 'unknown key')."""
+    tree = {**copy.deepcopy(DEFAULTS), "_config_version": SETTINGS_VERSION}
+    assert to_bridge_settings(tree) == to_bridge_settings(copy.deepcopy(DEFAULTS))
+    with pytest.raises(ConfigError, match="config_version2"):
+        to_bridge_settings({**copy.deepcopy(DEFAULTS), "config_version2": 1})

@@ -119,7 +119,7 @@ def test_arm_hold_move_release_happy_path():
     assert m.feed(LayerReached(4, 10, 0.8)) == []
     out = m.feed(LayerReached(5, 10, 1.0))
     assert out[0] == SetJobOnHold(True)
-    assert out[1] == SendGcode(("M400", "M114", "M118 E1 printmesh:t.1.1"))
+    assert out[1] == SendGcode(("M400", "M114", "M118 A1 action:printmesh:t.1.1"))
     assert m.state.phase == "draining" and m.events()[-1] == "holding"
 
     m.feed(ORIGIN)
@@ -128,7 +128,7 @@ def test_arm_hold_move_release_happy_path():
     assert out[0].payload["origin"] == {"x": 60.0, "y": 70.0, "z": 0.6}
 
     out = m.feed(move())
-    assert out == [SendGcode(("G90", "G1 Z10 F200", "G1 X20 Y30 F6000", "M400", "M118 E1 printmesh:t.1.2"))]
+    assert out == [SendGcode(("G90", "G1 Z10 F200", "G1 X20 Y30 F6000", "M400", "M118 A1 action:printmesh:t.1.2"))]
     assert m.state.phase == "busy"
     out = m.echo()
     assert out[0] == Reply("m1", True, {"hold_id": 1, "layer": 5, "position": {"x": 20.0, "y": 30.0, "z": 10.0}})
@@ -136,7 +136,7 @@ def test_arm_hold_move_release_happy_path():
 
     out = m.feed(ReleaseRequested("r1"))
     assert out[0] == SendGcode(
-        ("G90", "G1 X60 Y70 F6000", "G1 Z0.6 F200", "G1 F1800", "G90", "M83", "M400", "M118 E1 printmesh:t.1.3")
+        ("G90", "G1 X60 Y70 F6000", "G1 Z0.6 F200", "G1 F1800", "G90", "M83", "M400", "M118 A1 action:printmesh:t.1.3")
     )
     assert m.state.phase == "returning" and m.holds() == [True]
     out = m.echo()
@@ -414,12 +414,13 @@ def test_origin_only_counts_while_draining():
 def test_gcode_while_held_waits_for_its_echo_and_restores_modes_on_release():
     m = held()
     m.feed(GcodeRequested("g", ("M117 capture", "M106 S0")))
-    assert m.sent[-4:] == ["M117 capture", "M106 S0", "M400", "M118 E1 printmesh:t.1.2"]
+    assert m.sent[-4:] == ["M117 capture", "M106 S0", "M400", "M118 A1 action:printmesh:t.1.2"]
     assert m.state.phase == "busy" and m.replies("g") == []
     m.echo()
     assert m.replies("g")[0].ok
     out = m.feed(ReleaseRequested("r"))
-    assert out[0] == SendGcode(("G1 F1800", "G90", "M83", "M400", "M118 E1 printmesh:t.1.3")), "no travel, only modes"
+    modes_only = ("G1 F1800", "G90", "M83", "M400", "M118 A1 action:printmesh:t.1.3")
+    assert out[0] == SendGcode(modes_only), "no travel, only modes"
     m.echo()
     assert m.holds() == [True, False]
 

@@ -109,10 +109,10 @@ def test_position_reply_and_tokens():
     assert pos == {"x": 100.0, "y": 100.0, "z": 5.0, "e": 19.5}
     assert parse_position("X:1.00 Y:2.00 E:0") is None, "Z missing"
     assert parse_position("ok T:210.0 /210.0") is None
-    assert echo_line("s.1.2") == "M118 E1 printmesh:s.1.2"
+    assert echo_line("s.1.2") == "M118 A1 action:printmesh:s.1.2"
     assert token_in("echo:printmesh:s.1.2") == "s.1.2"
     assert token_in("printmesh:abc") == "abc", "firmware that echoes without the echo: prefix"
-    assert token_in('echo:Unknown command: "M118 E1 printmesh:s.1.2"') is None, "no M118: not a confirmation"
+    assert token_in('echo:Unknown command: "M118 A1 action:printmesh:s.1.2"') is None, "no M118: not a confirmation"
     assert token_in("ok") is None
 
 
@@ -143,7 +143,7 @@ def test_regions_for_origin_custom_box_and_round_beds():
 def test_safe_move_lifts_first_travels_then_lowers_and_ends_with_the_token():
     plan = move(x=20, y=30, z=10, feedrate=3000)
     assert isinstance(plan, Plan)
-    assert plan.lines == ("G90", "G1 Z10 F200", "G1 X20 Y30 F3000", "M400", "M118 E1 printmesh:t1")
+    assert plan.lines == ("G90", "G1 Z10 F200", "G1 X20 Y30 F3000", "M400", "M118 A1 action:printmesh:t1")
     assert plan.end == Pos(20, 30, 10)
     low = move(x=20, y=30, z=3, head=Pos(100, 100, 8), layer_z=0.4)
     assert isinstance(low, Plan)
@@ -222,7 +222,7 @@ def test_return_goes_back_and_restores_feedrate_then_positioning_then_extrusion(
         "G90",
         "M83",
         "M400",
-        "M118 E1 printmesh:r1",
+        "M118 A1 action:printmesh:r1",
     )
     rel = Origin(Pos(60, 70, 8), Modes(absolute=False, extrusion_relative=False, feedrate=None))
     up = plan_return(origin=rel, head=Pos(10, 10, 5), profile=profile(), settings=SafetySettings(), token="r2")
@@ -249,7 +249,7 @@ def test_check_gcode():
     refusal = check_gcode(["M117 hi", "G1 X10"], printing=True)
     assert refusal is not None and refusal.reason == "forbidden_gcode" and "G1" in refusal.message
     assert check_gcode(["G28", "G1 X10"], printing=False) is None, "idle: like OctoPrint's terminal"
-    assert check_gcode(["M118 E1 printmesh:s.1.1"], printing=False) is not None, "tokens cannot be forged"
+    assert check_gcode(["M118 A1 action:printmesh:s.1.1"], printing=False) is not None, "tokens cannot be forged"
     for code in ("M84", "G92 E0", "M600", "M0"):
         assert check_gcode([code], printing=True) is not None, code
 
@@ -335,7 +335,7 @@ def test_no_plan_ever_targets_outside_the_allowed_volume(volume, margin, max_z, 
     assert homed >= XYZ
     region = allowed_region(volume, s)
     assert not isinstance(region, Refusal)
-    assert result.lines[0] == "G90" and result.lines[-2:] == ("M400", "M118 E1 printmesh:t")
+    assert result.lines[0] == "G90" and result.lines[-2:] == ("M400", "M118 A1 action:printmesh:t")
     assert not any(line.startswith("G91") for line in result.lines)
     floor = layer_z + clearance - 1e-9
     moves = motion(result.lines)

@@ -16,11 +16,10 @@ from typing import Any
 
 import octoprint.plugin
 
-from octoprint_printmesh.comm_hooks import CommHooks
+from octoprint_printmesh.comm_hooks import ActionHook, CommHooks
 from octoprint_printmesh.dashboard.service import Dashboard
 from octoprint_printmesh.dashboard.ui import URLS, DashboardUi, additional_permissions
 from octoprint_printmesh.firmware_flavour import FLAVOUR
-from octoprint_printmesh.hold.driver import ReplyHook
 from octoprint_printmesh.job_commands import JobControl, job_commands
 from octoprint_printmesh.layer_follower import LayerFollower
 from octoprint_printmesh.printer_node import PrinterIO, PrinterNode
@@ -62,7 +61,7 @@ class PrintmeshPlugin(
     def __init__(self) -> None:
         super().__init__()
         self.comm_hooks = CommHooks()  # registered once with OctoPrint; see __plugin_hooks__
-        self.replies = ReplyHook()
+        self.replies = ActionHook()  # the hold's echo tokens, as action commands
 
     # ------------------------------------------------------------ lifecycle
     def initialize(self) -> None:
@@ -186,7 +185,9 @@ class PrintmeshPlugin(
         if node is None or follower is None:
             return
         node.record_event(event, payload)  # enqueue only
-        if event == "PrintStarted":
+        if event == "PositionUpdate":  # an M114 reply: a hold's origin (read only while a hold runs)
+            node.holds.position(payload)
+        elif event == "PrintStarted":
             node.holds.print_started((payload or {}).get("path"), time.time())
         if event in FILE_EVENTS:
             self._on_file_event(event, payload or {}, node, follower)
@@ -252,9 +253,10 @@ __plugin_hooks__ = {
     "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     "octoprint.access.permissions": additional_permissions,  # PLUGIN_PRINTMESH_SHELL_OUTPUTS
     "octoprint.server.http.routes": __plugin_implementation__.http_routes,  # camera previews, see preview_route
-    # the comm thread's hooks go straight to their bodies: the layers and the hold, the replies to the hold
+    # the comm thread's hooks go straight to their bodies: the layers and the hold, its echo tokens to the hold;
+    # no gcode.received hook (called for every ok): the M114 position comes as the PositionUpdate event
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.comm_hooks.on_gcode_queuing,
-    "octoprint.comm.protocol.gcode.received": __plugin_implementation__.replies.on_gcode_received,
+    "octoprint.comm.protocol.action": __plugin_implementation__.replies.on_action,
     # drops a file's cached layer table before OctoPrint writes a new version of it (no I/O)
     "octoprint.filemanager.preprocessor": __plugin_implementation__.on_file_preprocess,
 }

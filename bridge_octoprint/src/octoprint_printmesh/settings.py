@@ -183,6 +183,7 @@ def to_bridge_settings(raw: dict[str, Any]) -> BridgeSettings:
     """OctoPrint's settings dict → validated settings; raises ConfigError naming the key."""
     data = _blank_to_none(copy.deepcopy(raw))
     data.pop("dashboard", None)  # the tab's layout: the page's, validated by dashboard/layout.py
+    data.pop("_config_version", None)  # OctoPrint's own: written after the first start's migration
     events = data.pop("events", {}) or {}
     data["events_enabled"] = events.get("enabled", True)
     data["events_exclude"] = events.get("exclude", [])

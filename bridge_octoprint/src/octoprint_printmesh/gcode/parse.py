@@ -67,9 +67,12 @@ def parse_position(line: str) -> dict[str, float] | None:
 def echo_line(token: str) -> str:
     """The line that makes the printer echo ``token`` once everything before it has been processed.
 
-    ``E1`` makes Marlin prefix ``echo:``, which OctoPrint handles as a harmless message.
+    ``A1`` makes Marlin (and OctoPrint's virtual printer) prefix ``//``, so the reply,
+    ``//action:printmesh:<token>``, is an action command: OctoPrint hands it to the
+    ``octoprint.comm.protocol.action`` hook and to no per-line hook, and takes no action of
+    its own for a name it does not know.
     """
-    return f"M118 E1 {TOKEN_PREFIX}{token}"
+    return f"M118 A1 action:{TOKEN_PREFIX}{token}"
 
 
 def barrier(token: str) -> tuple[str, str]:
@@ -80,8 +83,9 @@ def barrier(token: str) -> tuple[str, str]:
 def token_in(line: str) -> str | None:
     """The token a received line echoes, if any.
 
-    A firmware without M118 answers ``echo:Unknown command: "M118 E1 printmesh:..."``,
-    which quotes the token without having waited for anything: that is not a confirmation.
+    A firmware without M118 answers ``echo:Unknown command: "M118 A1 action:printmesh:..."``,
+    which quotes the token without having waited for anything: that is not a confirmation
+    (nor an action command, so the hook never sees it).
     """
     if "unknown command" in line.lower():
         return None

@@ -20,11 +20,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, Flavour, Modes, parse_position, token_in, track
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, TOKEN_PREFIX, Flavour, Modes, token_in, track
 from octoprint_printmesh.hold import machine
 from octoprint_printmesh.hold.types import (
     Action,
@@ -58,6 +58,7 @@ log = logging.getLogger("octoprint.plugins.printmesh.hold")
 Answer = Callable[[CommandResponse], None]
 QUEUE_LIMIT = 10_000
 TICK = 0.2  # seconds between deadline checks while a hold runs
+ORIGIN_GRACE = 2.0  # s the drain's echo waits for the M114 position sent before it (then held without one)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class HoldDriver:
         self.modes = Modes()  # tracked from the lines sent (comm thread); read when the origin is reported
         self.active = False  # read without the lock by the comm-thread hooks
         self.stashed: str | None = None  # layer N's first line, kept back by the hold
+        self._early: tuple[str, float] | None = None  # the drain's echo before its position (hold thread)
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[str | None, Answer]] = {}
         self._keys = itertools.count(1)
@@ -143,25 +145,22 @@ class HoldDriver:
         """A line that changes the modes a hold must restore (G90/M83/F/G28) was sent."""
         self.modes = track(self.modes, line, flavour=self.flavour)
 
-    def received(self, line: str) -> None:
-        """A line from the printer: while a hold runs, its echo token or the M114 position."""
-        if not self.active:
-            return
-        found = self._reply_in(line)
-        if found is not None:
-            self._later(found)
-
-    def _reply_in(self, line: str) -> HoldInput | None:
-        token = token_in(line)
-        if token is not None:
-            return TokenSeen(token)
-        if "X:" in line and "Z:" in line:
-            pos = parse_position(line)
-            if pos is not None:
-                return OriginReported(pos["x"], pos["y"], pos["z"], self.modes)
-        return None
+    def echoed(self, action: str) -> None:
+        """An action command from the printer (``//action:<action>``): a hold's echo token, maybe."""
+        if self.active and action.startswith(TOKEN_PREFIX):
+            token = token_in(action)
+            if token is not None:
+                self.submit(lambda: self._token_seen(token))
 
     # ----------------------------------------------- OctoPrint's event thread, the broker
+    def position(self, payload: Mapping[str, Any] | None) -> None:
+        """OctoPrint's ``PositionUpdate`` (an M114 reply): while a hold runs, its origin."""
+        if not self.active or not payload:
+            return
+        x, y, z = payload.get("x"), payload.get("y"), payload.get("z")
+        if isinstance(x, int | float) and isinstance(y, int | float) and isinstance(z, int | float):
+            self._later(OriginReported(float(x), float(y), float(z), self.modes))
+
     def print_started(self, path: str | None, at: float) -> None:
         self._later(PrintStarted(path, at))
 
@@ -206,6 +205,23 @@ class HoldDriver:
     def _later(self, event: HoldInput) -> None:
         self.submit(lambda: self.feed(event))
 
+    # ------------------------------------------- hold thread: the drain's order
+    def _token_seen(self, token: str) -> None:
+        """The echo comes on the comm thread, the M114 position sent before it on the event
+        thread: if the drain's echo overtook its position, it waits for it (or ``ORIGIN_GRACE``)."""
+        state = self.state
+        if state.phase == "draining" and token == state.token and state.origin is None:
+            self._early = (token, self.clock() + ORIGIN_GRACE)
+            return
+        self.feed(TokenSeen(token))
+
+    def _early_token(self, origin_seen: bool) -> None:
+        early = self._early
+        if early is not None and (origin_seen or self.clock() >= early[1] or self.state.token != early[0]):
+            self._early = None
+            if self.state.token == early[0]:
+                self.feed(TokenSeen(early[0]))
+
     # ------------------------------------------------------------ hold thread
     def register(self, request_id: str | None, answer: Answer) -> str:
         """A key for the machine's Reply actions that finds this request's answer later."""
@@ -228,6 +244,8 @@ class HoldDriver:
         with self._lock:
             self.state, actions = machine.step(self.state, event, self.clock(), self.config)
             self.active = self.state.phase != "idle"
+        if self._early is not None:  # the drain's echo that came before its position
+            self._early_token(isinstance(event, OriginReported))
         if isinstance(event, PrintStopped | PrintStarted) and self.stashed is not None:
             log.info("print ended while held: the kept-back line %r is dropped", self.stashed)
             self.stashed = None
@@ -275,20 +293,3 @@ class HoldDriver:
         if force or body != self._last_status:
             self._last_status = body
             self.fx.status(status)
-
-
-class ReplyHook:
-    """OctoPrint's ``gcode.received`` hook: registered once, pointed at the current driver.
-
-    Only a running hold reads the printer's replies (its echo tokens and the M114
-    position), so they go from OctoPrint's comm thread straight to ``HoldDriver.received``.
-    """
-
-    def __init__(self) -> None:
-        self.driver: HoldDriver | None = None
-
-    def on_gcode_received(self, comm: Any, line: str, *args: Any, **kwargs: Any) -> str:
-        driver = self.driver
-        if driver is not None:
-            driver.received(line)
-        return line

@@ -1,0 +1,148 @@
+"""The hold's replies without a gcode.received hook: echo tokens as action commands, the origin
+from PositionUpdate, in whichever order OctoPrint's comm and event threads deliver them; and the
+queuing hook's common path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from octoprint_printmesh.comm_hooks import ActionHook, CommHooks
+from octoprint_printmesh.gcode import echo_line, token_in
+from octoprint_printmesh.hold import driver as driver_module
+from octoprint_printmesh.hold.driver import Effects, HoldDriver
+from octoprint_printmesh.hold.types import HoldCommand, HoldConfig, PrintStarted
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.on_hold: list[bool] = []
+
+    def effects(self) -> Effects:
+        return Effects(self.on_hold.append, self.sent.extend, lambda n, p: self.events.append((n, p)), lambda s: None)
+
+
+def pump(driver: HoldDriver) -> None:
+    """Run what the hooks queued for the hold's thread, here (the driver is never started)."""
+    while not driver._queue.empty():
+        fn = driver._queue.get_nowait()
+        assert fn is not None
+        fn()
+        if driver.active:
+            driver.feed(driver_module.Tick())
+
+
+def draining() -> tuple[HoldDriver, Recorder, Clock, str]:
+    rec, clock = Recorder(), Clock()
+    driver = HoldDriver(HoldConfig(session="t"), rec.effects(), clock)
+    driver.feed(PrintStarted("part.gcode"))
+    driver.feed(HoldCommand("c1", now=True))
+    assert driver.state.phase == "draining" and rec.on_hold == [True]
+    echo = rec.sent[-1]
+    assert echo.startswith("M118 A1 action:printmesh:"), rec.sent
+    token = token_in(echo)
+    assert token is not None
+    return driver, rec, clock, token
+
+
+def action_of(echo: str) -> str:
+    """What OctoPrint passes the action hook for the printer's reply to ``echo`` (virtual M118 A1)."""
+    reply = "//" + echo.split(" ", 2)[2]
+    return reply[2:].strip()[len("action:") :]
+
+
+def held_payloads(rec: Recorder) -> list[dict[str, Any]]:
+    return [p for name, p in rec.events if name == "held"]
+
+
+def test_the_echo_line_is_an_action_command_carrying_the_token():
+    assert echo_line("s.1.2") == "M118 A1 action:printmesh:s.1.2"
+    assert action_of(echo_line("s.1.2")) == "printmesh:s.1.2"
+
+
+def test_position_then_echo_holds_with_the_origin():
+    driver, rec, _, token = draining()
+    hook = ActionHook()
+    hook.driver = driver
+    driver.position({"reason": None, "x": 10.0, "y": 20.0, "z": 0.6, "e": 1.0, "f": 1500.0, "t": 0})
+    hook.on_action(None, f"//action:printmesh:{token}", f"printmesh:{token}", name=f"printmesh:{token}", params="")
+    pump(driver)
+    assert driver.state.phase == "held"
+    assert driver.state.origin is not None and (driver.state.origin.pos.x, driver.state.origin.pos.z) == (10.0, 0.6)
+    assert len(held_payloads(rec)) == 1
+
+
+def test_an_echo_that_overtakes_its_position_waits_for_it():
+    driver, rec, _, token = draining()
+    driver.echoed(f"printmesh:{token}")  # comm thread first
+    pump(driver)
+    assert driver.state.phase == "draining", "held before the origin is known"
+    driver.position({"x": 1.0, "y": 2.0, "z": 3.0})  # event thread later
+    pump(driver)
+    assert driver.state.phase == "held" and driver.state.origin is not None
+    assert driver.state.origin.pos.z == 3.0
+    assert len(held_payloads(rec)) == 1
+
+
+def test_without_a_position_the_echo_holds_after_the_grace():
+    driver, rec, clock, token = draining()
+    driver.echoed(f"printmesh:{token}")
+    pump(driver)
+    clock.now += driver_module.ORIGIN_GRACE - 0.1
+    driver.feed(driver_module.Tick())
+    assert driver.state.phase == "draining"
+    clock.now += 0.2
+    driver.feed(driver_module.Tick())
+    assert driver.state.phase == "held" and driver.state.origin is None
+    assert len(held_payloads(rec)) == 1
+
+
+def test_other_actions_stale_tokens_and_idle_printers_are_ignored():
+    driver, _, _, token = draining()
+    driver.echoed("pause")
+    driver.echoed("printmesh:t.9.9")
+    driver.position({"x": None, "y": None, "z": None})
+    pump(driver)
+    assert driver.state.phase == "draining" and driver.state.origin is None
+    idle = HoldDriver(HoldConfig(session="t"), Recorder().effects())
+    idle.echoed(f"printmesh:{token}")
+    idle.position({"x": 1.0, "y": 2.0, "z": 3.0})
+    assert idle._queue.empty(), "nothing is queued while no hold runs"
+
+
+class Follower:
+    def __init__(self, hold_at: set[int]) -> None:
+        self.lines: list[tuple[Any, str]] = []
+        self.hold_at = hold_at
+
+    def on_line(self, tags: Any, line: str, comm: Any = None) -> bool:
+        self.lines.append((tags, line))
+        return len(self.lines) in self.hold_at
+
+
+def test_the_queuing_hook_follows_file_lines_tracks_modes_and_suppresses_a_held_line():
+    hooks, follower = CommHooks(), Follower(hold_at={2})
+    driver = HoldDriver(HoldConfig(session="t"), Recorder().effects())
+    fans: list[str] = []
+    hooks.attach(follower, driver, fans.append)  # type: ignore[arg-type]
+    file_tags = {"source:file", "filepos:10", "fileline:1"}
+    assert hooks.on_gcode_queuing(None, "queuing", "G1 X1 Y1 E1", None, "G1", subcode=None, tags=file_tags) is None
+    assert hooks.on_gcode_queuing(None, "queuing", "G91", None, "G91", tags=file_tags) == (None,), "held: suppressed"
+    assert driver.modes.absolute is True, "a suppressed line is not tracked"
+    api = {"source:api", "api:printer.command"}
+    assert hooks.on_gcode_queuing(None, "queuing", "G91", None, "G91", tags=api) is None
+    assert hooks.on_gcode_queuing(None, "queuing", "M106 S255", None, "M106", tags=None) is None
+    assert len(follower.lines) == 2, "only file lines reach the follower"
+    assert driver.modes.absolute is False and fans == ["M106 S255"]
+    hooks.detach()
+    assert hooks.on_gcode_queuing(None, "queuing", "G90", None, "G90", tags=file_tags) is None
+    assert driver.modes.absolute is False, "detached: nothing tracked"
