@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from printmesh_coordinator.watch.frames import MAX_SHIFT, Small, align, shifted
+from printmesh_coordinator.watch.frames import Small, align, shifted
 
 CHANGE = 12.0  # compressed grey levels a pixel must leave its old range by (about 35 % at the bed's level)
 REACH = 5  # neighbourhood (pixels, small image) that absorbs small motion
@@ -114,13 +114,13 @@ def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def compare(
     key: tuple[str, int], before: Reference, now: Small, box: Box | None, rise: float | None = None
 ) -> Comparison:
-    """``rise``: the part's z rise since ``before`` (mm), if known; it sets how far down walls may grow."""
+    """``rise``: the part's z rise since ``before`` (mm), if known: the bed's expected slide, the walls' reach."""
     down = reach(rise, now.grey.shape[1])
     slide = 0.0 if rise is None or rise <= 0 else rise * RISE_PX * now.grey.shape[1] / 320
     scale = now.full[0] / now.grey.shape[1]
-    found = align(now, before.small, slide if slide > MAX_SHIFT else 0.0)
+    found = align(now, before.small, slide)
     best: tuple[int, tuple[float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
-    candidates = list(dict.fromkeys([found, (0.0, slide) if slide > MAX_SHIFT else found, (0.0, 0.0)]))
+    candidates = list(dict.fromkeys([found, (0.0, slide), (0.0, 0.0)]))
     for shift in candidates:  # alignment may only help
         grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
         diff = tolerant_diff(grey, before.small.grey)
@@ -133,7 +133,7 @@ def compare(
     _, shift, grey, part, changed = best
     maybe = shifted(now.maybe, shift, nearest=True)
     old_part, old_maybe = before.small.part, before.small.maybe
-    if slide > MAX_SHIFT:  # aligned on the bed that slid down: the part's top, which rose with the camera,
+    if slide > 0:  # aligned on the bed that slid down: the part's top, which rose with the camera,
         old_maybe = old_maybe | shifted(old_maybe, shift, nearest=True)  # now lies above its old place
     allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale), down)
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
