@@ -66,7 +66,7 @@ def toolpath(part: str) -> Toolpath:
     return parse_lines(generate(60).splitlines())
 
 
-def make_jobs(seeds: range, count: int, up_share: float = 0.3) -> list[Job]:
+def make_jobs(seeds: range, count: int, up_share: float = 0.3, every: int = EVERY) -> list[Job]:
     """``count`` jobs from the first seeds of ``seeds``: half clean, half with one fault; a share with realism up."""
     out = []
     for i in range(count):
@@ -78,7 +78,7 @@ def make_jobs(seeds: range, count: int, up_share: float = 0.3) -> list[Job]:
         if i % 2 == 1:
             layers = toolpath(part).count
             kind = KINDS[(i // 2) % len(KINDS)]
-            fault = (kind, int(rng.integers(EVERY + 1, layers - EVERY)), int(rng.integers(0, 1000)))
+            fault = (kind, int(rng.integers(every + 1, layers - every)), int(rng.integers(0, 1000)))
         out.append(Job(seed, part, realism, fault))
     return out
 
@@ -99,13 +99,14 @@ class Capture:
     faulty: bool  # the fault shows in these frames
 
 
-def captures(job: Job, size: tuple[int, int] = SIZE) -> Iterator[Capture]:
+def captures(job: Job, size: tuple[int, int] = SIZE, every: int = EVERY, hint: bool = True) -> Iterator[Capture]:
+    """The job's holds, every ``every`` layers; ``hint``: pass the z of this and the previous capture."""
     path = toolpath(job.part)
     renderer = VirtualRenderer(config(job), path, size)
     onset = job.onset()
     previous: float | None = None
     frame = 0
-    for index, layer in enumerate(range(EVERY, path.count + 1, EVERY)):
+    for index, layer in enumerate(range(every, path.count + 1, every)):
         printed = layer - 1
         z = renderer.height_of(printed)
         images: Images = {}
@@ -113,7 +114,6 @@ def captures(job: Job, size: tuple[int, int] = SIZE) -> Iterator[Capture]:
             frame += 1
             elapsed = index * 47.0 + point * 1.3  # captures minutes apart: the drift is anywhere in its cycle
             images[("bed", point)] = renderer.frame(printed, (x, y, z + CLEARANCE), frame, elapsed)
-        yield Capture(
-            layer, printed, images, GrowthHint(z=z, previous_z=previous), onset is not None and printed >= onset
-        )
+        growth = GrowthHint(z=z, previous_z=previous) if hint else GrowthHint()
+        yield Capture(layer, printed, images, growth, onset is not None and printed >= onset)
         previous = z

@@ -112,3 +112,19 @@ def test_change_inside_a_growth_box_is_growth_and_outside_it_is_not():
         verdict = watcher.judge(10, {("bed", 0): changed}, hint)
         assert verdict.problem is problem, verdict
     assert verdict.region and abs(verdict.region[0].x - 400) <= 8 and abs(verdict.region[0].w - 80) <= 16
+
+
+def test_the_z_rise_explains_a_long_gap_between_captures(box):
+    """Captures 20 layers apart (4 mm): the bed slides down in the head camera's image further than any
+    jitter and the walls grow far; with the captures' z it is growth, without it it is not."""
+    renderer = VirtualRenderer(virtual(mount="head", seed=3, realism=QUIET), box, SIZE)
+    holds = {}
+    for printed in (4, 24):
+        z = renderer.height_of(printed)
+        holds[printed] = (z, {("bed", p): renderer.frame(printed, (x, y, z + 5), p) for p, (x, y) in enumerate(POINTS)})
+    (z0, before), (z1, after) = holds[4], holds[24]
+    for hint, problem in ((GrowthHint(z=z1, previous_z=z0), False), (GrowthHint(), True)):
+        watcher = Watcher()
+        watcher.judge(5, before, GrowthHint(z=z0))
+        verdict = watcher.judge(25, after, hint)
+        assert verdict.problem is problem, verdict

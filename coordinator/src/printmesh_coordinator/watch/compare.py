@@ -23,6 +23,8 @@ GROW = (3, 2, 6)  # pixels (small image) around the part that count as growth: s
 NEAR = 0.6  # share of the image height below which the growth region is widened twice
 EDGE = 0.35  # share of the image width a thin horizontal band of change spans to be the bed's edge
 BORDER = 4  # pixels (small image) at the frame's edges where the scene slides in and out as the camera rises
+RISE_PX = 1.6  # small-image pixels (320 wide) the walls grow downwards per mm of z rise: the default head
+# camera (45 degrees down, about 75 mm from the part's top, 90 degrees wide) measured on the renderer
 
 Box = tuple[int, int, int, int]
 
@@ -63,18 +65,27 @@ AROUND = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW
 DOWN = np.ones((GROW[2] + 1, 1), np.uint8)  # anchored at its bottom: a pixel allows the ones below it
 
 
-def widened(seen: np.ndarray) -> np.ndarray:
-    """``seen`` widened by ``GROW``: around it, and further downwards."""
-    out: np.ndarray = cv2.dilate(cv2.dilate(seen, AROUND), DOWN, anchor=(0, GROW[2]))
+def widened(seen: np.ndarray, down: int = GROW[2]) -> np.ndarray:
+    """``seen`` widened by ``GROW``: around it, and ``down`` pixels further downwards."""
+    kernel = DOWN if down == GROW[2] else np.ones((down + 1, 1), np.uint8)
+    out: np.ndarray = cv2.dilate(cv2.dilate(seen, AROUND), kernel, anchor=(0, down))
     return out
 
 
-def _allowance(seen: np.ndarray) -> np.ndarray:
+def reach(rise: float | None, width: int) -> int:
+    """Pixels (small image) the walls may grow downwards for a z rise (mm) since the reference: at
+    least ``GROW``'s, more for a long gap between captures (many layers printed since)."""
+    if rise is None or rise <= 0:
+        return GROW[2]
+    return max(GROW[2], int(np.ceil(rise * RISE_PX * width / 320)) + 2)
+
+
+def _allowance(seen: np.ndarray, down: int = GROW[2]) -> np.ndarray:
     """``seen`` widened, twice in the lower part of the image: the nearer the bed (lower in a camera
     looking down), the more it slides when the camera rises with the part."""
-    out = widened(seen)
+    out = widened(seen, down)
     cut = int(seen.shape[0] * NEAR)
-    out[cut:] = widened(out[cut:])
+    out[cut:] = widened(out[cut:], down)
     return out
 
 
@@ -100,11 +111,17 @@ def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None) -> Comparison:
+def compare(
+    key: tuple[str, int], before: Reference, now: Small, box: Box | None, rise: float | None = None
+) -> Comparison:
+    """``rise``: the part's z rise since ``before`` (mm), if known: the bed's expected slide, the walls' reach."""
+    down = reach(rise, now.grey.shape[1])
+    slide = 0.0 if rise is None or rise <= 0 else rise * RISE_PX * now.grey.shape[1] / 320
     scale = now.full[0] / now.grey.shape[1]
-    found = align(now, before.small)
+    found = align(now, before.small, slide)
     best: tuple[int, tuple[float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
-    for shift in [found, (0.0, 0.0)] if found != (0.0, 0.0) else [found]:  # alignment may only help
+    candidates = list(dict.fromkeys([found, (0.0, slide), (0.0, 0.0)]))
+    for shift in candidates:  # alignment may only help
         grey, part = shifted(now.grey, shift), shifted(now.part, shift, nearest=True)
         diff = tolerant_diff(grey, before.small.grey)
         changed: np.ndarray = np.where(diff > CHANGE, 255, 0).astype(np.uint8)
@@ -116,14 +133,17 @@ def compare(key: tuple[str, int], before: Reference, now: Small, box: Box | None
     _, shift, grey, part, changed = best
     maybe = shifted(now.maybe, shift, nearest=True)
     old_part, old_maybe = before.small.part, before.small.maybe
-    allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale))
+    if slide > 0:  # aligned on the bed that slid down: the part's top, which rose with the camera,
+        old_maybe = old_maybe | shifted(old_maybe, shift, nearest=True)  # now lies above its old place
+    allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale), down)
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
     unexplained = _without_edges(unexplained)
-    new_part = cv2.bitwise_and(part, cv2.bitwise_not(widened(old_maybe)))
+    grows = widened(old_maybe, down)
+    new_part = cv2.bitwise_and(part, cv2.bitwise_not(grows))
     new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
     lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(widened(maybe)))
-    grown = cv2.bitwise_and(changed, widened(old_maybe)) | before.allow
+    grown = cv2.bitwise_and(changed, grows) | before.allow
     grown = shifted(grown, (-shift[0], -shift[1]), nearest=True)  # into the new image's place
     return Comparison(key, unexplained, new_part, lost_part, int(np.count_nonzero(old_part)), before.age, shift,
                       scale, Reference(now, grown, before.age + 1))  # fmt: skip

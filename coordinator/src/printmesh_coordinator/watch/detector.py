@@ -35,9 +35,11 @@ class GrowthHint:
     ``boxes``: per image, a box (full-size pixels) where change is growth, e.g. where the
     layers printed since the last capture project to when the camera's geometry is known;
     change inside it never counts. ``z``/``previous_z`` (the part's top now and at the capture
-    compared with, mm) are accepted for callers that have them; the detector does not use
-    them yet. Everything is optional: without a hint the watch learns the growth region of
-    each position from the part's colour and the earlier captures.
+    compared with, mm): their difference says how far the bed slides down in the head camera's
+    image (the camera rose with the part) and how far the walls may have grown; it matters once
+    that exceeds the jitter, i.e. for captures many layers apart. Everything is optional: without
+    a hint the watch learns the growth region of each position from the part's colour and the
+    earlier captures.
     """
 
     z: float | None = None
@@ -79,6 +81,7 @@ class Watcher:
         started = time.perf_counter()
         hint = growth or GrowthHint()
         compared_with = self._layer
+        rise = None if hint.z is None or hint.previous_z is None else hint.z - hint.previous_z
         comparisons: list[Comparison] = []
         black: list[ImageKey] = []
         updates: dict[ImageKey, Reference] = {}
@@ -95,7 +98,7 @@ class Watcher:
             if before is None:
                 updates[key] = first(now)
                 continue
-            comparison = compare(key, before, now, hint.boxes.get(key))
+            comparison = compare(key, before, now, hint.boxes.get(key), rise)
             comparisons.append(comparison)
             updates[key] = comparison.next_reference
         finding: Finding

@@ -76,11 +76,12 @@ def prepare(bgr: np.ndarray, full: tuple[int, int]) -> Small:
     return Small(compressed, part, maybe, full, black)
 
 
-def align(current: Small, reference: Small) -> tuple[float, float]:
+def align(current: Small, reference: Small, expected: float = 0.0) -> tuple[float, float]:
     """The translation of ``current`` against ``reference`` (phase correlation), (0, 0) if implausible.
 
     The part is blanked out in both (to the scene's level): it changes every layer, the scene
-    around it is what tells the camera's jitter."""
+    around it is what tells the camera's jitter. ``expected``: the scene's downward slide (small
+    pixels) from the camera's rise since the reference; the jitter is measured around it."""
     kernel = np.ones((5, 5), np.uint8)
     a = np.where(cv2.dilate(current.part, kernel) > 0, np.float32(SCENE), current.grey)
     b = np.where(cv2.dilate(reference.part, kernel) > 0, np.float32(SCENE), reference.grey)
@@ -88,7 +89,7 @@ def align(current: Small, reference: Small) -> tuple[float, float]:
     (dx, dy), response = cv2.phaseCorrelate(b, a, _window(a.shape))
     if response < MIN_RESPONSE:
         return 0.0, 0.0
-    if abs(dx) > MAX_SHIFT or abs(dy) > MAX_SHIFT:
+    if abs(dx) > MAX_SHIFT or abs(dy - expected) > MAX_SHIFT:
         return 0.0, 0.0
     return float(dx), float(dy)
 
