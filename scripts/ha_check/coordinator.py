@@ -32,7 +32,7 @@ def _config(ctx: Context) -> str:
 
 def _verdict(kind: str, problem: bool, confidence: float) -> bytes:
     action = "pause" if problem else "none"
-    return WatchVerdict(printer="octo", job="cube_20260101_000000", layer=15, verdict=kind, confidence=confidence,  # type: ignore[arg-type]
+    return WatchVerdict(printer="octo", job="cube_20260101_000000", layer=15, verdict=kind, confidence=confidence,
                         score=3.5, problem=problem, action=action, flagged=["layer_0015_pos_04_20260101_000000.jpg"],
                         compared_with=[10], elapsed_ms=80.0).to_json()  # fmt: skip
 
