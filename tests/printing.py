@@ -74,5 +74,23 @@ def hold_windows(sent: list[tuple[float, str]]) -> list[tuple[int, int]]:
     return [(idx[0] - 2, idx[-1]) for idx in tokens.values()]
 
 
+AXES = re.compile(r"([XYZE])(-?[0-9.]+)")
+
+
+def check_serial_log(serial_log: str, data: bytes, since: int = 0, size: float = 200.0) -> None:
+    """A print's file lines (sent from index ``since`` on) sent once and in order; nothing extruded
+    inside a hold; every G0/G1 anywhere inside the ``size`` mm default volume."""
+    sent = sends(serial_log)[since:]
+    file_indexes(sent, [c for _, c in command_lines(data)])
+    windows = hold_windows(sent)
+    for i, (_, cmd) in enumerate(sent):
+        if cmd.split(" ", 1)[0] not in ("G0", "G1"):
+            continue
+        values = {a: float(v) for a, v in AXES.findall(cmd)}
+        assert all(0 <= values[a] <= size for a in "XYZ" if a in values), cmd
+        held = any(first <= i <= last for first, last in windows)
+        assert not (held and "E" in values), f"extrusion during a hold: {cmd}"
+
+
 def is_extrusion(cmd: str) -> bool:
     return cmd.split()[0] in ("G1", "G2", "G3") and " E" in f" {cmd}" and ("X" in cmd or "Y" in cmd)

@@ -12,7 +12,6 @@ still completes and the metadata says what happened.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import pytest
 from conftest import AgentProcess, Observer
 from job_page_browser import check_job_page, chromium, final_page, shot_path
 from octoprint_harness import OctoPrint, start_octoprint
-from printing import FAST, command_lines, file_indexes, hold_windows, printable, sends
+from printing import FAST, check_serial_log, printable, sends
 
 from printmesh_camera.framecode import decode_jpeg
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
@@ -34,7 +33,6 @@ PRINTER, CAMS, COORD = "e2eprinter", "e2ecams", "e2ecoord"
 BASE = f"printmesh/{PRINTER}/printer"
 FILE = "prusa_variable"  # 20 layers, PrusaSlicer, variable layer height
 PLANNED = [5, 10, 15, 20]
-AXES = re.compile(r"([XYZE])(-?[0-9.]+)")
 
 
 @dataclass
@@ -98,21 +96,6 @@ def layer_files(rig: Rig, summary: JobSummary) -> dict[int, LayerCapture]:
     return {m.layer: m for m in metas}
 
 
-def check_serial_log(rig: Rig, data: bytes) -> None:
-    """Every file line sent once and in order; inside each hold nothing extruded; every move
-    anywhere stayed inside the 200 mm default volume."""
-    sent = sends(rig.octoprint.serial_log())
-    file_indexes(sent, [c for _, c in command_lines(data)])
-    windows = hold_windows(sent)
-    for i, (_, cmd) in enumerate(sent):
-        if cmd.split(" ", 1)[0] not in ("G0", "G1"):
-            continue
-        values = {a: float(v) for a, v in AXES.findall(cmd)}
-        assert all(0 <= values[a] <= 200 for a in "XYZ" if a in values), cmd
-        held = any(first <= i <= last for first, last in windows)
-        assert not (held and "E" in values), f"extrusion during a hold: {cmd}"
-
-
 def test_every_planned_layer_gets_a_checked_3x3_grid_and_the_print_completes(rig):
     r = rig()
     data, summary = run_print(r)
@@ -131,7 +114,7 @@ def test_every_planned_layer_gets_a_checked_3x3_grid_and_the_print_completes(rig
             stamp = decode_jpeg(jpeg)
             assert stamp is not None and stamp.label == f"L{layer:04d} P{image.index:02d}", (image.path, stamp)
     assert (r.captures / PRINTER / summary.job / "job_summary.json").exists()
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
     final_page(r.captures / PRINTER / summary.job)  # the job page, in a real browser
     with chromium() as browser:
         seen = check_job_page(browser, r.captures / PRINTER / summary.job, shot_path("e2e_job_page"))
@@ -155,7 +138,7 @@ def test_camera_killed_mid_grid_is_recorded_and_the_print_completes(rig):
     assert {f.kind for f in first.failures} & {"camera_offline", "capture_timeout"}, first.failures
     assert first.release is not None and first.release.by == "coordinator"
     assert r.octoprint.api("GET", "/api/job")["progress"]["completion"] == 100
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
 
 
 def test_a_move_the_bridge_refuses_aborts_the_grid_and_releases(rig):
@@ -166,7 +149,7 @@ def test_a_move_the_bridge_refuses_aborts_the_grid_and_releases(rig):
     for meta in layer_files(r, summary).values():
         assert not meta.complete and any(f.kind == "move_refused" and f.code == "out_of_range" for f in meta.failures)
         assert meta.release is not None and meta.release.returned
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
     assert not [c for _, c in sends(r.octoprint.serial_log()) if c.startswith("G1 X145") or c.startswith("G1 X55")]
 
 
@@ -187,7 +170,7 @@ def test_coordinator_killed_during_a_hold_is_released_by_the_bridge(rig):
     folder = r.captures / PRINTER
     complete = [LayerCapture.model_validate_json(p.read_bytes()) for p in folder.rglob("layer_*_metadata_*.json")]
     assert not [m for m in complete if m.complete], "no layer claims a grid the dead coordinator never finished"
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
 
 
 def test_broker_restart_between_layers_keeps_capturing(rig, broker):
@@ -210,7 +193,7 @@ def test_broker_restart_between_layers_keeps_capturing(rig, broker):
     for layer in PLANNED[1:]:
         if layer not in layers:  # a boundary passed while the broker was away: said, not invented
             assert layer not in summary.layers_captured
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
 
 
 def test_two_coordinators_split_two_printers_without_handling_a_layer_twice_or_missing_one(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -33,7 +32,7 @@ import yaml
 from conftest import PRINTMESH, Observer
 from nats_cluster import NatsCluster, NatsNode, rotated
 from octoprint_harness import OctoPrint, start_octoprint
-from printing import FAST, command_lines, file_indexes, hold_windows, printable, sends
+from printing import FAST, check_serial_log, printable, sends
 
 from printmesh_core.config import MqttConfig
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
@@ -46,7 +45,6 @@ PLANNED = [5, 10, 15, 20]
 FAILOVER_LIMIT = 5.0  # s from the kill until every client of the killed node reached another one (CONNECT sent)
 RESTORE_LIMIT = 15.0  # s until it is subscribed there: NATS persists the session first, in JetStream, which waits
 # for new stream leaders when the dead node led them (about 5 s per attempt; docs/farm.md)
-AXES = re.compile(r"([XYZE])(-?[0-9.]+)")
 
 
 def mqtt_section(nodes: list[NatsNode]) -> dict[str, Any]:
@@ -118,19 +116,6 @@ def events(obs: Observer, mark: int) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in obs.messages[mark:] if m.topic == f"{BASE}/event"]
 
 
-def check_serial_log(octoprint: OctoPrint, data: bytes, since: int) -> None:
-    """This print's file lines sent once and in order; nothing extruded in a hold; every move in the volume."""
-    sent = sends(octoprint.serial_log())[since:]
-    file_indexes(sent, [c for _, c in command_lines(data)])
-    windows = hold_windows(sent)
-    for i, (_, cmd) in enumerate(sent):
-        if cmd.split(" ", 1)[0] not in ("G0", "G1"):
-            continue
-        values = {a: float(v) for a, v in AXES.findall(cmd)}
-        assert all(0 <= values[a] <= 200 for a in "XYZ" if a in values), cmd
-        assert not (any(a <= i <= b for a, b in windows) and "E" in values), f"extrusion during a hold: {cmd}"
-
-
 def test_a_capture_print_on_a_nats_cluster_survives_a_node_killed_mid_hold(
     nats_cluster: NatsCluster, start_agent: Callable[..., subprocess.Popen[str]], tmp_path: Path
 ) -> None:
@@ -161,7 +146,7 @@ def test_a_capture_print_on_a_nats_cluster_survives_a_node_killed_mid_hold(
         metas = [LayerCapture.model_validate_json(p.read_bytes()) for p in folder.glob("layer_*_metadata_*.json")]
         assert sorted(m.layer for m in metas) == PLANNED and all(m.complete and len(m.images) == 9 for m in metas)
         assert all((captures / i.path).read_bytes()[:2] == b"\xff\xd8" for m in metas for i in m.images)
-        check_serial_log(octoprint, data, 0)
+        check_serial_log(octoprint.serial_log(), data)
 
         # ---- 2. the next print; the bridge's node dies while the bridge holds the print for layer 10
         since = len(sends(octoprint.serial_log()))
@@ -217,7 +202,7 @@ def test_a_capture_print_on_a_nats_cluster_survives_a_node_killed_mid_hold(
         assert 5 in second.layers_captured, "the layer before the kill"
         later = [layer for layer, ts in holds.values() if ts > killed_at + 10]
         assert later and set(later) <= set(second.layers_captured), f"capturing resumed: {later}"
-        check_serial_log(octoprint, data, since)
+        check_serial_log(octoprint.serial_log(), data, since)
     finally:
         octoprint.stop()
         obs_rt.stop(1)
