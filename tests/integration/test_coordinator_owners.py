@@ -132,16 +132,22 @@ def join(threads: list[threading.Thread], timeout: float) -> None:
     assert not any(t.is_alive() for t in threads), "a print did not finish"
 
 
+def start_fleet(run_agent, observer: Observer, tmp_path, bridges: list[PrintingBridge], members: list[str]) -> Fleet:
+    """The camera and the coordinators ``members``, once every printer has its owner among them."""
+    run_agent("camera", camera())
+    fleet = Fleet(run_agent, observer, tmp_path)
+    for m in members:
+        fleet.start(m)
+    settled(bridges, members, fleet)
+    return fleet
+
+
 def test_three_coordinators_four_printers_every_planned_layer_captured_once(
     broker, observer: Observer, run_agent, printers, tmp_path
 ):
     bridges = printers(12, 0.4)
-    run_agent("camera", camera())
-    fleet = Fleet(run_agent, observer, tmp_path)
     members = ["co1", "co2", "co3"]
-    for m in members:
-        fleet.start(m)
-    settled(bridges, members, fleet)
+    fleet = start_fleet(run_agent, observer, tmp_path, bridges, members)
     assert all(fleet.owns(m) for m in members), "the test's printer names give every member one"
     join(print_all(bridges), 120)
     planned = list(range(EVERY, 13, EVERY))
@@ -156,12 +162,8 @@ def test_a_killed_coordinators_printers_move_within_5_s_and_miss_nothing_after(
     broker, observer: Observer, run_agent, printers, tmp_path
 ):
     bridges = printers(33, 0.4)
-    run_agent("camera", camera())
-    fleet = Fleet(run_agent, observer, tmp_path)
     members = ["co1", "co2", "co3"]
-    for m in members:
-        fleet.start(m)
-    settled(bridges, members, fleet)
+    fleet = start_fleet(run_agent, observer, tmp_path, bridges, members)
     victim = "co3"  # owns prusa1 and prusa3
     theirs = [b for b in bridges if b.holder == holder(victim)]
     assert theirs, "the victim must own a printer"
@@ -202,11 +204,7 @@ def test_a_coordinator_joining_mid_print_takes_no_printer_until_the_job_ends(
     broker, observer: Observer, run_agent, printers, tmp_path
 ):
     bridges = printers(24, 0.4)
-    run_agent("camera", camera())
-    fleet = Fleet(run_agent, observer, tmp_path)
-    for m in ("co1", "co2"):
-        fleet.start(m)
-    settled(bridges, ["co1", "co2"], fleet)
+    fleet = start_fleet(run_agent, observer, tmp_path, bridges, ["co1", "co2"])
     threads = print_all(bridges)
     wait_for(lambda: all(metadata(observer, b.node) for b in bridges), 60, "a first planned layer on every printer")
     fleet.start("co3")
