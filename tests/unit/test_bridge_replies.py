@@ -111,6 +111,8 @@ def test_other_actions_stale_tokens_and_idle_printers_are_ignored():
     driver.echoed("pause")
     driver.echoed("printmesh:t.9.9")
     driver.position({"x": None, "y": None, "z": None})
+    driver.position({"x": float("nan"), "y": 1.0, "z": 2.0})  # a garbled reply
+    driver.position({"x": True, "y": 1.0, "z": float("inf")})
     pump(driver)
     assert driver.state.phase == "draining" and driver.state.origin is None
     idle = HoldDriver(HoldConfig(session="t"), Recorder().effects())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -157,9 +158,10 @@ class HoldDriver:
         """OctoPrint's ``PositionUpdate`` (an M114 reply): while a hold runs, its origin."""
         if not self.active or not payload:
             return
-        x, y, z = payload.get("x"), payload.get("y"), payload.get("z")
-        if isinstance(x, int | float) and isinstance(y, int | float) and isinstance(z, int | float):
-            self._later(OriginReported(float(x), float(y), float(z), self.modes))
+        axes = [payload.get(a) for a in "xyz"]
+        numbers = [float(v) for v in axes if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) == 3 and all(math.isfinite(v) for v in numbers):  # a garbled M114 reply is no origin
+            self._later(OriginReported(numbers[0], numbers[1], numbers[2], self.modes))
 
     def print_started(self, path: str | None, at: float) -> None:
         self._later(PrintStarted(path, at))
