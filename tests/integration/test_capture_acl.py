@@ -80,7 +80,7 @@ def test_a_full_capture_print_under_the_acl_with_every_party_over_tls(rig, acl):
     assert summary.images == 9 * len(PLANNED)
     layers = layer_files(r, summary)
     assert sorted(layers) == PLANNED and all(m.complete and len(m.images) == 9 for m in layers.values())
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
     log = acl.broker.log_path.read_text()
     assert "Denied" not in log, [line for line in log.splitlines() if "Denied" in line][:10]
     for user in (f"{PRINTER}-printer", f"{CAMS}-camera", f"{COORD}-coordinator"):

@@ -78,7 +78,7 @@ def test_a_240_character_name_and_path_tricks_lose_no_capture(rig):  # noqa: F81
     data, summary, long_name = print_as(r, LONG)
     assert long_name.endswith("x" * 200 + ".gcode") and len(long_name) >= 246, long_name
     check_job(r, summary, long_name)
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
 
     _, second, trick_name = print_as(r, TRICK)
     assert "/" not in second.job and not second.job.startswith(".") and second.job != summary.job

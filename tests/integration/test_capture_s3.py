@@ -187,7 +187,7 @@ def test_capture_print_into_s3_stores_every_image_and_metadata_whole_and_in_orde
         seen = check_job_page(browser, copy)
     assert seen == {"images": 9 * len(PLANNED), "videos": 9}
     assert not list(r.captures.rglob("*.jpg")), "nothing went to captures_dir"
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
 
 
 def test_a_wrong_secret_key_fails_each_hold_clearly_and_releases_the_print(
@@ -224,4 +224,4 @@ def test_a_wrong_secret_key_fails_each_hold_clearly_and_releases_the_print(
     assert "check coordinator.store.secret_key" in causes[0] and f"s3://{seaweed.bucket}/{PREFIX}/" in causes[0]
     left = list(seaweed.client().list_objects(seaweed.bucket, prefix=PREFIX + "/", recursive=True))
     assert not left, [o.object_name for o in left]
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)

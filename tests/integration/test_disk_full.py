@@ -79,4 +79,4 @@ def test_disk_full_releases_every_hold_and_the_summary_tells_what_was_lost(rig: 
         for i in LayerCapture.model_validate_json(m.payload).images
     }
     assert set(s.orphans) == on_disk - listed - published
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)

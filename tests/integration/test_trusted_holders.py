@@ -202,7 +202,7 @@ def test_every_attack_of_issue_12_fails_and_the_capture_print_is_untouched(rig, 
     assert holders == {HOLDER}, holders
     coordinator = [json.loads(m.payload)["state"] for m in messages if m.topic == f"{COORD_BASE}/status"]
     assert "offline" not in coordinator, coordinator
-    check_serial_log(r, data)
+    check_serial_log(r.octoprint.serial_log(), data)
     assert not [line for line in r.octoprint.serial_log().splitlines() if "X10 Y10" in line], "no attacker's move"
 
     log = acl.broker.log_path.read_text()
