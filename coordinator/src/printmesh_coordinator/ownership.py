@@ -202,8 +202,10 @@ def step(fleet: Fleet, message: FleetInput, now: float) -> Step:
     """One input in: the new fleet and what to do (tell a printer's machine its owner, publish ours)."""
     before, followed = fleet.at, fleet.members.keys()
     fleet, names = _apply(replace(fleet, at=now), message, now)
-    if isinstance(message, Tick):
-        names = _expired(fleet, before, now)
+    # Every deadline in (before, now] counts, whatever input came first: a status or a printer's
+    # state arriving just after the settling ended must not swallow the end of the settling.
+    expired = _expired(fleet, before, now)
+    names = expired if isinstance(message, Tick) else tuple(dict.fromkeys((*names, *expired)))
     fleet, effects = _decide(fleet, names, now)
     follow: list[Effect] = [Follow(n) for n in fleet.members.keys() - followed]
     return fleet, [*follow, *(Unfollow(n) for n in followed - fleet.members.keys()), *effects]
