@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,36 @@ def test_job_names_are_derived_the_same_way_by_everyone():
     assert job_name("sub/dir/My Part v2.gcode", 1700000000.0) == "My_Part_v2_20231114_221320"
     assert job_name(None, None) == "job_unknown-start" and job_name("..gcode", 0.0) == "job_19700101_000000"
     assert stamp(1700000000.0) == "20231114_221320"
+
+
+def test_a_symbolic_link_planted_as_the_file_is_replaced_never_followed(tmp_path):
+    """The folder is resolved once per job; the file name is not resolved at all, so a link
+    planted under an image's name must be replaced by the image, never written through."""
+    store = Store(tmp_path / "caps")
+    store.write("octo/job/a.jpg", b"first")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep")
+    os.symlink(outside, tmp_path / "caps/octo/job/b.jpg")
+    store.write("octo/job/b.jpg", b"image")
+    assert outside.read_bytes() == b"keep"
+    assert not (tmp_path / "caps/octo/job/b.jpg").is_symlink()
+    assert (tmp_path / "caps/octo/job/b.jpg").read_bytes() == b"image"
+
+
+def test_a_job_folder_removed_while_remembered_is_made_again(tmp_path):
+    store = Store(tmp_path / "caps")
+    store.write("octo/job/a.jpg", b"1")
+    shutil.rmtree(tmp_path / "caps/octo/job")
+    store.write("octo/job/b.jpg", b"2")
+    assert (tmp_path / "caps/octo/job/b.jpg").read_bytes() == b"2"
+
+
+def test_a_job_folder_that_is_a_link_out_of_the_root_is_refused(tmp_path):
+    """Resolution is per job folder: a new folder through a link out of the root is refused."""
+    store = Store(tmp_path / "caps")
+    (tmp_path / "elsewhere").mkdir()
+    store.write("octo/job/a.jpg", b"1")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "caps/octo/job2")
+    with pytest.raises(OSError, match="outside captures_dir"):
+        store.write("octo/job2/a.jpg", b"x")
+    assert list((tmp_path / "elsewhere").iterdir()) == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import secrets
+import sys
 import time
 from collections import deque
 
@@ -64,6 +65,11 @@ IDLE_WAIT = 0.25  # s the loop waits at most, to notice a stop request
 SHUTDOWN_GRACE = 15.0  # s at most to release running holds when stopping
 PAGE_GRACE = 3.0  # s for the job pages queued at stop; a running video encode is then dropped
 UPLOAD_GRACE = 10.0  # s for the uploads queued at stop (S3 store)
+# The loop is latency-bound, its neighbours (paho's thread, the job pages, the watch) are
+# throughput-bound. Each time the loop blocks (a socket send, a queue get) it gives up the GIL
+# and then waits for it again for up to the interpreter's switch interval (5 ms by default),
+# several times per decision. A shorter interval bounds those waits (bench/coordinator_fleet.py).
+SWITCH_INTERVAL = 0.0005
 
 
 class Clock:
@@ -86,6 +92,7 @@ class CoordinatorAgent(Agent):
 
     def __init__(self, settings: CoordinatorSettings) -> None:
         super().__init__(settings)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.section = settings.coordinator
         self.clock = Clock()
         self.inbox: queue.SimpleQueue[tuple[str | None, Input | Judged, str | None]] = queue.SimpleQueue()

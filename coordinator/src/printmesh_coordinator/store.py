@@ -27,6 +27,7 @@ log = logging.getLogger("printmesh.coordinator.store")
 
 SUMMARY_NAME = "job_summary.json"
 METADATA_GLOB = "layer_*_metadata_*.json"
+FOLDERS_KEPT = 256  # job folders whose resolved path is remembered (a farm's running jobs, and some)
 
 
 def _umask() -> int:
@@ -43,9 +44,12 @@ def _write_fully(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_atomically(target: Path, data: bytes, mode: int, fsync: bool = False, suffix: str = ".part") -> None:
+def write_atomically(
+    target: Path, data: bytes, mode: int, fsync: bool = False, suffix: str = ".part", folder_made: bool = False
+) -> None:
     """``data`` to a hidden temporary file in ``target``'s folder, then renamed over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not folder_made:
+        target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     try:
         try:
@@ -79,6 +83,8 @@ class Store:
         self.root = root
         self.fsync = fsync
         self.mode = 0o666 & ~_umask()  # read once: reading the umask briefly changes it for every thread
+        self._root: Path | None = None
+        self._folders: dict[str, Path] = {}  # job folder (relative) -> resolved, checked and made
 
     def path(self, relative: str) -> Path:
         """``captures_dir/relative``, proven inside ``captures_dir``: every part a plain name
@@ -92,10 +98,40 @@ class Store:
         return target
 
     def write(self, relative: str, data: bytes) -> Path:
-        """Write ``data`` to ``captures_dir/relative`` atomically (temporary file, then rename)."""
-        target = self.path(relative)
-        write_atomically(target, data, self.mode, fsync=self.fsync)
-        return target
+        """Write ``data`` to ``captures_dir/relative`` atomically (temporary file, then rename).
+
+        The loop writes every image of every hold, so the folder is resolved, checked and made
+        once per job, not per file (``realpath`` walks every level). The file's own name needs
+        no resolving: a rename replaces a symbolic link planted there, it never follows it. A
+        folder removed meanwhile is made again."""
+        check_relative(relative)
+        folder, _, name = relative.rpartition("/")
+        for attempt in (0, 1):
+            target = self._folder(folder) / name
+            try:
+                write_atomically(target, data, self.mode, fsync=self.fsync, folder_made=True)
+            except FileNotFoundError:
+                self._folders.pop(folder, None)
+                if attempt:
+                    raise
+            else:
+                return target
+        raise AssertionError("unreachable")
+
+    def _folder(self, folder: str) -> Path:
+        known = self._folders.get(folder)
+        if known is not None:
+            return known
+        if self._root is None:
+            self._root = self.root.resolve()
+        resolved = (self._root / folder).resolve() if folder else self._root
+        if not resolved.is_relative_to(self._root):
+            raise OSError(f"refusing to write outside captures_dir: {folder[:200]!r}")
+        resolved.mkdir(parents=True, exist_ok=True)
+        if len(self._folders) >= FOLDERS_KEPT:
+            self._folders.pop(next(iter(self._folders)))
+        self._folders[folder] = resolved
+        return resolved
 
     def read(self, relative: str) -> bytes:
         return self.path(relative).read_bytes()
