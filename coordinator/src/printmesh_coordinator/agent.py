@@ -46,6 +46,7 @@ from printmesh_coordinator.messages import (
 )
 from printmesh_coordinator.report import view
 from printmesh_coordinator.state import MachineState, Setup, initial
+from printmesh_coordinator.state_pacer import StatePacer
 from printmesh_coordinator.storage import Storage
 from printmesh_coordinator.storage import oserror as _oserror
 from printmesh_coordinator.store import SUMMARY_NAME
@@ -107,6 +108,7 @@ class CoordinatorAgent(Agent):
         # Each machine's next deadline, kept after every input it is fed (only then can it change):
         # the loop reads these instead of asking every machine after every input.
         self.deadlines = Deadlines()
+        self.states = StatePacer(lambda p, st: self.publish_state(contract.COORDINATOR_STATE.topic(self.me, p), st))
         self.link = Link(self.runtime, self.topics, self.me, self.section, self.deliver)
         self.fleet = Fleet(
             self.runtime, self.topics, self.me, self.section, self.clock, self.deliver, self.publish_state
@@ -162,7 +164,7 @@ class CoordinatorAgent(Agent):
 
     def step(self, max_wait: float) -> None:
         """Wait for one input (or the next deadline), handle it, then every deadline that is due."""
-        due = self.deadlines.earliest()
+        due = min((t for t in (self.deadlines.earliest(), self.states.due()) if t is not None), default=None)
         wait = max_wait if due is None else max(0.0, min(max_wait, due - self.clock()))
         try:
             printer, message, topic = self.inbox.get(timeout=wait)
@@ -175,6 +177,7 @@ class CoordinatorAgent(Agent):
                         self.guarded_feed(name, message, topic)
         for name in self.deadlines.pop_due(self.clock()):
             self.guarded_feed(name, Tick())
+        self.states.flush(self.clock())
         self.fleet.tick()
 
     def guarded_feed(self, printer: str, message: Input, topic: str | None = None) -> None:
@@ -198,6 +201,7 @@ class CoordinatorAgent(Agent):
         for name, state in self.machines.items():
             if state.run is not None:
                 log.warning("%s: hold %s still running at exit; the bridge releases it", name, state.run.hold_id)
+        self.states.flush(self.clock(), everything=True)
         self.watch.close(PAGE_GRACE)
         self.storage.close(UPLOAD_GRACE, PAGE_GRACE)
 
@@ -225,7 +229,7 @@ class CoordinatorAgent(Agent):
             published = list(self.published.get((printer, command.job), []))
             self.storage.later(lambda: self._summary(printer, command, published))
         elif isinstance(command, PublishState):
-            self.publish_state(contract.COORDINATOR_STATE.topic(self.me, printer), command.state)
+            self.states.offer(printer, command.state, command.progress, self.clock())
         elif isinstance(command, PublishCapture):
             self.publish_state(contract.COORDINATOR_CAPTURE.topic(self.me, printer), command.metadata)
             self._remember(printer, command.metadata)

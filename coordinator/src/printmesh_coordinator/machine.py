@@ -65,8 +65,10 @@ def decide(state: MachineState, message: Input, now: float) -> Step:
     cmds += more
     state, more = _reconcile(state, now)
     cmds += more
-    if state is not start and report.view_key(state) != report.view_key(start):
-        cmds.append(PublishState(report.view(state, now)))
+    if state is not start:
+        key, was = report.view_key(state), report.view_key(start)
+        if key != was:
+            cmds.append(PublishState(report.view(state, now), report.progress_only(start, state, was, key)))
     return state, cmds
 
 

@@ -240,6 +240,7 @@ class WriteSummary:
 @dataclass(frozen=True)
 class PublishState:
     state: CoordinatorState
+    progress: bool = False  # only the running hold's progress changed: the shell may pace it
 
 
 @dataclass(frozen=True)

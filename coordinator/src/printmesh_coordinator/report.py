@@ -225,5 +225,14 @@ def view_key(state: MachineState) -> tuple[object, ...]:
     return idle, progress, state.stats, armed_ok(state)
 
 
+def progress_only(before: MachineState, after: MachineState, was: tuple[object, ...], key: tuple[object, ...]) -> bool:
+    """The same hold still running, and only its progress (phase, point, images) changed; a new
+    failure is news (its message is the state's), not progress."""
+    a, b = before.run, after.run
+    if a is None or b is None or a.hold_id != b.hold_id or len(a.failures) != len(b.failures):
+        return False
+    return was[0] == key[0] and was[2:] == key[2:]
+
+
 def with_release(run: Run, info: ReleaseInfo) -> Run:
     return replace(run, release=info)
