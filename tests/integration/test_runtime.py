@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 from conftest import Observer, make_runtime
 
-from printmesh_core.commands import Command, CommandServer
+from printmesh_core.commands import QUEUED_PER_WORKER, Command, CommandServer
 from printmesh_core.config import MqttConfig
-from printmesh_core.models import CommandRequest
+from printmesh_core.models import CommandRequest, CommandResponse
 from printmesh_core.mqtt import MqttRuntime, Presence
 from printmesh_core.requests import Requester, RequestTimeout
 from printmesh_core.topics import TopicError, Topics
@@ -64,6 +65,46 @@ def test_request_response_round_trip(broker, protocol, inline):
     assert not bad.ok and bad.error and bad.error.code == "invalid_request"
     with pytest.raises(RequestTimeout):
         requester.call(Topics("printmesh", "nobody").component("echo"), "echo", {"text": "x"}, timeout=0.5)
+    server.close()
+    server_rt.stop()
+    client_rt.stop()
+
+
+def test_a_flood_of_slow_requests_is_answered_busy_past_the_backlog_and_the_rest_complete(broker):
+    """Handlers that hang cannot make requests pile up without bound: past QUEUED_PER_WORKER per
+    worker each request is answered 'busy' at once; the ones taken are answered when the handler frees."""
+    gate = threading.Event()
+    server_rt, client_rt = make_runtime(broker, "slow-server"), make_runtime(broker, "slow-client")
+    topics = Topics("printmesh", "n1")
+    echo = Command("echo", EchoRequest, lambda r: gate.wait(30) and {"text": r.text})
+    server = CommandServer(server_rt, topics, topics.component("echo"), [echo], workers=1)
+    server.attach()
+    requester = Requester(client_rt)
+    server_rt.start()
+    client_rt.start()
+    assert server_rt.wait_connected(5) and client_rt.wait_connected(5)
+    time.sleep(0.2)
+    limit = QUEUED_PER_WORKER
+    answers: dict[int, CommandResponse] = {}
+
+    def call(i: int) -> None:
+        answers[i] = requester.call(topics.component("echo"), "echo", {"text": f"r{i}"}, timeout=20)
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in range(limit + 5)]
+    for t in callers:
+        t.start()
+        time.sleep(0.01)  # in order: the first ones take the backlog
+    deadline = time.monotonic() + 10
+    while len(answers) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    busy = sorted(i for i, a in answers.items() if not a.ok and a.error and a.error.code == "busy")
+    assert len(busy) == 5 and len(answers) == 5, answers
+    gate.set()
+    for t in callers:
+        t.join(25)
+    done = [i for i, a in answers.items() if a.ok]
+    assert len(done) == limit and all(answers[i].data == {"text": f"r{i}"} for i in done)
+    assert server_rt.health.rejected >= 5
     server.close()
     server_rt.stop()
     client_rt.stop()

@@ -8,7 +8,9 @@ component publish on someone else's command topic (a camera's ``press``), so suc
 is refused, unrun, on ``res/<name>``. Whatever arrives, the process answers (or logs) and
 carries on: a request over ``inbound.JSON_LIMIT`` bytes, nested deeper than ``inbound.MAX_DEPTH``
 or holding ``NaN`` is answered ``invalid_request`` before any parser sees it (with its id
-when ``inbound.recover_id`` finds one), and the model is validated in strict mode.
+when ``inbound.recover_id`` finds one), and the model is validated in strict mode. A flood of
+valid requests cannot queue without bound behind slow handlers: past ``QUEUED_PER_WORKER`` per
+worker thread, a request is answered ``busy`` at once.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ log = logging.getLogger("printmesh.commands")
 
 HandlerResult = Mapping[str, Any] | BaseModel | None
 Reply = Callable[[CommandResponse], None]
+QUEUED_PER_WORKER = 16  # requests queued or running per worker before the next is answered 'busy'
 
 
 class CommandFailed(Exception):
@@ -161,6 +164,8 @@ class CommandServer:
         self.table: dict[str, Command] = {c.name: c for c in commands}
         self.dedupe = Dedupe(dedupe_window)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"cmd-{component.component}")
+        self._backlog_limit = workers * QUEUED_PER_WORKER
+        self._backlog = threading.BoundedSemaphore(self._backlog_limit)  # requests queued or running
 
     def attach(self) -> None:
         self.runtime.subscribe_relative(self.component.cmd_filter, self.on_message, qos=1)
@@ -195,6 +200,10 @@ class CommandServer:
             self._defer(message, command, parsed)
         elif command.inline:
             self.reply(message, name, execute(command, parsed))
+        elif not self._backlog.acquire(blocking=False):
+            text = f"busy: {self._backlog_limit} requests already queued or running here; try again later"
+            self.runtime.health.reject(self.component.cmd_filter, message.topic, text)
+            self.reply(message, name, error(parsed.id, "busy", text))
         else:
             self._pool.submit(self._run, message, command, parsed)
 
@@ -211,6 +220,8 @@ class CommandServer:
             self.reply(message, command.name, execute(command, request))
         except Exception as exc:  # the pool would keep it silently in a future nobody reads
             self.runtime.health.fail(self.component.cmd_filter, message.topic, exc)
+        finally:
+            self._backlog.release()
 
     def _defer(self, message: Message, command: Command, request: CommandRequest) -> None:
         def reply(response: CommandResponse) -> None:
