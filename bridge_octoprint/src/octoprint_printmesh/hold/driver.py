@@ -60,6 +60,7 @@ Answer = Callable[[CommandResponse], None]
 QUEUE_LIMIT = 10_000
 TICK = 0.2  # seconds between deadline checks while a hold runs
 ORIGIN_GRACE = 2.0  # s the drain's echo waits for the M114 position sent before it (then held without one)
+POSITIVE_LEADS = frozenset("123456789")  # after "F": a feed rate > 0 whatever digits follow
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class HoldDriver:
         self.clock = clock
         self.flavour: Flavour = DEFAULT_FLAVOUR  # the firmware's (firmware_flavour.FLAVOUR sets it)
         self.state = HoldState()
-        self.modes = Modes()  # tracked from the lines sent (comm thread); read when the origin is reported
+        self._modes = Modes()  # tracked from the lines sent (comm thread); read when the origin is reported
+        self._feed_line: str | None = None  # the last move that set a feed rate, parsed only when read
         self.active = False  # read without the lock by the comm-thread hooks
         self.stashed: str | None = None  # layer N's first line, kept back by the hold
         self._early: tuple[str, float] | None = None  # the drain's echo before its position (hold thread)
@@ -144,7 +146,30 @@ class HoldDriver:
 
     def line_tracked(self, line: str) -> None:
         """A line that changes the modes a hold must restore (G90/M83/F/G28) was sent."""
-        self.modes = track(self.modes, line, flavour=self.flavour)
+        self._modes = track(self.modes, line, flavour=self.flavour)
+        self._feed_line = None  # folded into the modes above
+
+    def feed_rate_line(self, line: str) -> None:
+        """A G0/G1 with an ``F`` word was queued: the common case costs one string search.
+
+        A file may set F on every move, so the line is kept as it is and parsed only when a
+        hold reads the modes (:attr:`modes`). Only a line whose F is plainly positive is
+        kept unparsed; anything else (``F0``, ``F.5``, ``F 90``) is tracked at once, since a
+        feed rate that is not > 0 leaves the modes as they were.
+        """
+        at = line.find("F")
+        if line[at + 1 : at + 2] in POSITIVE_LEADS:
+            self._feed_line = line
+        else:
+            self.line_tracked(line)
+
+    @property
+    def modes(self) -> Modes:
+        """The modes after the last line tracked (any thread; the comm thread is the only writer)."""
+        modes, line = self._modes, self._feed_line
+        if line is None:
+            return modes
+        return track(modes, line, flavour=self.flavour)
 
     def echoed(self, action: str) -> None:
         """An action command from the printer (``//action:<action>``): a hold's echo token, maybe."""
@@ -175,7 +200,7 @@ class HoldDriver:
 
     def connection_changed(self) -> None:
         """A new connection: nothing is known to be homed."""
-        self.modes = Modes()
+        self._modes, self._feed_line = Modes(), None
 
     def broker_lost(self) -> None:
         """Nobody can move or release a hold without the broker: let the print go on (the plan stays armed)."""
