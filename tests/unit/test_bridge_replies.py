@@ -160,16 +160,16 @@ def test_the_feed_rate_of_a_move_is_kept_unparsed_and_read_exactly_as_an_eager_p
         hooks.on_gcode_queuing(None, "queuing", line, None, line.split()[0], tags=api)
 
     queue("G1 X1 Y1 F1500")
-    assert driver._feed_line == "G1 X1 Y1 F1500", "a plainly positive F is kept as the line, not parsed"
+    assert driver.tracked._feed_line == "G1 X1 Y1 F1500", "a plainly positive F is kept as the line, not parsed"
     assert driver.modes.feedrate == 1500
     for ignored in ("G1 X2 F0", "G1 X2 F-30", "G0 X3 F", "G1 X4 E1"):  # F <= 0 or bare: the firmware keeps its rate
         queue(ignored)
         assert driver.modes.feedrate == 1500, ignored
     queue("G0 X5 F.5")  # parsed at once (no 1-9 after F)
-    assert driver.modes.feedrate == 0.5 and driver._feed_line is None
+    assert driver.modes.feedrate == 0.5 and driver.tracked._feed_line is None
     queue("G1 X6 F9000")
     queue("G91")  # a modal line folds the pending feed rate into the modes
-    assert driver.modes.feedrate == 9000 and driver.modes.absolute is False and driver._feed_line is None
+    assert driver.modes.feedrate == 9000 and driver.modes.absolute is False and driver.tracked._feed_line is None
     queue("G1 X7 F4800.5")
     queue("G1 X8 F0")
     assert driver.modes.feedrate == 4800.5

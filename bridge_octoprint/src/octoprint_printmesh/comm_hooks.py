@@ -90,7 +90,7 @@ class CommHooks:
         holds = self.holds
         if gcode in MOVES:
             if "F" in cmd and holds is not None:
-                holds.feed_rate_line(cmd)
+                holds.tracked.feed_rate_line(cmd, holds.flavour)
         elif gcode in FANS:
             self.record_fan(cmd)
         elif holds is not None:
