@@ -175,3 +175,17 @@ def test_the_feed_rate_of_a_move_is_kept_unparsed_and_read_exactly_as_an_eager_p
     assert driver.modes.feedrate == 4800.5
     driver.connection_changed()
     assert driver.modes.feedrate is None and driver.modes.absolute is True, "a new connection forgets the modes"
+
+
+def test_the_origin_a_hold_restores_carries_the_feed_rate_kept_unparsed_by_the_hook():
+    driver, _, _, token = draining()
+    hooks = CommHooks()
+    hooks.attach(Follower(hold_at=set()), driver, lambda line: None)  # type: ignore[arg-type]
+    for line in ("M83", "G1 X5 Y5 E0.2 F2400", "G1 X6 E0.1", "G0 X7 F0"):  # the last F is ignored, as by the firmware
+        hooks.on_gcode_queuing(None, "queuing", line, None, line.split()[0], tags={"source:file", "filepos:1"})
+    driver.position({"x": 1.0, "y": 2.0, "z": 3.0})
+    driver.echoed(f"printmesh:{token}")
+    pump(driver)
+    origin = driver.state.origin
+    assert driver.state.phase == "held" and origin is not None
+    assert (origin.modes.feedrate, origin.modes.extrusion_relative) == (2400, True)
