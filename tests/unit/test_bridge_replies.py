@@ -148,3 +148,44 @@ def test_the_queuing_hook_follows_file_lines_tracks_modes_and_suppresses_a_held_
     hooks.detach()
     assert hooks.on_gcode_queuing(None, "queuing", "G90", None, "G90", tags=file_tags) is None
     assert driver.modes.absolute is False, "detached: nothing tracked"
+
+
+def test_the_feed_rate_of_a_move_is_kept_unparsed_and_read_exactly_as_an_eager_parse_would():
+    hooks = CommHooks()
+    driver = HoldDriver(HoldConfig(session="t"), Recorder().effects())
+    hooks.attach(Follower(hold_at=set()), driver, lambda line: None)  # type: ignore[arg-type]
+    api = {"source:api"}
+
+    def queue(line: str) -> None:
+        hooks.on_gcode_queuing(None, "queuing", line, None, line.split()[0], tags=api)
+
+    queue("G1 X1 Y1 F1500")
+    assert driver.tracked._feed_line == "G1 X1 Y1 F1500", "a plainly positive F is kept as the line, not parsed"
+    assert driver.modes.feedrate == 1500
+    for ignored in ("G1 X2 F0", "G1 X2 F-30", "G0 X3 F", "G1 X4 E1"):  # F <= 0 or bare: the firmware keeps its rate
+        queue(ignored)
+        assert driver.modes.feedrate == 1500, ignored
+    queue("G0 X5 F.5")  # parsed at once (no 1-9 after F)
+    assert driver.modes.feedrate == 0.5 and driver.tracked._feed_line is None
+    queue("G1 X6 F9000")
+    queue("G91")  # a modal line folds the pending feed rate into the modes
+    assert driver.modes.feedrate == 9000 and driver.modes.absolute is False and driver.tracked._feed_line is None
+    queue("G1 X7 F4800.5")
+    queue("G1 X8 F0")
+    assert driver.modes.feedrate == 4800.5
+    driver.connection_changed()
+    assert driver.modes.feedrate is None and driver.modes.absolute is True, "a new connection forgets the modes"
+
+
+def test_the_origin_a_hold_restores_carries_the_feed_rate_kept_unparsed_by_the_hook():
+    driver, _, _, token = draining()
+    hooks = CommHooks()
+    hooks.attach(Follower(hold_at=set()), driver, lambda line: None)  # type: ignore[arg-type]
+    for line in ("M83", "G1 X5 Y5 E0.2 F2400", "G1 X6 E0.1", "G0 X7 F0"):  # the last F is ignored, as by the firmware
+        hooks.on_gcode_queuing(None, "queuing", line, None, line.split()[0], tags={"source:file", "filepos:1"})
+    driver.position({"x": 1.0, "y": 2.0, "z": 3.0})
+    driver.echoed(f"printmesh:{token}")
+    pump(driver)
+    origin = driver.state.origin
+    assert driver.state.phase == "held" and origin is not None
+    assert (origin.modes.feedrate, origin.modes.extrusion_relative) == (2400, True)

@@ -83,13 +83,18 @@ class CommHooks:
         return self.on_gcode_queuing(comm, "queuing", cmd, None, gcode, tags=tags) is not None
 
     def track(self, gcode: str | None, cmd: str) -> None:
-        """Fans as commanded, and the modes (G90/M83/F/homed) a hold must restore."""
-        if gcode in FANS:
+        """Fans as commanded, and the modes (G90/M83/F/homed) a hold must restore.
+
+        A move matters only for its feed rate, which the driver keeps unparsed until a hold
+        reads it (a file may set F on every move)."""
+        holds = self.holds
+        if gcode in MOVES:
+            if "F" in cmd and holds is not None:
+                holds.tracked.feed_rate_line(cmd, holds.flavour)
+        elif gcode in FANS:
             self.record_fan(cmd)
-        elif gcode in MODAL or (gcode in MOVES and "F" in cmd):
-            holds = self.holds
-            if holds is not None:
-                holds.line_tracked(cmd)
+        elif holds is not None:
+            holds.line_tracked(cmd)
 
 
 class ActionHook:

@@ -107,7 +107,7 @@ class HoldCommands:
             profile = self.profile()
             if profile is None:
                 return Refused("no_profile", "no printer profile is known, so no move can be checked")
-            homed = self.driver.homed
+            homed = self.driver.modes.homed
             return MoveRequested(
                 key, request.x, request.y, request.z, request.feedrate, homed, profile, hold_id=request.hold_id
             )

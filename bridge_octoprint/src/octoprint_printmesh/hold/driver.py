@@ -1,16 +1,15 @@
 """The shell around the pure hold machine: one lock, one state, and the effects carried out.
 
-This driver is the only writer of the hold's state: everything outside the ``hold``
-package calls one of its named methods (``print_started``, ``line_tracked``,
-``reconnected`` ...) and never assigns a field.
+This driver is the only writer of the hold's state: everything outside ``hold`` calls its
+named methods (``print_started``, ``line_tracked``, ``reconnected`` ...), never a field.
 
 Two threads step it. At a planned layer boundary OctoPrint's comm thread, inside the
 ``gcode.queuing`` hook, asks ``at_layer``: if the plan matches, the job goes on hold
 right there and the layer's first line is kept back (the hook suppresses it), so not a
 single line of that layer reaches the printer before the hold. Everything else (commands,
-printer replies, ticks, OctoPrint events) is queued for the hold's own thread, where the
-effects that talk to OctoPrint or the broker run. The kept-back line is sent just before
-the job is let go, after the head is back; it is dropped only when the print ended.
+printer replies, ticks, OctoPrint events) is queued for the hold's own thread, where the effects
+that talk to OctoPrint or the broker run. The kept-back line is sent just before the job is
+let go, after the head is back; it is dropped only when the print ended.
 """
 
 from __future__ import annotations
@@ -25,8 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, TOKEN_PREFIX, Flavour, Modes, token_in, track
+from octoprint_printmesh.gcode import DEFAULT_FLAVOUR, TOKEN_PREFIX, Flavour, Modes, token_in
 from octoprint_printmesh.hold import machine
+from octoprint_printmesh.hold.tracked import TrackedModes
 from octoprint_printmesh.hold.types import (
     Action,
     BrokerBack,
@@ -79,7 +79,7 @@ class HoldDriver:
         self.clock = clock
         self.flavour: Flavour = DEFAULT_FLAVOUR  # the firmware's (firmware_flavour.FLAVOUR sets it)
         self.state = HoldState()
-        self.modes = Modes()  # tracked from the lines sent (comm thread); read when the origin is reported
+        self.tracked = TrackedModes()  # from the lines queued (comm thread); read when the origin is reported
         self.active = False  # read without the lock by the comm-thread hooks
         self.stashed: str | None = None  # layer N's first line, kept back by the hold
         self._early: tuple[str, float] | None = None  # the drain's echo before its position (hold thread)
@@ -143,8 +143,12 @@ class HoldDriver:
         return started
 
     def line_tracked(self, line: str) -> None:
-        """A line that changes the modes a hold must restore (G90/M83/F/G28) was sent."""
-        self.modes = track(self.modes, line, flavour=self.flavour)
+        """A line that changes the modes a hold must restore (G90/M83/F/G28) was queued."""
+        self.tracked.line(line, self.flavour)
+
+    @property
+    def modes(self) -> Modes:
+        return self.tracked.read(self.flavour)
 
     def echoed(self, action: str) -> None:
         """An action command from the printer (``//action:<action>``): a hold's echo token, maybe."""
@@ -175,7 +179,7 @@ class HoldDriver:
 
     def connection_changed(self) -> None:
         """A new connection: nothing is known to be homed."""
-        self.modes = Modes()
+        self.tracked.reset()
 
     def broker_lost(self) -> None:
         """Nobody can move or release a hold without the broker: let the print go on (the plan stays armed)."""
@@ -199,10 +203,6 @@ class HoldDriver:
     def refusal(self, command: str) -> str | None:
         """Why OctoPrint's pause/resume must wait for the hold, or None."""
         return job_command_refusal(self.state, command)
-
-    @property
-    def homed(self) -> frozenset[str]:
-        return self.modes.homed
 
     def _later(self, event: HoldInput) -> None:
         self.submit(lambda: self.feed(event))
