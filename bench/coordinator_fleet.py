@@ -15,7 +15,8 @@ so that it holds often enough in a window to be measured). The bench's own CPU i
 
 Arms (``--sides``, default ``1,50,200,4x50``): ``N`` is one real ``printmesh coordinator`` serving
 N printers; ``CxN`` is C coordinators with N printers each, a separate printer set per coordinator
-given in its config (the ownership helper's rendezvous mode is not on main yet). Every
+given in its config (so the arm measures the load split, not the ownership protocol, which
+tests/integration/test_coordinator_owners.py covers). Every
 coordinator runs all along, armed, 3x3 grid, settle 0, return to origin; the arms' printers
 are active in turn in windows of ``--duration`` seconds, the order rotated every round, each
 window drained (every hold released and its metadata published) before the next starts, so
