@@ -211,7 +211,8 @@ class NatsCluster:
 
 
 def rotated(nodes: list[NatsNode], first: int) -> list[NatsNode]:
-    """The nodes starting at ``first``: each component prefers a different node."""
+    """The nodes starting at ``first`` (modulo their number): each component prefers a different node."""
+    first %= len(nodes)
     return nodes[first:] + nodes[:first]
 
 
