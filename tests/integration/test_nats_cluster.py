@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,15 @@ def sess_leader(nodes: list[NatsNode]) -> int:
 def run_print(octoprint: OctoPrint, obs: Observer, data: bytes, speed: list[str] = FAST) -> int:
     octoprint.api("POST", "/api/printer/command", {"commands": speed})
     mark = obs.mark()
-    octoprint.upload(f"{FILE}.gcode", data)
-    return mark
+    deadline = time.monotonic() + 30
+    while True:  # right after a print OctoPrint may still be finishing it: 409 for the same file, briefly
+        try:
+            octoprint.upload(f"{FILE}.gcode", data)
+            return mark
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def summary_after(obs: Observer, mark: int, timeout: float = 240, not_job: str | None = None) -> JobSummary:
