@@ -3,8 +3,10 @@
 For each arm a fresh 3-node NATS cluster (tests/nats_cluster.py) gets three printmesh
 runtimes, each on another node (``mqtt.hosts`` rotated), each with 10 subscriptions at the
 arm's QoS (``mqtt.max_subscribe_qos``) and a retained presence. The node that leads the
-JetStream meta layer (the worst case: it also leads streams and consumers) is SIGKILLed.
-Measured: seconds until its client is connected to another node, subscriptions the broker
+``$MQTT_sess`` stream (the worst case: every MQTT CONNECT on any node reads it) is SIGKILLed;
+what else it led (the meta layer, other streams) is printed. Measured: seconds until its
+client has a CONNACK from another node, until that node lists it with its subscriptions
+(``/connz``: restored), subscriptions the broker
 refused (SUBACK 0x80, from the runtime's log), and how many of 9 QoS 1 messages (every
 client to every client, sent right after the failover) arrive within 12 s, with their
 latency.
@@ -23,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from nats_cluster import NatsCluster, rotated
+from nats_cluster import NatsCluster, NatsNode, rotated
 
 from printmesh_core.config import MqttConfig
 from printmesh_core.mqtt import MqttRuntime, Presence
@@ -39,7 +41,12 @@ class Refusals(logging.Handler):
             self.count += record.getMessage().count("Unspecified error") or 1
 
 
-def arm(qos: int) -> dict[str, float]:
+def subscribed(node: NatsNode, client: str) -> bool:
+    conns = node.monitor(f"/connz?mqtt_client={client}").get("connections") or []
+    return any(isinstance(c, dict) and c.get("subscriptions") for c in conns)  # type: ignore[union-attr]
+
+
+def arm(qos: int) -> dict[str, object]:
     refusals = Refusals()
     logger = logging.getLogger("printmesh.mqtt")
     logger.addHandler(refusals)
@@ -58,9 +65,10 @@ def arm(qos: int) -> dict[str, float]:
             assert rt.wait_connected(10)
             runtimes.append(rt)
         time.sleep(1)
-        meta = cluster.nodes[0].monitor("/jsz").get("meta_cluster", {})
-        leader = meta.get("leader") if isinstance(meta, dict) else None
-        victim = next(i for i, n in enumerate(cluster.nodes) if n.name == leader)
+        leaders = cluster.nodes[0].leaders()
+        victim = next(i for i, n in enumerate(cluster.nodes) if n.name == leaders.get("$MQTT_sess"))
+        led = sorted(k for k, v in leaders.items() if v == cluster.nodes[victim].name)
+        survivors = [n for i, n in enumerate(cluster.nodes) if i != victim]
         killed = time.monotonic()
         cluster.nodes[victim].kill()
         rt = runtimes[victim]
@@ -68,6 +76,12 @@ def arm(qos: int) -> dict[str, float]:
             time.sleep(0.002)
         back = rt.wait_connected(30)
         failover = time.monotonic() - killed if back else float("nan")
+        restored = float("nan")
+        while time.monotonic() - killed < 30:
+            if any(subscribed(n, f"bench-{victim}") for n in survivors):
+                restored = time.monotonic() - killed
+                break
+            time.sleep(0.01)
         sent = time.monotonic()
         for pub in runtimes:
             for i in range(3):
@@ -78,6 +92,8 @@ def arm(qos: int) -> dict[str, float]:
             r.stop(1)
     logger.removeHandler(refusals)
     return {
+        "led": " ".join(led),
+        "restored_s": restored,
         "failover_s": failover,
         "refused": refusals.count,
         "delivered": len(late),
@@ -90,13 +106,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
-    print("| round | subscriptions | failover, s | refused SUBSCRIBEs | delivered of 9 | slowest delivery, s |")
-    print("|---|---|---|---|---|---|")
+    print("| round | subscriptions | killed node led | CONNACK, s | subscribed, s | refused SUBSCRIBEs "
+          "| delivered of 9 | slowest delivery, s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for n in range(args.rounds):
         for qos in (1, 0):  # interleaved: each round runs both arms
             r = arm(qos)
-            print(f"| {n + 1} | QoS {qos} | {r['failover_s']:.3f} | {r['refused']} | {r['delivered']} "
-                  f"| {r['max_latency_s']:.3f} |", flush=True)  # fmt: skip
+            print(f"| {n + 1} | QoS {qos} | {r['led']} | {r['failover_s']:.3f} | {r['restored_s']:.3f} "
+                  f"| {r['refused']} | {r['delivered']} | {r['max_latency_s']:.3f} |", flush=True)  # fmt: skip
     return 0
 
 

@@ -7,6 +7,9 @@ port; ``start`` returns once the routes are up, JetStream has a meta leader that
 knows (``/healthz`` says ok), and every MQTT port answers a real MQTT CONNECT.
 
 ``max_payload`` is raised to 8 MB: NATS's default (1 MB) is below a large capture.
+``mqtt.js_api_timeout`` is 1 s (NATS's default 5 s): a CONNECT whose JetStream request goes
+to a stream leader that just died fails after 1 s instead of 5, and the client's next
+attempt finds the new leader as soon as the Raft election made one (docs/farm.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from printmesh_devkit.broker import free_port, port_open
 
 MAX_PAYLOAD = 8 * 1024 * 1024
+JS_API_TIMEOUT = "1s"  # docs/farm.md: how long a node waits for a JetStream answer to an MQTT packet
 
 
 def connect_packet(client_id: str) -> bytes:
@@ -78,7 +82,7 @@ class NatsNode:
             f"max_payload: {MAX_PAYLOAD}",
             f'jetstream {{ store_dir: "{self.store / "js"}", max_memory_store: 64MB, max_file_store: 512MB }}',
             f'cluster {{ name: "{cluster}", listen: {self.host}:{self.route_port}, routes: [{route_urls}] }}',
-            f"mqtt {{ listen: {self.host}:{self.mqtt_port}, stream_replicas: 3 }}",
+            f"mqtt {{ listen: {self.host}:{self.mqtt_port}, stream_replicas: 3, js_api_timeout: {JS_API_TIMEOUT} }}",
         ]) + "\n"  # fmt: skip
 
     def start(self, exe: str, routes: list[int], cluster: str) -> None:
@@ -126,6 +130,17 @@ class NatsNode:
                 return ack[:2] == b"\x20\x02" and ack[3:4] == b"\x00"
         except OSError:
             return False
+
+    def leaders(self) -> dict[str, str]:
+        """Who leads what, as this node knows it: ``meta`` (JetStream's meta layer) and each stream
+        (``$MQTT_sess``, ``$MQTT_rmsgs``...) by name."""
+        jsz = self.monitor("/jsz?accounts=true&streams=true")
+        meta = jsz.get("meta_cluster")
+        out = {"meta": str(meta.get("leader"))} if isinstance(meta, dict) else {}
+        for account in jsz.get("account_details") or []:  # type: ignore[union-attr]
+            for stream in account.get("stream_detail") or []:
+                out[stream["name"]] = str((stream.get("cluster") or {}).get("leader"))
+        return out
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -196,7 +211,8 @@ class NatsCluster:
 
 
 def rotated(nodes: list[NatsNode], first: int) -> list[NatsNode]:
-    """The nodes starting at ``first``: each component prefers a different node."""
+    """The nodes starting at ``first`` (modulo their number): each component prefers a different node."""
+    first %= len(nodes)
     return nodes[first:] + nodes[:first]
 
 

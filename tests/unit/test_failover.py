@@ -170,3 +170,56 @@ def test_subscriptions_ask_for_at_most_max_subscribe_qos() -> None:
     assert [plain._options(q) for q in (0, 1, 2)] == [0, 1, 2]
     v5 = MqttRuntime(MqttConfig(max_subscribe_qos=1), "printmesh", "unit-v5")
     assert v5._options(2).QoS == 1 and v5._options(2).retainAsPublished
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_attempt_held_and_then_failed_is_followed_by_the_next_broker_without_backoff() -> None:
+    # a NATS node holds a CONNECT for js_api_timeout (1 s) while JetStream elects the session stream's leader,
+    # then closes it: the cluster is up, the attempt paced itself; a backoff would only delay the first attempt
+    # after the election. The dead node (refused at once) stays a plain failure.
+    clock = Clock()
+    failover = Failover(THREE, FAST, clock)
+    delays = [failover.after("lost").delay]  # n1 died: n2 at once
+    for _ in range(3):
+        clock.now += 1.0  # n2 held it 1 s
+        delays.append(failover.after("failed").delay)  # -> n3
+        clock.now += 1.0  # n3 held it 1 s
+        delays.append(failover.after("failed").delay)  # -> n1
+        clock.now += 0.001  # n1 refused at once
+        delays.append(failover.after("failed").delay)  # -> n2
+    assert delays == [0] * 10, delays
+    assert failover.stalls == 6 and failover.state.failed == 1
+    assert failover.current == THREE[1]
+
+
+def test_quick_failures_still_back_off_after_a_round() -> None:
+    clock = Clock()
+    failover = Failover(THREE, SLOW, clock)
+    delays = []
+    for _ in range(6):
+        clock.now += 0.01  # refused at once (no listener, a refused CONNACK): a tight loop without backoff
+        move = failover.after("failed")
+        delays.append(move.delay)
+        clock.now += move.delay
+    assert delays == [0, 0, 1, 0, 0, 2], delays
+    assert failover.stalls == 0
+
+
+def test_a_stall_is_said_once_and_then_every_20th_and_a_connection_resets_the_count() -> None:
+    clock = Clock()
+    failover = Failover(THREE[:2], FAST, clock)
+    said = []
+    for _ in range(40):
+        clock.now += 1.0
+        said.append(failover.after("failed").warning)
+    assert [i + 1 for i, w in enumerate(said) if w] == [1, 20, 40]
+    assert said[0] == "broker n1:1883 held the connection without accepting it (1 so far); next: n2:1883 at once"
+    failover.connected()
+    assert failover.stalls == 0 and failover.state.failed == 0
