@@ -32,7 +32,6 @@ from printmesh_coordinator.messages import (
     OwnerSeen,
     PrintEnded,
     ProfileSeen,
-    PublishState,
     SendHold,
     Tick,
     WriteFailed,
@@ -65,10 +64,8 @@ def decide(state: MachineState, message: Input, now: float) -> Step:
     cmds += more
     state, more = _reconcile(state, now)
     cmds += more
-    if state is not start:
-        key, was = report.view_key(state), report.view_key(start)
-        if key != was:
-            cmds.append(PublishState(report.view(state, now), report.progress_only(start, state, was, key)))
+    if state is not start and (publish := report.state_message(start, state, now)) is not None:
+        cmds.append(publish)
     return state, cmds
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from printmesh_coordinator.bounds import DEFAULT_PROFILE, grid_center
-from printmesh_coordinator.messages import HoldReleased
+from printmesh_coordinator.messages import HoldReleased, PublishState
 from printmesh_coordinator.state import MachineState, Run, stamp
 from printmesh_core.models.camera import CaptureResult
 from printmesh_core.models.coordinator import (
@@ -223,6 +223,14 @@ def view_key(state: MachineState) -> tuple[object, ...]:
     idle = _idle_phase(state) if run is None else None
     progress = (run.phase, run.point, len(run.images), len(run.failures)) if run is not None else None
     return idle, progress, state.stats, armed_ok(state)
+
+
+def state_message(before: MachineState, after: MachineState, now: float) -> PublishState | None:
+    """The state to publish when what it shows changed; marked when it is only a hold's progress."""
+    was, key = view_key(before), view_key(after)
+    if key == was:
+        return None
+    return PublishState(view(after, now), progress_only(before, after, was, key))
 
 
 def progress_only(before: MachineState, after: MachineState, was: tuple[object, ...], key: tuple[object, ...]) -> bool:
