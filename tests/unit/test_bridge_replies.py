@@ -6,19 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from manual_clock import ManualClock
+
 from octoprint_printmesh.comm_hooks import ActionHook, CommHooks
 from octoprint_printmesh.gcode import echo_line, token_in
 from octoprint_printmesh.hold import driver as driver_module
 from octoprint_printmesh.hold.driver import Effects, HoldDriver
 from octoprint_printmesh.hold.types import HoldCommand, HoldConfig, PrintStarted
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Recorder:
@@ -41,8 +35,8 @@ def pump(driver: HoldDriver) -> None:
             driver.feed(driver_module.Tick())
 
 
-def draining() -> tuple[HoldDriver, Recorder, Clock, str]:
-    rec, clock = Recorder(), Clock()
+def draining() -> tuple[HoldDriver, Recorder, ManualClock, str]:
+    rec, clock = Recorder(), ManualClock()
     driver = HoldDriver(HoldConfig(session="t"), rec.effects(), clock)
     driver.feed(PrintStarted("part.gcode"))
     driver.feed(HoldCommand("c1", now=True))

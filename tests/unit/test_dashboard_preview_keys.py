@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from manual_clock import ManualClock
+
 from octoprint_printmesh.dashboard.preview_keys import PreviewKeys
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_key_is_good_until_it_expires() -> None:
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     keys = PreviewKeys(ttl=120, clock=clock, secret=b"s" * 32)
     key = keys.issue()
     assert keys.valid(key)
@@ -25,7 +19,7 @@ def test_a_key_is_good_until_it_expires() -> None:
 
 
 def test_forged_malformed_and_foreign_keys_are_refused() -> None:
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     keys = PreviewKeys(ttl=120, clock=clock, secret=b"s" * 32)
     other = PreviewKeys(ttl=120, clock=clock, secret=b"t" * 32)
     key = keys.issue()
@@ -37,7 +31,7 @@ def test_forged_malformed_and_foreign_keys_are_refused() -> None:
 
 
 def test_a_key_from_a_clock_far_ahead_is_refused() -> None:
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     keys = PreviewKeys(ttl=120, clock=clock, secret=b"s" * 32)
     clock.now += 3600
     key = keys.issue()

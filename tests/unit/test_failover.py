@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from manual_clock import ManualClock
 from pydantic import ValidationError
 
 from printmesh_core.config import AgentSettings, ConfigError, MqttConfig, ReconnectConfig, load_settings
@@ -172,19 +173,11 @@ def test_subscriptions_ask_for_at_most_max_subscribe_qos() -> None:
     assert v5._options(2).QoS == 1 and v5._options(2).retainAsPublished
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_an_attempt_held_and_then_failed_is_followed_by_the_next_broker_without_backoff() -> None:
     # a NATS node holds a CONNECT for js_api_timeout (1 s) while JetStream elects the session stream's leader,
     # then closes it: the cluster is up, the attempt paced itself; a backoff would only delay the first attempt
     # after the election. The dead node (refused at once) stays a plain failure.
-    clock = Clock()
+    clock = ManualClock(100.0)
     failover = Failover(THREE, FAST, clock)
     delays = [failover.after("lost").delay]  # n1 died: n2 at once
     for _ in range(3):
@@ -200,7 +193,7 @@ def test_an_attempt_held_and_then_failed_is_followed_by_the_next_broker_without_
 
 
 def test_quick_failures_still_back_off_after_a_round() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     failover = Failover(THREE, SLOW, clock)
     delays = []
     for _ in range(6):
@@ -213,7 +206,7 @@ def test_quick_failures_still_back_off_after_a_round() -> None:
 
 
 def test_a_stall_is_said_once_and_then_every_20th_and_a_connection_resets_the_count() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     failover = Failover(THREE[:2], FAST, clock)
     said = []
     for _ in range(40):
