@@ -106,17 +106,14 @@ class Store:
         folder removed meanwhile is made again."""
         check_relative(relative)
         folder, _, name = relative.rpartition("/")
-        for attempt in (0, 1):
+        try:
             target = self._folder(folder) / name
-            try:
-                write_atomically(target, data, self.mode, fsync=self.fsync, folder_made=True)
-            except FileNotFoundError:
-                self._folders.pop(folder, None)
-                if attempt:
-                    raise
-            else:
-                return target
-        raise AssertionError("unreachable")
+            write_atomically(target, data, self.mode, fsync=self.fsync, folder_made=True)
+        except FileNotFoundError:  # the folder was removed meanwhile: resolve and make it again
+            self._folders.pop(folder, None)
+            target = self._folder(folder) / name
+            write_atomically(target, data, self.mode, fsync=self.fsync, folder_made=True)
+        return target
 
     def _folder(self, folder: str) -> Path:
         known = self._folders.get(folder)
