@@ -128,3 +128,28 @@ def test_the_z_rise_explains_a_long_gap_between_captures(box):
         watcher.judge(5, before, GrowthHint(z=z0))
         verdict = watcher.judge(25, after, hint)
         assert verdict.problem is problem, verdict
+
+
+def _comparison(point: int, new: int, unexplained: int, lost: int, part: int = 1000):
+    from printmesh_coordinator.watch.compare import Comparison, Reference
+    from printmesh_coordinator.watch.frames import Small
+
+    def mask(count: int) -> np.ndarray:
+        out = np.zeros((180, 320), np.uint8)
+        out.flat[:count] = 255
+        return out
+
+    small = Small(np.zeros((180, 320), np.float32), mask(0), mask(0), (1280, 720), False)
+    return Comparison(("bed", point), mask(unexplained), mask(new), mask(lost), part, 3, (0.0, 0.0), 4.0,
+                      Reference(small, mask(0)))  # fmt: skip
+
+
+def test_a_part_that_moved_whole_is_a_detach_even_where_each_image_looks_like_a_shift():
+    from printmesh_coordinator.watch.judge import combine
+
+    # each image: thick new part beside the old (a shift's shape), little lost; together 30 % of the part is new
+    moved = combine([_comparison(p, new=300, unexplained=400, lost=100) for p in range(3)])
+    assert moved.kind == "detach" and moved.confidence > 0.5, moved
+    # a shift moves a few layers a few mm: new part is a small share of the part (at most 7 % on the dev set)
+    shifted = combine([_comparison(p, new=60, unexplained=80, lost=5) for p in range(3)])
+    assert shifted.kind == "shift", shifted
