@@ -182,6 +182,48 @@ def test_the_worker_reads_the_layer_from_disk_and_a_full_backlog_drops_the_oldes
     assert names[("bed", 1)] == "layer_0020_pos_01_20260101_000000.jpg"
 
 
+def test_a_job_it_has_no_memory_of_is_resumed_from_the_stores_last_earlier_layer(tmp_path: Path) -> None:
+    # the coordinator restarted mid-job (or took the printer over): layer 15 is compared with layer 10 from the
+    # store, not with nothing; the job's first layer and a store that cannot be listed change nothing
+    store = Store(tmp_path)
+    for n in (5, 10, 15):
+        write_layer(store, metadata(layer=n).model_copy(update={"z_height": n / 5}))
+    write_layer(store, metadata(layer=12).model_copy(update={"images": [], "missed": "holder_unreachable"}))
+    verdicts = {n: DetectorVerdict(n, "ok", 0.9, 0.1) for n in (5, 10, 15)}
+    runs = {}
+    for label, history in (("resumed", store.layers), ("without", None), ("broken", broken_history)):
+        name = fake_detector(f"watch_fake_resume_{label}", verdicts)
+        out: list[Judged] = []
+        worker = WatchWorker(store.read, out.append, detector=name, history=history)
+        try:
+            md = store.layers("octo", "job1")[-1]
+            assert md.layer == 15
+            worker.submit(Layer("octo", WatchConfig(), md, Growth(15, 3.0, None, None)))  # the shell forgot too
+            assert worker.idle(10) and [j.verdict.layer for j in out] == [15]
+        finally:
+            worker.close(5)
+        runs[label] = (sys.modules[name].seen, worker.resumed)  # type: ignore[attr-defined]
+    seen, resumed = runs["resumed"]
+    assert [s[0] for s in seen] == [10, 15] and resumed == 1, "the last earlier judgeable layer first"
+    assert set(seen[0][1]) == {("bed", 0), ("bed", 1)} and seen[0][1][("bed", 0)].endswith(b"\xff\xd9")
+    assert seen[1][2] == GrowthHint(z=3.0, previous_z=2.0), "and the growth hint from its z"
+    for label in ("without", "broken"):
+        seen, resumed = runs[label]
+        assert [s[0] for s in seen] == [15] and resumed == 0 and seen[0][2] == GrowthHint(z=3.0), label
+    name = fake_detector("watch_fake_resume_first", verdicts)
+    worker = WatchWorker(store.read, lambda j: None, detector=name, history=store.layers)
+    try:
+        worker.submit(Layer("octo", WatchConfig(), metadata(layer=5), Growth(5, 1.0, None, None)))
+        assert worker.idle(10) and worker.resumed == 0
+    finally:
+        worker.close(5)
+    assert [s[0] for s in sys.modules[name].seen] == [5], "nothing before a job's first layer"  # type: ignore[attr-defined]
+
+
+def broken_history(printer: str, job: str) -> list[LayerCapture]:
+    raise OSError("the bucket cannot be listed")
+
+
 @dataclass
 class FakeLink:  # the coordinator's Link as the shell uses it: one request out per pause
     sent: list[tuple[str, str, Any]] = field(default_factory=list)

@@ -45,6 +45,8 @@ class CaptureStore(Protocol):
 
     def read(self, relative: str) -> bytes: ...
 
+    def layers(self, printer: str, job: str) -> list[LayerCapture]: ...
+
     def summary(
         self,
         printer: str,

@@ -161,12 +161,7 @@ class Store:
         folder = self.path(f"{printer}/{job}")
         if not folder.is_dir():
             return None
-        layers: list[LayerCapture] = []
-        for file in sorted(folder.glob(METADATA_GLOB)):
-            try:
-                layers.append(LayerCapture.model_validate_json(file.read_bytes()))
-            except (OSError, ValidationError) as exc:
-                log.warning("skipping unreadable metadata %s: %s", file, exc)
+        layers = self.layers(printer, job)
         files = [f.name for f in folder.iterdir() if f.is_file()]
         previous: str | None = None
         if outcome == "unknown":
@@ -174,6 +169,17 @@ class Store:
                 previous = str(json.loads((folder / SUMMARY_NAME).read_text()).get("outcome") or "") or None
         return assemble(printer, job, outcome, previous, gcode_file, print_start_time, now, layers, files,
                         published, plan, total_layers)  # fmt: skip
+
+    def layers(self, printer: str, job: str) -> list[LayerCapture]:
+        """Every readable layer metadata file in the job's folder (none without a folder), in name order."""
+        folder = self.path(f"{printer}/{job}")
+        layers: list[LayerCapture] = []
+        for file in sorted(folder.glob(METADATA_GLOB)) if folder.is_dir() else []:
+            try:
+                layers.append(LayerCapture.model_validate_json(file.read_bytes()))
+            except (OSError, ValidationError) as exc:
+                log.warning("skipping unreadable metadata %s: %s", file, exc)
+        return layers
 
     @property
     def where(self) -> str:

@@ -209,12 +209,7 @@ class S3Store:
             files = {}  # the bucket cannot be read (logged): the summary of what this coordinator published
         if not files and not published:
             return None
-        layers: list[LayerCapture] = []
-        for name, etag in sorted(files.items()):
-            if is_metadata(name):
-                md = self._metadata(f"{folder}/{name}", etag)
-                if md is not None:
-                    layers.append(md)
+        layers = self._layers(folder, files)
         previous: str | None = None
         if outcome == "unknown" and SUMMARY_NAME in files:
             try:
@@ -223,6 +218,15 @@ class S3Store:
                 previous = None
         return assemble(printer, job, outcome, previous, gcode_file, print_start_time, now, layers, list(files),
                         published, plan, total_layers)  # fmt: skip
+
+    def layers(self, printer: str, job: str) -> list[LayerCapture]:
+        """Every readable layer metadata object of the job, in name order."""
+        folder = f"{printer}/{job}"
+        return self._layers(folder, self.listing(folder))
+
+    def _layers(self, folder: str, files: dict[str, str]) -> list[LayerCapture]:
+        found = (self._metadata(f"{folder}/{name}", etag) for name, etag in sorted(files.items()) if is_metadata(name))
+        return [md for md in found if md is not None]
 
     def _metadata(self, relative: str, etag: str) -> LayerCapture | None:
         cached = self._parsed.get((relative, etag))

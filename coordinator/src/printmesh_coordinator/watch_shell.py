@@ -51,7 +51,11 @@ class WatchShell:
         self.paused: dict[tuple[str, str], int] = {}  # (printer, job) -> the layer whose verdict paused it
         wanted = any(c.enabled for c in self.configs.values())
         # the worker reads the layer's images back from the store, on its own thread
-        self.worker = WatchWorker(storage.store.read, lambda j: queue(j.printer, j)) if wanted else None
+        # and, for a job it has no memory of (after a restart), the job's earlier layers
+        self.worker = (
+            WatchWorker(storage.store.read, lambda j: queue(j.printer, j), history=storage.store.layers)
+            if wanted else None
+        )  # fmt: skip
 
     def topic(self, printer: str) -> str:
         return contract.COORDINATOR_WATCH.topic(self.me, printer)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from printmesh_coordinator.config import WatchConfig
-from printmesh_coordinator.watch_rules import Growth, published
+from printmesh_coordinator.watch_rules import Growth, judgeable, published
 from printmesh_core.models.coordinator import LayerCapture
 from printmesh_core.models.watch import WatchVerdict
 
@@ -58,13 +58,18 @@ class Judged:
     verdict: WatchVerdict
 
 
+History = Callable[[str, str], list[LayerCapture]]  # printer, job -> the job's layer metadata in the store
+
+
 class WatchWorker:
     def __init__(
         self, read: Callable[[str], bytes], done: Callable[[Judged], None], backlog: int = BACKLOG,
-        detector: str = DETECTOR,
+        detector: str = DETECTOR, history: History | None = None,
     ) -> None:  # fmt: skip
         self._detector = detector
         self._read = read  # a path relative to the store (local folder or bucket prefix) -> its bytes
+        self._history = history
+        self.resumed = 0  # jobs picked up from the store's earlier layers instead of from nothing
         self._done = done
         self._queue: deque[Layer] = deque()
         self._backlog = backlog
@@ -135,19 +140,46 @@ class WatchWorker:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _watcher(self, detector: Any, printer: str, job: str) -> Detector:
-        key = (printer, job)
+    def _watcher(self, detector: Any, layer: Layer) -> tuple[Detector, Layer]:
+        key = (layer.printer, layer.metadata.job)
         watcher = self._watchers.get(key)
         if watcher is None:
             watcher = detector.Watcher()
             self._watchers[key] = watcher
             while len(self._watchers) > WATCHERS_KEPT:
                 self._watchers.popitem(last=False)
+            layer = self._resume(detector, watcher, layer)
         self._watchers.move_to_end(key)
-        return watcher
+        return watcher, layer
 
-    def _judge(self, detector: Any, layer: Layer) -> WatchVerdict | None:
+    def _resume(self, detector: Any, watcher: Detector, layer: Layer) -> Layer:
+        """A job this worker has no memory of, past its first captured layer: the coordinator restarted,
+        took the printer over from a dead one, or dropped the job's watcher for newer jobs. Without
+        this, the layer would be compared with nothing (``ok``) and a fault there missed; so the
+        detector first learns the job's last earlier layer from the store (its verdict unused), and
+        the growth hint gets that layer's z. Best effort: a store that cannot be listed changes nothing."""
         md = layer.metadata
+        if self._history is None:
+            return layer
+        try:
+            earlier = [e for e in self._history(layer.printer, md.job) if e.layer < md.layer and judgeable(e)]
+        except Exception as exc:  # the store's own errors say why; judging this layer goes on regardless
+            log.warning("%s: print watch cannot read the earlier layers of %s: %s", layer.printer, md.job, exc)
+            return layer
+        if not earlier:
+            return layer  # the job's first captured layer
+        last = max(earlier, key=lambda e: e.layer)
+        images, names, _ = self._images(last)
+        if not images:
+            return layer
+        watcher.judge(last.layer, images, detector.GrowthHint(z=last.z_height), names=names)
+        self.resumed += 1
+        log.info("%s: print watch resumed job %s from its layer %d", layer.printer, md.job, last.layer)
+        if layer.growth.previous_layer is not None:
+            return layer
+        return Layer(layer.printer, layer.config, md, Growth(md.layer, md.z_height, last.layer, last.z_height))
+
+    def _images(self, md: LayerCapture) -> tuple[dict[tuple[str, int], bytes], dict[tuple[str, int], str], list[str]]:
         images: dict[tuple[str, int], bytes] = {}
         names: dict[tuple[str, int], str] = {}
         unread: list[str] = []
@@ -157,11 +189,16 @@ class WatchWorker:
                 names[(image.camera, image.index)] = Path(image.path).name
             except OSError as exc:
                 unread.append(f"{Path(image.path).name}: {exc.strerror or exc}")
+        return images, names, unread
+
+    def _judge(self, detector: Any, layer: Layer) -> WatchVerdict | None:
+        md = layer.metadata
+        images, names, unread = self._images(md)
         if not images:
             log.error("%s: layer %d not judged: no image readable (%s)", layer.printer, md.layer, "; ".join(unread))
             return None
         started = time.perf_counter()
-        watcher = self._watcher(detector, layer.printer, md.job)
+        watcher, layer = self._watcher(detector, layer)
         verdict = watcher.judge(md.layer, images, growth_hint(detector, layer), names=names)
         note = f"images not read: {'; '.join(unread)}" if unread else None
         out = published(layer.config, md, verdict, names, note)
