@@ -183,3 +183,23 @@ def test_the_origin_a_hold_restores_carries_the_feed_rate_kept_unparsed_by_the_h
     origin = driver.state.origin
     assert driver.state.phase == "held" and origin is not None
     assert (origin.modes.feedrate, origin.modes.extrusion_relative) == (2400, True)
+
+
+def test_a_hold_action_that_raises_is_counted_and_the_actions_after_it_still_run():
+    rec, clock = Recorder(), ManualClock()
+    failures: list[tuple[str, BaseException]] = []
+
+    def refuse(on: bool) -> None:
+        raise RuntimeError("OctoPrint said no")
+
+    effects = Effects(refuse, rec.sent.extend, lambda n, p: rec.events.append((n, p)), lambda s: None,
+                      lambda what, exc: failures.append((what, exc)))  # fmt: skip
+    driver = HoldDriver(HoldConfig(session="t"), effects, clock)
+    driver.feed(PrintStarted("part.gcode"))
+    driver.feed(HoldCommand("c1", now=True))
+    assert [(what, str(exc)) for what, exc in failures] == [("hold action SetJobOnHold", "OctoPrint said no")]
+    assert rec.sent and rec.sent[-1].startswith("M118 A1 action:printmesh:"), "the drain's echo still went out"
+    driver._queue.put_nowait(lambda: (_ for _ in ()).throw(ValueError("bad input")))
+    driver._queue.put_nowait(None)
+    driver._work()  # the hold's thread: an input that raises is counted, the thread goes on to the next
+    assert [what for what, _ in failures][-1] == "hold input" and isinstance(failures[-1][1], ValueError)

@@ -78,7 +78,9 @@ class PrinterNode:
                 "no trusted coordinators (commands.trusted_holders): a hold may name any holder, and only "
                 "the broker's ACL decides who holds, moves and releases this printer (docs/security.md)"
             )
-        effects = Effects(io.set_job_on_hold, io.send, link.event, link.status)
+        failed = self.runtime.health.fail
+        effects = Effects(io.set_job_on_hold, io.send, link.event, link.status,
+                          lambda what, exc: failed(f"bridge {what}", f"bridge {what}", exc))  # fmt: skip
         self.holds = HoldDriver(settings.hold_config(secrets.token_hex(3)), effects)
         link.on_holder_offline, link.on_holder_online = self.holds.holder_offline, self.holds.holder_online
         hold_commands = HoldCommands(self.holds, settings.permissions, self._profile, link.watch_holder)

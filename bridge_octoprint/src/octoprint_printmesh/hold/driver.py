@@ -70,6 +70,8 @@ class Effects:
     send: Callable[[Sequence[str]], None]  # printer.commands, tagged as ours
     event: Callable[[str, dict[str, Any]], None]  # <node>/printer/event, source printmesh
     status: Callable[[PrinterHold], None]  # retained <node>/printer/hold
+    # an input or action that raised: counted in the node's status (``failed``) and logged at a bounded rate
+    failed: Callable[[str, BaseException], None] = lambda what, exc: log.error("%s failed", what, exc_info=exc)
 
 
 class HoldDriver:
@@ -119,8 +121,8 @@ class HoldDriver:
                 fn()
                 if self.active or self.waiting:  # deadlines are checked on every input; a tick covers quiet spells
                     self.feed(Tick())
-            except Exception:
-                log.exception("hold input failed")
+            except Exception as exc:
+                self.fx.failed("hold input", exc)
 
     def _noop(self) -> None:
         pass
@@ -257,8 +259,8 @@ class HoldDriver:
         for action in actions:
             try:
                 self._do(action)
-            except Exception:  # one failed effect must not stop the release that may follow
-                log.exception("hold action %s failed", action)
+            except Exception as exc:  # one failed effect must not stop the release that may follow
+                self.fx.failed(f"hold action {type(action).__name__}", exc)
         self.publish_status()
 
     def _do(self, action: Action) -> None:
