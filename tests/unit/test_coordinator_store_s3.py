@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from manual_clock import ManualClock
 from minio.error import S3Error
 
 from printmesh_coordinator import store_s3
@@ -146,9 +147,12 @@ def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_with_backo
         calls.append(1)
         raise ConnectionRefusedError(111, "Connection refused")
 
+    clock = ManualClock()
+    s.clock = clock
     with pytest.raises(StoreError, match=r"failed after 3 tries: ConnectionRefusedError.*is the endpoint reachable"):
         s._request("upload of", "farm/x.jpg", down)
     assert len(calls) == 3 and slept == [0.25, 0.5]
+    clock.now += store_s3.UNREACHABLE[0]  # past the time requests fail at once (next test)
     answers = iter([s3_error("ServiceUnavailable", 503), s3_error("InternalError", 500), "ok"])
 
     def flaky(client: Any) -> str:
@@ -159,6 +163,45 @@ def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_with_backo
 
     slept.clear()
     assert s._request("upload of", "farm/x.jpg", flaky) == "ok" and slept == [0.25, 0.5]
+
+
+def test_an_unreachable_endpoint_is_not_asked_again_for_a_while_so_the_upload_queue_drains(
+    store: tuple[S3Store, list[float]],
+) -> None:
+    # each request would hold the one upload thread timeout x (retries + 1) s, with every image queued behind it
+    s, _slept = store
+    clock = ManualClock()
+    s.clock = clock
+    calls: list[str] = []
+
+    def down(client: Any) -> None:
+        calls.append("tried")
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(StoreError, match=r"after 3 tries.*requests fail at once for 5 s"):
+        s._request("upload of", "farm/a.jpg", down)
+    for _ in range(50):  # the queue behind it: failed at once, none sent
+        with pytest.raises(StoreError, match=r"farm/b.jpg not tried: unreachable \(ConnectionRefusedError"):
+            s._request("upload of", "farm/b.jpg", down)
+    assert len(calls) == 3 and s.failures == 51
+    clock.now += 5.0  # then one request tries again; still down: twice as long, up to a minute
+    spans = []
+    for _ in range(6):
+        with pytest.raises(StoreError) as exc:
+            s._request("upload of", "farm/c.jpg", down)
+        spans.append(int(str(exc.value).rsplit("for ", 1)[1].split(" s")[0]))
+        clock.now += spans[-1]
+    assert spans == [10, 20, 40, 60, 60, 60] and len(calls) == 3 + 6 * 3
+    assert s._request("upload of", "farm/d.jpg", lambda client: "etag") == "etag", "back: requests go through"
+    assert s._request("upload of", "farm/e.jpg", lambda client: "etag2") == "etag2"
+    refused = s3_error("AccessDenied", 403)  # a refusal is an answer: the endpoint is there
+
+    def deny(client: Any) -> None:
+        raise refused
+
+    with pytest.raises(StoreError, match="AccessDenied"):
+        s._request("upload of", "farm/f.jpg", deny)
+    assert s._request("upload of", "farm/g.jpg", lambda client: "etag3") == "etag3"
 
 
 def test_with_an_s3_store_the_loop_only_queues_and_outcomes_come_back_in_order(monkeypatch: pytest.MonkeyPatch) -> None:

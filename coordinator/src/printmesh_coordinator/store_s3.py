@@ -7,6 +7,12 @@ are bounded: ``timeout`` to connect and to read, and ``retries`` with backoff on
 retry can help (the network, a 5xx, a throttle); a refusal (wrong key, no such bucket, denied)
 fails at once. Every failure raises ``StoreError`` with a message that names the cause and the
 setting to check; the first failure of each cause is logged, later ones are only counted.
+An endpoint that cannot be reached at all is not asked again for a while (``UNREACHABLE``,
+doubling while it stays away): each request would otherwise wait ``timeout`` times
+``retries + 1`` on the one upload thread, the queue behind it (every image of every printer,
+held in memory) would grow for as long as the outage lasts, and each capture would fail
+only at the machine's store deadline; so they fail at once, saying so, until a request
+gets through again.
 The caller (``storage.py``) runs all of this on its own thread, never on the decision loop.
 """
 
@@ -39,6 +45,7 @@ HINTS = {
     "AccessDenied": "the key may not write this bucket and prefix",
     "NoSuchBucket": "check coordinator.store.bucket (it must exist)",
 }
+UNREACHABLE = (5.0, 60.0)  # s requests fail at once after the endpoint could not be reached: first, longest
 CACHED_MAX = 20_000  # parsed metadata remembered by (key, etag)
 _META_PREFIX, _META_SUFFIX = METADATA_GLOB.split("*", 1)[0], ".json"
 
@@ -79,6 +86,8 @@ class S3Store:
         self._parsed: dict[tuple[str, str], LayerCapture] = {}
         self.failures = 0  # requests that failed for good
         self.written = 0
+        self.clock: Callable[[], float] = time.monotonic
+        self._down: tuple[float, float, str] | None = None  # the endpoint unreachable: until, for how long, why
 
     @property
     def where(self) -> str:
@@ -106,22 +115,39 @@ class S3Store:
         """``call(client)`` with bounded retries; a failure for good raises ``StoreError``."""
         from minio.error import S3Error
 
+        down = self._down
+        if down is not None and self.clock() < down[0]:
+            again = down[0] - self.clock()
+            message = f"{self._where}: {what} {key} not tried: unreachable ({down[2]}); trying again in {again:.0f} s"
+            self._failed("Unreachable", message)
+            raise StoreError(message)
         delay = BACKOFF
         for attempt in range(self.config.retries + 1):
+            network = False
             try:
-                return call(self.client())
+                result = call(self.client())
             except S3Error as exc:
                 code, cause = exc.code or "error", f"{exc.code}: {exc.message}"
                 retry = code in RETRY_CODES or getattr(exc.response, "status", 0) >= 500
                 hint = HINTS.get(code)
             except Exception as exc:  # urllib3 and socket errors, a malformed answer
                 code, cause, retry, hint = type(exc).__name__, _short(exc), True, "is the endpoint reachable?"
+                network = True
+            else:
+                if self._down is not None:
+                    log.warning("%s: reachable again", self._where)
+                    self._down = None
+                return result
             if not retry or attempt == self.config.retries:
                 break
             time.sleep(delay)
             delay *= 2
         tries = f" after {attempt + 1} tries" if attempt else ""
         message = f"{self._where}: {what} {key} failed{tries}: {cause}" + (f" ({hint})" if hint else "")
+        if network:
+            span = UNREACHABLE[0] if down is None else min(down[1] * 2, UNREACHABLE[1])
+            self._down = (self.clock() + span, span, cause)
+            message += f"; requests fail at once for {span:.0f} s"
         self._failed(code, message)
         raise StoreError(message)
 
