@@ -220,6 +220,33 @@ def test_a_job_it_has_no_memory_of_is_resumed_from_the_stores_last_earlier_layer
     assert [s[0] for s in sys.modules[name].seen] == [5], "nothing before a job's first layer"  # type: ignore[attr-defined]
 
 
+def test_every_printer_printing_at_once_keeps_its_jobs_history_in_memory(tmp_path: Path) -> None:
+    # 200 printers and 8 remembered jobs: every layer would evict another printer's history and start
+    # from the store's copy of its last layer instead (read back and judged a second time)
+    store = Store(tmp_path)
+    printers = [f"p{i}" for i in range(12)]
+    for printer in printers:
+        for n in (5, 10):
+            write_layer(store, metadata(folder=f"{printer}/job1", layer=n).model_copy(update={"printer": printer}))
+    shell = WatchShell([printer_config(node=p) for p in printers], local_storage(tmp_path), FakeLink(),  # type: ignore[arg-type]
+                       Topics("printmesh", "coord").component("coordinator"), lambda t, p: None,
+                       lambda p, j: None, lambda p, j: None, "s1")  # fmt: skip
+    assert shell.worker is not None and shell.worker._kept == 24, "two jobs per watched printer"
+    shell.close(5)
+    for kept, resumed in ((24, 0), (8, 12)):
+        name = fake_detector(f"watch_fake_kept_{kept}", {n: DetectorVerdict(n, "ok", 0.9, 0.1) for n in (5, 10)})
+        worker = WatchWorker(store.read, lambda j: None, detector=name, history=store.layers, kept=kept)
+        try:
+            for n in (5, 10):  # every printer's layer 5, then every printer's layer 10
+                for printer in printers:
+                    md = metadata(folder=f"{printer}/job1", layer=n).model_copy(update={"printer": printer})
+                    worker.submit(Layer(printer, WatchConfig(), md, Growth(n, 1.0, None, None)))
+                    assert worker.idle(10)
+        finally:
+            worker.close(5)
+        assert worker.resumed == resumed, (kept, worker.resumed)
+
+
 def broken_history(printer: str, job: str) -> list[LayerCapture]:
     raise OSError("the bucket cannot be listed")
 

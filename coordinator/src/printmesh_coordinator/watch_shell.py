@@ -22,7 +22,7 @@ from printmesh_coordinator.link import Link
 from printmesh_coordinator.messages import Answer
 from printmesh_coordinator.storage import Storage
 from printmesh_coordinator.watch_rules import Growth, judgeable, once_per_job, sidecar_path
-from printmesh_coordinator.watch_worker import Judged, Layer, WatchWorker
+from printmesh_coordinator.watch_worker import WATCHERS_KEPT, Judged, Layer, WatchWorker
 from printmesh_core import contract
 from printmesh_core.models.base import Payload
 from printmesh_core.models.coordinator import LayerCapture
@@ -49,11 +49,13 @@ class WatchShell:
         self.pauses: dict[str, tuple[str, WatchVerdict]] = {}  # request id -> printer, the verdict it acts on
         self.retry: dict[str, WatchVerdict] = {}  # printer -> a pause refused during a hold, sent after its release
         self.paused: dict[tuple[str, str], int] = {}  # (printer, job) -> the layer whose verdict paused it
-        wanted = any(c.enabled for c in self.configs.values())
+        watched = sum(c.enabled for c in self.configs.values())
+        wanted = watched > 0
         # the worker reads the layer's images back from the store, on its own thread
         # and, for a job it has no memory of (after a restart), the job's earlier layers
         self.worker = (
-            WatchWorker(storage.store.read, lambda j: queue(j.printer, j), history=storage.store.layers)
+            WatchWorker(storage.store.read, lambda j: queue(j.printer, j), history=storage.store.layers,
+                        kept=max(WATCHERS_KEPT, 2 * watched))  # each printer's job, and the one before it
             if wanted else None
         )  # fmt: skip
 

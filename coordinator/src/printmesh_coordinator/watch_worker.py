@@ -31,7 +31,7 @@ from printmesh_core.models.watch import WatchVerdict
 log = logging.getLogger("printmesh.coordinator.watch")
 
 BACKLOG = 4  # layers waiting at most; a layer takes ~0.15 s, holds come seconds apart
-WATCHERS_KEPT = 8  # jobs whose history the detector keeps
+WATCHERS_KEPT = 8  # jobs whose history the detector keeps, at least: the shell asks for two per watched printer
 NICE = 5
 DETECTOR = "printmesh_coordinator.watch.detector"  # the module with ``Watcher`` (and ``GrowthHint``)
 
@@ -64,11 +64,13 @@ History = Callable[[str, str], list[LayerCapture]]  # printer, job -> the job's 
 class WatchWorker:
     def __init__(
         self, read: Callable[[str], bytes], done: Callable[[Judged], None], backlog: int = BACKLOG,
-        detector: str = DETECTOR, history: History | None = None,
+        detector: str = DETECTOR, history: History | None = None, kept: int = WATCHERS_KEPT,
     ) -> None:  # fmt: skip
         self._detector = detector
         self._read = read  # a path relative to the store (local folder or bucket prefix) -> its bytes
         self._history = history
+        self._kept = max(1, kept)  # jobs remembered; fewer than the printers printing at once and every layer
+        # would start from the store's copy of the last one (``_resume``) instead of from memory
         self.resumed = 0  # jobs picked up from the store's earlier layers instead of from nothing
         self._done = done
         self._queue: deque[Layer] = deque()
@@ -146,7 +148,7 @@ class WatchWorker:
         if watcher is None:
             watcher = detector.Watcher()
             self._watchers[key] = watcher
-            while len(self._watchers) > WATCHERS_KEPT:
+            while len(self._watchers) > self._kept:
                 self._watchers.popitem(last=False)
             layer = self._resume(detector, watcher, layer)
         self._watchers.move_to_end(key)
