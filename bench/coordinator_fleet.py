@@ -31,9 +31,11 @@ Measured, per arm:
   coordinator's own work.
 * beside it, a bare paho round trip through the same broker every 50 ms during the window
   (bench/rtt.py's ``BarePair``): the floor of any decision under the same load.
-* the coordinators' CPU (every thread's ``schedstat`` run time, ns) over the window, as % of one
+* the coordinators' CPU (every thread's ``schedstat`` run time, ns, their helper processes'
+  included) over the window, as % of one
   core and per hold, and per hold above idle (minus the arm's idle rate, measured armed with no
-  holds for 10 s before the windows); VmRSS at the end of the window and its peak (VmHWM).
+  holds for 10 s before the windows); VmRSS at the end of the window and its peak (VmHWM),
+  helper processes included.
 * correctness: every hold got exactly one release, 9 moves + the return, 9 captures and one
   metadata message (``<coord>/coordinator/<printer>/capture``) saying ``complete``.
 
@@ -424,13 +426,38 @@ def code_path(paths: str | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = old
 
 
+def family(pid: int) -> list[int]:
+    """A coordinator and its helper processes (the print watch's and the job pages'), and theirs."""
+    out, i = [pid], 0
+    while i < len(out):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{out[i]}/task"):
+                with contextlib.suppress(OSError, ValueError):
+                    out += [int(c) for c in Path(f"/proc/{out[i]}/task/{task}/children").read_text().split()]
+        i += 1
+    return out
+
+
 def cpu_ns(pid: int) -> int:
-    """CPU time of every thread of a process, ns (/proc/<pid>/task/*/schedstat: no 10 ms clock ticks)."""
+    """CPU time of every thread of a process and of its helper processes, ns (/proc/<pid>/task/*/schedstat:
+    no 10 ms clock ticks). The helpers count: the coordinator's work moved there is still its work."""
     total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that just ended
-            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+    for member in family(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{member}/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that just ended
+                    total += int(Path(f"/proc/{member}/task/{task}/schedstat").read_text().split()[0])
     return total
+
+
+def family_memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a coordinator with its helper processes, summed (the peaks of each, so an upper bound)."""
+    out = {"VmRSS": 0, "VmHWM": 0}
+    for member in family(pid):
+        with contextlib.suppress(OSError):
+            mem = memory_kb(member)
+            out = {k: out[k] + mem.get(k, 0) for k in out}
+    return out
 
 
 @dataclass
@@ -488,7 +515,7 @@ def run_window(
     prober.join()
     b1 = cpu_ns(broker_pid) if broker_pid else 0
     me = time.process_time() - me0
-    mems = [memory_kb(pid) for pid in pids]
+    mems = [family_memory_kb(pid) for pid in pids]
     holds = len([h for h in fleet.holds.values() if h.side == side]) - before
     return Window(side, t1 - t0, (c1 - c0) / 1e9, holds, [m["VmRSS"] for m in mems], [m["VmHWM"] for m in mems],
                   max(threads(pid) for pid in pids), (b1 - b0) / 1e9, me, rtt,

@@ -10,7 +10,7 @@ import cv2
 import pytest
 from job_folders import frame, make_job
 
-from printmesh_coordinator import page
+from printmesh_coordinator import page, page_html
 from printmesh_coordinator.job_folder import read_job, safe_name
 from printmesh_coordinator.page_worker import PageWorker
 from printmesh_coordinator.timelapse import count_frames
@@ -146,10 +146,10 @@ def test_worker_builds_off_the_callers_thread_and_coalesces(tmp_path, monkeypatc
     seen: list[tuple[Path, bool, int]] = []
     gate = threading.Event()
 
-    def fake_build(folder: Path, final: bool = False, force: bool = False, stop: object = None) -> page.Built:
+    def fake_build(folder: Path, final: bool = False, force: bool = False, stop: object = None) -> page_html.Built:
         gate.wait(10)
         seen.append((folder, final, threading.get_ident()))
-        return page.Built(folder / "index.html")
+        return page_html.Built(folder / "index.html")
 
     monkeypatch.setattr(page, "build", fake_build)
     worker = PageWorker()

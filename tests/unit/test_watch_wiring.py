@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from coordinator_support import printer_config
+from watch_support import metadata, write_layer
 
 from printmesh_coordinator.config import CoordinatorSettings, WatchConfig
 from printmesh_coordinator.job_folder import read_job
@@ -27,7 +28,7 @@ from printmesh_coordinator.watch_rules import Growth, judged, published, sidecar
 from printmesh_coordinator.watch_shell import WatchShell
 from printmesh_coordinator.watch_worker import Judged, Layer, WatchWorker
 from printmesh_core.config import ConfigError, load_settings
-from printmesh_core.models.coordinator import XY, CapturedImage, GridSettings, HoldTimings, LayerCapture
+from printmesh_core.models.coordinator import LayerCapture
 from printmesh_core.models.watch import WatchVerdict
 from printmesh_core.topics import Topics
 
@@ -88,22 +89,6 @@ def test_the_sidecar_sits_beside_the_metadata_and_growth_is_told_from_the_last_c
     assert first.layers == 5 and first.layer_height is None
 
 
-def metadata(folder: str = "octo/job1", layer: int = 15, points: int = 2) -> LayerCapture:
-    images = [
-        CapturedImage(path=f"{folder}/layer_{layer:04d}_pos_{i:02d}_20260101_000000.jpg", position=XY(x=0, y=0),
-                      z=5, index=i, camera="bed", camera_node="cam", capture_id=f"c{i}", sha256="0" * 64, size=4,
-                      timestamp=1.0)
-        for i in range(points)
-    ]  # fmt: skip
-    settings = GridSettings(grid_spacing=20, grid_center=XY(x=100, y=100), grid_size=1, points=points,
-                            z_clearance=5, settle=0, cameras=["bed"], return_to_origin=True)  # fmt: skip
-    timings = HoldTimings(hold_duration=1, waiting_for_moves=0, settle=0, capture=0, store=0, release=0, overhead=0)
-    return LayerCapture(layer=layer, z_height=3.0, timestamp=100.0 + layer, gcode_file="cube.gcode",
-                        print_start_time=50.0, printer="octo", job="job1", hold_id=layer, coordinator="coord",
-                        complete=True, images=images, settings=settings, failures=[], timings=timings, release=None,
-                        metadata_path=f"{folder}/layer_{layer:04d}_metadata_20260101_000000.json")  # fmt: skip
-
-
 def DetectorVerdict(layer: int, verdict: str, confidence: float, score: float, **more: Any) -> Verdict:
     """The detector's own verdict, as its ``Watcher.judge`` returns it."""
     return Verdict(layer=layer, verdict=verdict, confidence=confidence, score=score, elapsed_ms=12.5, **more)  # type: ignore[arg-type]
@@ -143,13 +128,6 @@ def fake_detector(name: str, verdicts: dict[int, DetectorVerdict], gate: threadi
     return name
 
 
-def write_layer(store: Store, md: LayerCapture) -> None:
-    for image in md.images:
-        store.write(image.path, b"\xff\xd8" + image.path.encode() + b"\xff\xd9")
-    assert md.metadata_path is not None
-    store.write(md.metadata_path, md.model_dump_json().encode())
-
-
 def local_storage(root: Path) -> Storage:
     """The coordinator's storage on a local folder (what a default config builds)."""
     section = SimpleNamespace(store=SimpleNamespace(type="local"), captures_dir=root, fsync=False, pages=False)
@@ -164,7 +142,7 @@ def test_the_worker_reads_the_layer_from_disk_and_a_full_backlog_drops_the_oldes
         write_layer(store, md)
     name = fake_detector("watch_fake_backlog", {n: DetectorVerdict(n, "ok", 0.9, 0.1) for n in layers}, gate)
     out: list[Judged] = []
-    worker = WatchWorker(store.read, out.append, backlog=2, detector=name)
+    worker = WatchWorker(store.read, out.append, backlog=2, detector=name, process=False)
     try:
         for n, md in layers.items():
             worker.submit(Layer("octo", WatchConfig(), md, Growth(n, n / 5, n - 5 or None, (n - 5) / 5 or None)))
@@ -194,7 +172,7 @@ def test_a_job_it_has_no_memory_of_is_resumed_from_the_stores_last_earlier_layer
     for label, history in (("resumed", store.layers), ("without", None), ("broken", broken_history)):
         name = fake_detector(f"watch_fake_resume_{label}", verdicts)
         out: list[Judged] = []
-        worker = WatchWorker(store.read, out.append, detector=name, history=history)
+        worker = WatchWorker(store.read, out.append, detector=name, history=history, process=False)
         try:
             md = store.layers("octo", "job1")[-1]
             assert md.layer == 15
@@ -211,7 +189,7 @@ def test_a_job_it_has_no_memory_of_is_resumed_from_the_stores_last_earlier_layer
         seen, resumed = runs[label]
         assert [s[0] for s in seen] == [15] and resumed == 0 and seen[0][2] == GrowthHint(z=3.0), label
     name = fake_detector("watch_fake_resume_first", verdicts)
-    worker = WatchWorker(store.read, lambda j: None, detector=name, history=store.layers)
+    worker = WatchWorker(store.read, lambda j: None, detector=name, history=store.layers, process=False)
     try:
         worker.submit(Layer("octo", WatchConfig(), metadata(layer=5), Growth(5, 1.0, None, None)))
         assert worker.idle(10) and worker.resumed == 0
@@ -230,12 +208,12 @@ def test_every_printer_printing_at_once_keeps_its_jobs_history_in_memory(tmp_pat
             write_layer(store, metadata(folder=f"{printer}/job1", layer=n).model_copy(update={"printer": printer}))
     shell = WatchShell([printer_config(node=p) for p in printers], local_storage(tmp_path), FakeLink(),  # type: ignore[arg-type]
                        Topics("printmesh", "coord").component("coordinator"), lambda t, p: None,
-                       lambda p, j: None, lambda p, j: None, "s1")  # fmt: skip
+                       lambda p, j: None, lambda p, j: None, "s1", process=False)  # fmt: skip
     assert shell.worker is not None and shell.worker._kept == 24, "two jobs per watched printer"
     shell.close(5)
     for kept, resumed in ((24, 0), (8, 12)):
         name = fake_detector(f"watch_fake_kept_{kept}", {n: DetectorVerdict(n, "ok", 0.9, 0.1) for n in (5, 10)})
-        worker = WatchWorker(store.read, lambda j: None, detector=name, history=store.layers, kept=kept)
+        worker = WatchWorker(store.read, lambda j: None, detector=name, history=store.layers, kept=kept, process=False)
         try:
             for n in (5, 10):  # every printer's layer 5, then every printer's layer 10
                 for printer in printers:
@@ -280,9 +258,10 @@ def test_a_verdict_is_written_beside_the_metadata_published_and_paused_after_the
     me = Topics("printmesh", "coord").component("coordinator")
     storage = local_storage(tmp_path)
     shell = WatchShell(printers, storage, link, me, lambda t, p: published_.append((t, p)),  # type: ignore[arg-type]
-                       lambda p, j: pages.append((p, j)), lambda p, j: inbox.append(j), "s1")  # fmt: skip
+                       lambda p, j: pages.append((p, j)), lambda p, j: inbox.append(j), "s1",
+                       process=False)  # fmt: skip
     shell.worker.close(1)  # type: ignore[union-attr]
-    shell.worker = WatchWorker(store.read, inbox.append, detector=name)
+    shell.worker = WatchWorker(store.read, inbox.append, detector=name, process=False)
     try:
         shell.layer_done("octo", md)
         assert shell.worker.idle(10) and len(inbox) == 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from printmesh_coordinator import page_html, timelapse
 from printmesh_coordinator.job_folder import JobFolder, atomic_write, file_tag, plain_files, read_job
-from printmesh_coordinator.page_html import STATE_META, Video
+from printmesh_coordinator.page_html import STATE_META, Built, Video
 
 log = logging.getLogger("printmesh.coordinator.page")
 
@@ -29,14 +28,6 @@ INDEX = "index.html"
 ASSETS = "page"
 THUMB_SIZE = (160, 120)
 THUMB_QUALITY = 75
-
-
-@dataclass
-class Built:
-    index: Path
-    thumbs_written: int = 0
-    videos: list[Video] = field(default_factory=list)
-    note: str | None = None
 
 
 def page_path(captures_dir: Path, printer: str, job: str) -> Path:

@@ -7,9 +7,10 @@ the browser to reload itself every few seconds; the final page does not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from urllib.parse import quote
 
 from printmesh_coordinator import page_svg, page_watch
@@ -26,6 +27,16 @@ class Video:
     index: int
     frames: int
     poster: str | None
+
+
+@dataclass
+class Built:
+    """What a page build wrote (returned across the page's helper process, so kept light: no OpenCV)."""
+
+    index: Path
+    thumbs_written: int = 0
+    videos: list[Video] = field(default_factory=list)
+    note: str | None = None
 
 
 def href(relative: str) -> str:

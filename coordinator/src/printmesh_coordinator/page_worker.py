@@ -4,8 +4,10 @@ The loop only queues a folder (a dict insert under a lock); the worker coalesces
 requests for the same folder and runs at a lower CPU priority, so thumbnails and video
 encoding cannot delay a move, a capture or a release. On shutdown a running encode is
 stopped between frames and the page is left saying how to finish it (``--render``).
-OpenCV is imported by the worker as it starts, not by the loop: startup stays light and
-the import never lands in the middle of a hold.
+The coordinator builds its pages in a helper process (``PageProcess``: on a thread, the
+builder's Python took the GIL in turns with the loop); OpenCV is imported there, or by
+this worker as it starts when it builds on its own thread, never by the loop: startup
+stays light and the import never lands in the middle of a hold.
 """
 
 from __future__ import annotations
@@ -17,16 +19,31 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from printmesh_coordinator.page import Built
+from printmesh_coordinator.child import Child
+from printmesh_coordinator.page_html import Built
 
-Builder = Callable[[Path, bool, threading.Event], "Built"]
+Builder = Callable[[Path, bool, threading.Event], Built]
 
 log = logging.getLogger("printmesh.coordinator.page")
 
 NICE = 10
+SERVICE = "printmesh_coordinator.page_service"
+
+
+class PageProcess:
+    """``page.build`` in a helper process, with the ``Builder`` signature: the caller's ``stop``
+    reaches a running encode as a signal. Started at the first build."""
+
+    def __init__(self) -> None:
+        self.child = Child(SERVICE, name="job page", nice=NICE, timeout=None)  # a final encode takes minutes
+
+    def build(self, folder: Path, final: bool, stop: threading.Event | None = None) -> Built:
+        built: Built = self.child.call((str(folder), final), stop=stop)
+        return built
+
+    def close(self, grace: float) -> None:
+        self.child.close(grace)
 
 
 class PageWorker:

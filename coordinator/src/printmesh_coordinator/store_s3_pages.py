@@ -18,14 +18,14 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from printmesh_coordinator.job_folder import atomic_write
+from printmesh_coordinator.page_html import Built
 from printmesh_coordinator.store_s3 import S3Store
 
-if TYPE_CHECKING:
-    from printmesh_coordinator.page import Built
+Render = Callable[[Path, bool, threading.Event | None], Built]  # page.build, or the page process's
 
 log = logging.getLogger("printmesh.coordinator.page")
 
@@ -36,8 +36,9 @@ WANTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".json")
 
 
 class S3Pages:
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: S3Store, render: Render | None = None) -> None:
         self.store = store
+        self.render = render or _render_here
         self.root = Path(tempfile.mkdtemp(prefix="printmesh-pages-"))
         self._etags: dict[str, str] = {}  # relative key -> ETag of the copy in the mirror
         self._uploaded: dict[str, str] = {}  # relative key -> sha256 of what we uploaded
@@ -50,12 +51,10 @@ class S3Pages:
         return self.root / printer / job
 
     def build(self, folder: Path, final: bool, stop: threading.Event | None = None) -> Built:
-        from printmesh_coordinator import page  # OpenCV: on the page worker's thread only
-
         relative = folder.relative_to(self.root).as_posix()
         self._remember(folder)
         self._pull(folder, relative)
-        built = page.build(folder, final=final, stop=stop)
+        built = self.render(folder, final, stop)
         self._push(folder, relative)
         if final:
             log.info("job page in the bucket: %s (%d objects downloaded for pages so far)",
@@ -125,3 +124,9 @@ class S3Pages:
         for key in stale:
             self.store.delete(key)
             del self._uploaded[key]
+
+
+def _render_here(folder: Path, final: bool, stop: threading.Event | None) -> Built:
+    from printmesh_coordinator import page  # OpenCV: on the page worker's thread only
+
+    return page.build(folder, final=final, stop=stop)

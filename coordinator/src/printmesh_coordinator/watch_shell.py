@@ -40,7 +40,7 @@ LAST_KEPT = 64  # (printer, job) -> last captured (layer, z), for the growth hin
 
 class WatchShell:
     def __init__(self, printers: list[PrinterConfig], storage: Storage, link: Link, me: ComponentTopics,
-                 publish: Publish, page: Page, queue: Queue, session: str) -> None:  # fmt: skip
+                 publish: Publish, page: Page, queue: Queue, session: str, process: bool = True) -> None:  # fmt: skip
         self.configs = {p.node: p.watch for p in printers}
         self.storage, self.link, self.me, self.publish, self.page = storage, link, me, publish, page
         self.session = session
@@ -55,7 +55,8 @@ class WatchShell:
         # and, for a job it has no memory of (after a restart), the job's earlier layers
         self.worker = (
             WatchWorker(storage.store.read, lambda j: queue(j.printer, j), history=storage.store.layers,
-                        kept=max(WATCHERS_KEPT, 2 * watched))  # each printer's job, and the one before it
+                        kept=max(WATCHERS_KEPT, 2 * watched),  # each printer's job, and the one before it
+                        process=process)  # judged in a helper process (watch_process), not on this one's GIL
             if wanted else None
         )  # fmt: skip
 

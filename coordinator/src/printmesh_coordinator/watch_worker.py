@@ -4,9 +4,10 @@ The loop only queues a layer once its hold is released and its metadata written 
 backlog: when the detector falls behind, the oldest waiting layer is dropped and counted,
 the loop never waits). The worker reads the layer's JPEGs from the job folder, asks the
 printer's ``Watcher`` (one per job: it keeps the earlier layers to compare with) for a
-verdict, and hands the result back to the loop as a ``Judged`` input. The detector and
-OpenCV are imported by the worker as it starts, like the job pages, so the import never
-lands in the middle of a hold.
+verdict, and hands the result back to the loop as a ``Judged`` input. The judging itself
+runs in a helper process (``watch_process``, ``process=True``, the default): on a thread its
+numpy took the GIL in turns with the loop. The process is started, and imports the
+detector and OpenCV, as the worker starts, so the import never lands in the middle of a hold.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from printmesh_coordinator.config import WatchConfig
+from printmesh_coordinator.watch_process import ProcessDetector
 from printmesh_coordinator.watch_rules import Growth, judgeable, published
 from printmesh_core.models.coordinator import LayerCapture
 from printmesh_core.models.watch import WatchVerdict
@@ -64,9 +66,10 @@ History = Callable[[str, str], list[LayerCapture]]  # printer, job -> the job's 
 class WatchWorker:
     def __init__(
         self, read: Callable[[str], bytes], done: Callable[[Judged], None], backlog: int = BACKLOG,
-        detector: str = DETECTOR, history: History | None = None, kept: int = WATCHERS_KEPT,
+        detector: str = DETECTOR, history: History | None = None, kept: int = WATCHERS_KEPT, process: bool = True,
     ) -> None:  # fmt: skip
         self._detector = detector
+        self._process: ProcessDetector | None = ProcessDetector(detector) if process else None
         self._read = read  # a path relative to the store (local folder or bucket prefix) -> its bytes
         self._history = history
         self._kept = max(1, kept)  # jobs remembered; fewer than the printers printing at once and every layer
@@ -109,14 +112,18 @@ class WatchWorker:
             self._queue.clear()
             self._cond.notify_all()
         self._thread.join(grace)
+        if self._process is not None:
+            self._process.close(grace)
 
     def _run(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         try:
-            detector = importlib.import_module(self._detector)
-        except ImportError as exc:
-            log.error("print watch off: the detector cannot be imported: %s", exc)
+            detector: Any = self._process or importlib.import_module(self._detector)
+            if self._process is not None:
+                self._process.start()
+        except Exception as exc:  # ImportError, ChildFailed, no process to be had: the coordinator goes on without
+            log.error("print watch off: the detector cannot be started: %s", exc)
             with self._cond:
                 self._closing = True
                 self._queue.clear()
@@ -145,11 +152,14 @@ class WatchWorker:
     def _watcher(self, detector: Any, layer: Layer) -> tuple[Detector, Layer]:
         key = (layer.printer, layer.metadata.job)
         watcher = self._watchers.get(key)
-        if watcher is None:
+        if watcher is None or getattr(watcher, "lost", False):  # lost: its process had to be started again
             watcher = detector.Watcher()
             self._watchers[key] = watcher
             while len(self._watchers) > self._kept:
-                self._watchers.popitem(last=False)
+                _, old = self._watchers.popitem(last=False)
+                forget = getattr(old, "close", None)  # a process watcher's history is dropped there too
+                if forget is not None:
+                    forget()
             layer = self._resume(detector, watcher, layer)
         self._watchers.move_to_end(key)
         return watcher, layer
