@@ -146,6 +146,8 @@ def serve(fd: int, nice: int) -> None:
     sys.path[:] = [p for p in path if p]  # the coordinator's (tests add theirs)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        with contextlib.suppress(ImportError):  # one core at most: the other is the loop's (2-core machines)
+            importlib.import_module("cv2").setNumThreads(1)
         handler = importlib.import_module(module).Handler(*args)
     except Exception as exc:  # every request then says why, and the coordinator decides what to do
         handler, broken = None, f"{type(exc).__name__}: {exc}"

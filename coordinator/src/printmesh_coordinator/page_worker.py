@@ -27,7 +27,7 @@ Builder = Callable[[Path, bool, threading.Event], Built]
 
 log = logging.getLogger("printmesh.coordinator.page")
 
-NICE = 10
+NICE = 15
 SERVICE = "printmesh_coordinator.page_service"
 
 
