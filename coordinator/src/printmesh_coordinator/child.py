@@ -7,10 +7,17 @@ A process has its own interpreter, so the loop only pays for a pickle and a sock
 
 ``Child`` runs ``python -m printmesh_coordinator.child`` with one end of a socket pair. The
 child imports a handler module (``Handler(*args)``, then ``handle(request) -> reply`` per
-request, one at a time) at a lower CPU priority, and exits when the coordinator closes its
+request, one at a time) and exits when the coordinator closes its
 end, dies included, so no helper outlives its coordinator. A child that dies or hangs is
 replaced at the next call (``generation`` counts them: what it remembered is gone), and the
 call in flight raises ``ChildFailed``; so does a handler's exception, with its message.
+
+A separate interpreter still shares the CPU, and on a 2-core machine the helpers' bursts
+(a layer's 9 images, a page's thumbnails) took a core the loop, the broker or the printers
+wanted. So a helper runs under ``SCHED_IDLE`` (Linux; else only ``nice``) with OpenCV on one
+thread: it gets the CPU nobody else wants. The cost, on a machine that is busy all the
+time: the watch falls behind and drops its oldest waiting layer (counted and logged), and
+pages update late. A delayed verdict costs seconds; a delayed hold costs the print.
 """
 
 from __future__ import annotations
@@ -39,8 +46,9 @@ class ChildFailed(RuntimeError):
 
 class Child:
     def __init__(self, handler: str, args: tuple[Any, ...] = (), name: str = "helper", nice: int = 5,
-                 timeout: float | None = 60.0) -> None:  # fmt: skip
+                 timeout: float | None = 60.0, idle: bool = True) -> None:  # fmt: skip
         self.handler, self.args, self.name, self.nice, self.timeout = handler, args, name, nice, timeout
+        self.policy = "idle" if idle else "normal"  # SCHED_IDLE (the default) or plain ``nice``
         self.generation = 0  # processes started so far; a new one remembers nothing of the last
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -107,8 +115,8 @@ class Child:
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "printmesh_coordinator.child", str(fd), str(self.nice)],
-                                    pass_fds=(fd,), stdin=subprocess.DEVNULL)  # fmt: skip
+            argv = [sys.executable, "-m", "printmesh_coordinator.child", str(fd), str(self.nice), self.policy]
+            proc = subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL)
         except OSError as exc:  # no memory, no file descriptors left
             ours.close()
             raise ChildFailed(f"{self.name} process cannot be started: {exc}") from exc
@@ -136,12 +144,15 @@ class Child:
         self._conn, self._proc = None, None
 
 
-def serve(fd: int, nice: int) -> None:
+def serve(fd: int, nice: int, idle: bool) -> None:
     """The child: handle requests until the coordinator closes its end."""
     conn = Connection(fd)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a stop before the handler can take it (``call``)
     with contextlib.suppress(OSError):
         os.nice(nice)
+    if idle:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: CPU only when no other task wants it
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     path, level, module, args = conn.recv()
     sys.path[:] = [p for p in path if p]  # the coordinator's (tests add theirs)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -171,4 +182,4 @@ def serve(fd: int, nice: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "idle")
