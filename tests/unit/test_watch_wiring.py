@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,17 @@ def test_watch_defaults_are_on_notify_and_a_confidence_floor(tmp_path: Path) -> 
 def test_an_invalid_watch_setting_stops_start_up_naming_the_key(tmp_path: Path, watch: object, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         _load(tmp_path, watch)
+
+
+def test_the_helpers_are_processes_unless_set_to_threads_and_anything_else_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    for value, expected in (("process", "process"), ("thread", "thread")):
+        path.write_text(yaml.safe_dump({"coordinator": {"helpers": value}}))
+        assert load_settings(CoordinatorSettings, path).coordinator.helpers == expected
+    assert CoordinatorSettings().coordinator.helpers == "process"
+    path.write_text(yaml.safe_dump({"coordinator": {"helpers": "fork"}}))
+    with pytest.raises(ConfigError, match=r"coordinator\.helpers"):
+        load_settings(CoordinatorSettings, path)
 
 
 # ------------------------------------------------------------------ rules
@@ -130,7 +142,9 @@ def fake_detector(name: str, verdicts: dict[int, DetectorVerdict], gate: threadi
 
 def local_storage(root: Path) -> Storage:
     """The coordinator's storage on a local folder (what a default config builds)."""
-    section = SimpleNamespace(store=SimpleNamespace(type="local"), captures_dir=root, fsync=False, pages=False)
+    section = SimpleNamespace(
+        store=SimpleNamespace(type="local"), captures_dir=root, fsync=False, pages=False, helpers="thread"
+    )
     return Storage(section, lambda printer, message: None)  # type: ignore[arg-type]
 
 
@@ -146,6 +160,9 @@ def test_the_worker_reads_the_layer_from_disk_and_a_full_backlog_drops_the_oldes
     try:
         for n, md in layers.items():
             worker.submit(Layer("octo", WatchConfig(), md, Growth(n, n / 5, n - 5 or None, (n - 5) / 5 or None)))
+            deadline = time.monotonic() + 10
+            while n == 5 and not worker._busy and time.monotonic() < deadline:  # layer 5 taken, held at the gate
+                time.sleep(0.001)
         gate.set()
         assert worker.idle(10)
     finally:

@@ -119,7 +119,8 @@ class CoordinatorAgent(Agent):
         self.summaries: dict[tuple[str, str], JobSummary] = {}
         self.watch = WatchShell(self.section.printers, self.storage, self.link, self.me, self.publish_state,
                                 lambda p, job: self.storage.page(p, job, (p, job) in self.summaries),
-                                lambda p, judged: self.inbox.put((p, judged, None)), session)  # fmt: skip
+                                lambda p, judged: self.inbox.put((p, judged, None)), session,
+                                process=self.section.helpers == "process")  # fmt: skip
 
     def deliver(self, printer: str | None, message: Input) -> None:
         """Any thread: queue an input for one printer (None: every printer), with the topic it came on."""

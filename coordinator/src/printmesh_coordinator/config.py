@@ -174,6 +174,12 @@ class CoordinatorSection(Strict):
         description="Write a job page beside the images (index.html, thumbnails, a timelapse video per grid "
         "position and camera), updated after every layer and finished with the videos when the job ends.",
     )
+    helpers: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where the print watch and the job pages do their work. process: helper processes (their "
+        "Python never holds the loop's interpreter lock; about 120 MB more RSS with OpenCV imported twice). "
+        "thread: threads of the coordinator (less memory, for a small machine with few printers).",
+    )
     sharing: Sharing = Field(
         default="owners",
         description="How coordinators of one share_group split the printers. owners: each printer belongs to one "

@@ -73,13 +73,13 @@ class Storage:
         self._folder: Callable[[str, str], Path]
         self._close_pages: Callable[[], None] = lambda: None
         self._seed: Callable[[str, bytes, str], None] | None = None
-        renderer = self.renderer = PageProcess()  # pages are built in a helper process, started at the first
+        renderer = self.renderer = PageProcess() if section.helpers == "process" else None  # started at the first page
         if section.store.type == "s3":
             from printmesh_coordinator.store_s3 import S3Store
             from printmesh_coordinator.store_s3_pages import S3Pages
 
             s3 = S3Store(section.store)
-            mirror = S3Pages(s3, render=renderer.build)
+            mirror = S3Pages(s3, render=renderer.build if renderer else None)
             self.store, self._folder, self._close_pages = s3, mirror.folder, mirror.close
             self.pages = PageWorker(mirror.build) if section.pages else None
             self._seed = mirror.seed if section.pages else None
@@ -90,7 +90,7 @@ class Storage:
         else:
             local = Store(section.captures_dir, section.fsync)
             self.store, self._folder = local, local.page_folder
-            self.pages = PageWorker(renderer.build) if section.pages else None
+            self.pages = PageWorker(renderer.build if renderer else None) if section.pages else None
             self._queue, self._thread = None, None
 
     @property
@@ -178,5 +178,6 @@ class Storage:
             self._thread.join(1.0)
         if self.pages is not None:
             self.pages.close(pages_grace)
-        self.renderer.close(pages_grace)
+        if self.renderer is not None:
+            self.renderer.close(pages_grace)
         self._close_pages()
