@@ -33,10 +33,14 @@ SERVICE = "printmesh_coordinator.page_service"
 
 class PageProcess:
     """``page.build`` in a helper process, with the ``Builder`` signature: the caller's ``stop``
-    reaches a running encode as a signal. Started at the first build."""
+    reaches a running encode as a signal. ``start`` it with the coordinator, so its imports
+    (OpenCV, numpy) are done before the first hold, as the thread's were."""
 
     def __init__(self) -> None:
         self.child = Child(SERVICE, name="job page", nice=NICE, timeout=None)  # a final encode takes minutes
+
+    def start(self) -> None:
+        self.child.start()
 
     def build(self, folder: Path, final: bool, stop: threading.Event | None = None) -> Built:
         built: Built = self.child.call((str(folder), final), stop=stop)

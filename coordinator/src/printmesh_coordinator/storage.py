@@ -73,7 +73,9 @@ class Storage:
         self._folder: Callable[[str, str], Path]
         self._close_pages: Callable[[], None] = lambda: None
         self._seed: Callable[[str, bytes, str], None] | None = None
-        renderer = self.renderer = PageProcess() if section.helpers == "process" else None  # started at the first page
+        renderer = self.renderer = PageProcess() if section.helpers == "process" and section.pages else None
+        if renderer is not None:
+            renderer.start()  # it imports OpenCV now, beside the coordinator's start-up, not in the first hold
         if section.store.type == "s3":
             from printmesh_coordinator.store_s3 import S3Store
             from printmesh_coordinator.store_s3_pages import S3Pages
