@@ -193,26 +193,3 @@ def test_a_second_final_build_keeps_videos_newer_than_their_frames(tmp_path):
     make_job(tmp_path, [5, 10, 15], points=1)  # a later layer: its frame is newer than the video
     (again,) = page.build(folder, final=True).videos
     assert again.frames == 3 and count_frames(folder / again.href) == 3
-
-
-def test_the_pages_files_are_on_disk_before_their_rename_and_the_loops_writes_are_not_waited_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # ext4 allocates and flushes a file renamed over an older one inside the rename, holding the folder's
-    # lock the loop's next image write waits for: the page's files are written out first (no journal commit)
-    from printmesh_coordinator import store
-
-    calls: list[tuple[int, int, int, int]] = []
-
-    def record(fd: int, offset: int, count: int, flags: int) -> int:
-        calls.append((fd, offset, count, flags))
-        return 0
-
-    monkeypatch.setattr(store, "SYNC_FILE_RANGE", record)
-    folder = make_job(tmp_path, [1, 2], points=1)
-    calls.clear()
-    page.build(folder)
-    assert calls and all(flags == store.SETTLE == 7 for *_, flags in calls), "wait before, write, wait after"
-    calls.clear()
-    store.Store(tmp_path).write("octo/job/layer_0001_pos_00.jpg", b"\xff\xd8\xff\xd9")
-    assert calls == [], "the loop's own writes do not wait for the disk (fsync: false)"

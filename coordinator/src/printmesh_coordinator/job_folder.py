@@ -163,6 +163,5 @@ def read_job(folder: Path) -> JobFolder:
 
 
 def atomic_write(target: Path, data: bytes) -> None:
-    """Temporary hidden file in the same folder, then rename: a watcher sees all or nothing. The data
-    is on disk before the rename (``settle``): these are the page's files, rewritten at every layer."""
-    write_atomically(target, data, MODE, suffix=".tmp", settle=True)
+    """Temporary hidden file in the same folder, then rename: a watcher sees all or nothing."""
+    write_atomically(target, data, MODE, suffix=".tmp")

@@ -11,12 +11,10 @@ umask), so a web server running as another user can serve the images the job pag
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -46,31 +44,10 @@ def _write_fully(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _sync_file_range() -> Callable[..., int] | None:
-    try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):  # not Linux
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    found: Callable[..., int] = call
-    return found
-
-
-SYNC_FILE_RANGE = _sync_file_range()
-SETTLE = 1 | 2 | 4  # SYNC_FILE_RANGE_WAIT_BEFORE | _WRITE | _WAIT_AFTER: the data on disk, no journal commit
-
-
 def write_atomically(
-    target: Path, data: bytes, mode: int, fsync: bool = False, suffix: str = ".part", folder_made: bool = False,
-    settle: bool = False,
-) -> None:  # fmt: skip
-    """``data`` to a hidden temporary file in ``target``'s folder, then renamed over ``target``.
-
-    ``settle``: write the data out before the rename, for a file rewritten often by a helper (the
-    job page). On ext4 a rename over an existing file otherwise allocates and flushes the new
-    one inside the rename, holding the folder's lock, and the loop's next image write into that
-    folder waited for it (the 200-printer p99, bench/RESULTS.md). Cheaper than ``fsync``: no
-    journal commit, which would stall every writer."""
+    target: Path, data: bytes, mode: int, fsync: bool = False, suffix: str = ".part", folder_made: bool = False
+) -> None:
+    """``data`` to a hidden temporary file in ``target``'s folder, then renamed over ``target``."""
     if not folder_made:
         target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
@@ -80,8 +57,6 @@ def write_atomically(
             os.fchmod(fd, mode)
             if fsync:
                 os.fsync(fd)
-            elif settle and SYNC_FILE_RANGE is not None:
-                SYNC_FILE_RANGE(fd, 0, 0, SETTLE)  # best effort: its error changes nothing about the write
         finally:
             os.close(fd)
         os.replace(tmp, target)
