@@ -39,11 +39,11 @@ Measured, per arm:
 * correctness: every hold got exactly one release, 9 moves + the return, 9 captures and one
   metadata message (``<coord>/coordinator/<printer>/capture``) saying ``complete``.
 
-**Compare p99s across runs, not across the arms of one run.** An A/A run (the same code as
-``200@base`` and ``200``) gave the arm listed first the better p99 three times out of three:
-13.20 against 21.96 ms, 10.70 against 26.09 with the order swapped, 10.67 against 16.16 with
-``--pin`` (2026-12-05; cause not found: not the code, not CPU placement alone). The p50s and
-the CPU per hold differ far less; the ``this code vs --base-code`` line repeats the warning.
+Check the ``holds per second`` row: the arms must carry the same load. Until 2026-12-05 an arm
+whose two windows ran back to back (with two arms, the second-listed) also started the layers
+its previous window had scheduled: 1.35x the holds per second, and in A/A runs (the same code
+in both arms) a p99 9-15 ms worse (13.20 against 21.96 ms; 10.70 against 26.09 with the order
+swapped). A layer now belongs to the window that scheduled it.
 
 Prints figures, ratios to the first arm, and the issue's goals at 200 printers (p99 decision
 latency <= the bare round trip's p99 + 10 ms; CPU per hold above idle <= 1.2x the 1-printer
@@ -132,6 +132,7 @@ class Printer:
     armed: dict[str, Any] | None = None
     holder: str | None = None
     active: bool = False
+    window: int = 0  # activations so far: a layer scheduled in an earlier window is not started in a later one
     hold: HoldRecord | None = None
     hold_id: int = 0
     layer: int = 0
@@ -249,14 +250,20 @@ class Fleet:
             nodes = [p for p in self.printers.values() if p.side == side]
             for p in nodes:
                 p.active = on
+                p.window += 1
         if on:
             start = time.perf_counter()
             for p in nodes:
-                self.scheduler.at(start + self.rng.uniform(0, self.layer_time[side]), lambda p=p: self._hold(p))
+                self.scheduler.at(start + self.rng.uniform(0, self.layer_time[side]),
+                                  lambda p=p, w=p.window: self._hold(p, w))  # fmt: skip
 
-    def _hold(self, p: Printer) -> None:
+    def _hold(self, p: Printer, window: int) -> None:
+        """``window``: the activation that scheduled this layer. Without it, an arm whose two windows ran
+        back to back (two arms, the second round's first) started both its new layers and the ones its
+        last window had scheduled: 1.35x the holds per second of the other arm, and a p99 10-15 ms worse,
+        read for two rounds as the code's (bench/RESULTS.md, "first-arm bias")."""
         with self.lock:
-            if not p.active or p.hold is not None:
+            if not p.active or p.hold is not None or window != p.window:
                 return
             if p.armed is None:
                 self.errors.append(f"{p.node}: not armed when a layer began")
@@ -279,7 +286,8 @@ class Fleet:
     def _next_layer(self, p: Printer) -> None:
         if p.active:
             delay = self.layer_time[p.side] * self.rng.uniform(0.8, 1.2)
-            self.scheduler.at(time.perf_counter() + delay, lambda: self._hold(p))
+            window = p.window
+            self.scheduler.at(time.perf_counter() + delay, lambda: self._hold(p, window))
 
     def in_flight(self, side: str) -> int:
         with self.lock:
@@ -466,9 +474,8 @@ def set_cpus(pid: int, cpus: set[int]) -> None:
 def pin(coordinators: list[int], broker_pid: int | None) -> str:
     """``--pin``: the coordinators (with their helpers) on the last CPU, the fakes and the broker on the others.
 
-    Tried against the first-arm bias (see the module's docstring): it did not remove it (A/A pinned:
-    p99 10.67 against 16.16 ms). It keeps the fleet of fakes, which is not part of the coordinator's
-    machine in a real farm, off the coordinator's CPU."""
+    It keeps the fleet of fakes, which is not part of the coordinator's machine in a real farm, off
+    the coordinator's CPU."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return "\n# not pinned: one CPU"
@@ -797,7 +804,6 @@ def report(
         old = f"{n}@base"
         if old in stats:
             a, b = stats[n], stats[old]
-            print("(A/A runs put up to 15 ms between the arms' p99s, for the first-listed arm: see the docstring)")
             print(f"this code vs --base-code at {n}: CPU per hold {a['cpu_hold']:.2f} vs {b['cpu_hold']:.2f} ms"
                   f" ({a['cpu_hold'] / b['cpu_hold']:.2f}x); decision latency p50 {a['lat50']:.2f} vs"
                   f" {b['lat50']:.2f} ms, p99 {a['lat99']:.2f} vs {b['lat99']:.2f} ms")  # fmt: skip
