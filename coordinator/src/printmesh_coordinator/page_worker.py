@@ -85,8 +85,10 @@ class PageWorker:
     def _run(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: nice applies to this thread only
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        page = importlib.import_module("printmesh_coordinator.page")
-        build: Builder = self._builder or (lambda folder, final, stop: page.build(folder, final=final, stop=stop))
+        build: Builder | None = self._builder
+        if build is None:  # built here: OpenCV imported on this thread (a helper process imports its own)
+            page = importlib.import_module("printmesh_coordinator.page")
+            build = lambda folder, final, stop: page.build(folder, final=final, stop=stop)  # noqa: E731
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
