@@ -65,6 +65,7 @@ def test_slow_and_f0_moves_are_refused_and_an_overrunning_move_lets_the_print_co
         progress = server.api("GET", "/api/job")["progress"]["completion"]
         done = event(observer, "PrintDone", mark, timeout=180)
         assert done["ts"] > 0
+        server.wait_operational(timeout=30)  # PrintDone fires while OctoPrint still says "Finishing"
         job = server.api("GET", "/api/job")
         assert job["state"] == "Operational" and job["progress"]["completion"] == 100, (progress, job)
         log = server.serial_log()
