@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +30,30 @@ def command_lines(data: bytes) -> list[tuple[int, str]]:
             out.append((offset, text))
         offset += len(raw)
     return out
+
+
+@dataclass(frozen=True)
+class Mark:
+    """An '@printmesh layer' line in a stored file: where it sits in the original, and OctoPrint's tag for it."""
+
+    layer: int
+    original_offset: int  # of the original line right after the mark
+    file_pos: int  # OctoPrint's filepos tag of the mark line in the stored file
+
+
+def marks_in(stored: bytes) -> tuple[list[Mark], bytes]:
+    """The layer marks of a stored file, and the file with every '@printmesh' line taken out."""
+    marks, kept, pos, original = [], [], 0, 0
+    for raw in stored.splitlines(keepends=True):
+        pos += len(raw)
+        if raw.lstrip().startswith(b"@printmesh"):
+            words = raw.split()
+            if words[1] == b"layer":
+                marks.append(Mark(int(words[2]), original, pos))
+            continue
+        kept.append(raw)
+        original += len(raw)
+    return marks, b"".join(kept)
 
 
 def _stamp(text: str) -> float:

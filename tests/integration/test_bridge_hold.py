@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import Observer
 from octoprint_harness import OctoPrint, start_octoprint
-from printing import FAST, FIXTURES, command_lines, file_indexes, hold_windows, printable, sends
+from printing import FAST, FIXTURES, command_lines, file_indexes, hold_windows, marks_in, printable, sends
 
 from printmesh_devkit.broker import LocalBroker
 
@@ -40,6 +40,19 @@ def settings(broker: LocalBroker, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def octoprint(broker: LocalBroker, tmp_path: Path) -> Iterator[OctoPrint]:
     server = start_octoprint(tmp_path / "octoprint", settings(broker, commands={"allow_gcode": True}))
+    try:
+        server.wait_operational()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["marked", "unmarked"])
+def either_upload(request: pytest.FixtureRequest, broker: LocalBroker, tmp_path: Path) -> Iterator[OctoPrint]:
+    """Files marked at upload (the default: no per-line hook) or not (``gcode.marks: false``: followed line by line)."""
+    marks = request.param == "marked"
+    config = settings(broker, commands={"allow_gcode": True}, gcode={"marks": marks})
+    server = start_octoprint(tmp_path / "octoprint", config)
     try:
         server.wait_operational()
         yield server
@@ -88,7 +101,8 @@ def targets(lines: list[str]) -> list[dict[str, float]]:
     return [{a.lower(): float(v) for a, v in AXIS.findall(c)} for c in lines if c.split()[0] in ("G0", "G1")]
 
 
-def test_hold_at_layer_3_moves_release_and_the_print_completes_untouched(observer, octoprint, broker):
+def test_hold_at_layer_3_moves_release_and_the_print_completes_untouched(observer, either_upload, broker, request):
+    octoprint, marked = either_upload, request.node.callspec.params["either_upload"] == "marked"
     holder = start_holder(broker)
     try:
         observer.topic(f"printmesh/{HOLDER}/status", where=lambda d: d["state"] == "online", timeout=10)
@@ -123,6 +137,18 @@ def test_hold_at_layer_3_moves_release_and_the_print_completes_untouched(observe
     finally:
         holder.kill()
 
+    marks, unmarked = marks_in(octoprint.stored(f"{FILE}.gcode"))
+    assert unmarked == data
+    deadline = time.monotonic() + (10 if marked else 1)  # logged when the event thread gets to PrintDone
+    while not (followed := "followed from its layer marks, with no per-line hook" in octoprint.log()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    layers = json.loads((FIXTURES / f"{FILE}.json").read_text())["total_layers"]
+    if marked:
+        assert [m.layer for m in marks] == list(range(1, layers + 1)) and followed
+    else:
+        assert not marks and not followed, "gcode.marks: false stores the file as uploaded, followed line by line"
     sent, start, end = hold_window(octoprint.serial_log())
     commands = command_lines(data)
     where = file_indexes(sent, [c for _, c in commands])

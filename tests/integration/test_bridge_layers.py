@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from octoprint_harness import OctoPrint, start_octoprint
-from printing import FIXTURES, command_lines, is_extrusion, printable, sent_times
+from printing import FIXTURES, command_lines, is_extrusion, marks_in, printable, sent_times
 
 from printmesh_core.models.layers import LayerEvent, LayerTable
 from printmesh_devkit.broker import LocalBroker
@@ -106,7 +106,12 @@ def test_a_table_cached_at_selection_never_puts_layer_1_on_the_purge(observer, o
     observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintDone", timeout=180)
     events = [LayerEvent.model_validate_json(m.payload) for m in observer.messages[mark:] if m.topic == f"{BASE}/layer"]
     table = LayerTable.model_validate(observer.topic(f"{BASE}/layers", after=mark))
-    want = [(x["layer"], x["z"], x["file_pos"]) for x in doc["extrusion"]]
+    # stored with a mark before each layer's first line (written from the table scanned at upload)
+    marks, unmarked = marks_in(octoprint.stored("purge_same_z.gcode"))
+    assert unmarked == data, "the marks are all the upload added"
+    assert [(m.layer, m.original_offset) for m in marks] == [(x["layer"], x["offset"]) for x in doc["extrusion"]]
+    assert table.marked
+    want = [(x["layer"], x["z"], m.file_pos) for x, m in zip(doc["extrusion"], marks, strict=True)]
     assert [(x.layer, x.z, x.file_pos) for x in table.layers] == want
     assert octoprint.log().count(scanned) == 1, "PrintStarted found the table ready: no rescan"
     # every layer from the table, from the first line on: none from the live tracker

@@ -119,6 +119,7 @@ class Follower:
     def __init__(self, hold_at: set[int]) -> None:
         self.lines: list[tuple[Any, str]] = []
         self.hold_at = hold_at
+        self.marked = False
 
     def on_line(self, tags: Any, line: str, comm: Any = None) -> bool:
         self.lines.append((tags, line))

@@ -9,6 +9,13 @@ OctoPrint registers the hooks once, at plugin load, while the node behind them i
 rebuilt on every settings save: so one ``CommHooks`` lives as long as the plugin and the
 plugin ``attach``-es the current node's parts to it.
 
+**A marked print has no per-line hook at all.** A file uploaded with the plugin on carries
+``@printmesh`` at-commands at its layer starts and after its mode and fan lines
+(:mod:`.layers.upload_marks`). On such a print's first line the queuing hook takes itself out
+of the running comm (:class:`HookSwitch`), and the marks, which OctoPrint hands to the
+``atcommand.queuing`` hook only, drive the layers and the tracking (:meth:`CommHooks.on_atcommand`);
+it is put back when the print ends. A file without marks is followed line by line as before.
+
 There is no ``gcode.received`` hook: OctoPrint would call it for every ``ok``. The hold's
 echo tokens come back as action commands (``//action:printmesh:<token>``, from
 ``M118 A1``) through ``octoprint.comm.protocol.action``, which OctoPrint calls only for
@@ -18,6 +25,8 @@ those lines (``ActionHook`` below), and the M114 position as OctoPrint's
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Set
 from typing import Any
 
@@ -28,13 +37,62 @@ MODAL = frozenset({"G90", "G91", "M82", "M83", "G28", "M18", "M84", "M112"})  # 
 FANS = frozenset({"M106", "M107"})
 MOVES = frozenset({"G0", "G1"})
 TRACKED = MODAL | FANS | MOVES  # one set test on the common path
+log = logging.getLogger("octoprint.plugins.printmesh.layers")
+
+
+class HookSwitch:
+    """Takes the plugin's ``gcode.queuing`` hook out of a running comm, and puts it back.
+
+    OctoPrint reads ``comm._gcode_hooks["queuing"]`` (name -> hook) for every line; it has no
+    public API for this, so the dict is replaced, never changed in place: a line being
+    dispatched on the comm thread keeps the dict it started with. If the comm is not the shape
+    expected, nothing is switched and the print is followed line by line.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()  # taken when switching only
+        self._switched: tuple[Any, dict[str, Any], dict[str, Any]] | None = None  # comm, with, without
+        self.off_count = 0
+
+    @property
+    def is_off(self) -> bool:
+        return self._switched is not None
+
+    def off(self, comm: Any) -> bool:
+        """Comm thread: our queuing hook out of ``comm``; True when it was taken out."""
+        with self._lock:
+            if self._switched is not None:
+                return False
+            hooks = getattr(comm, "_gcode_hooks", None)
+            full = hooks.get("queuing") if isinstance(hooks, dict) else None
+            if not isinstance(full, dict) or self.name not in full:
+                return False
+            without = {name: hook for name, hook in full.items() if name != self.name}
+            hooks["queuing"] = without  # type: ignore[index]
+            self._switched = (comm, full, without)
+            self.off_count += 1
+        return True  # logged when it is put back (no I/O on the comm thread)
+
+    def on(self) -> bool:
+        """Any thread: put the hook back (the print ended, the plugin stops); True if it was out."""
+        with self._lock:
+            switched, self._switched = self._switched, None
+            if switched is None:
+                return False
+            comm, full, without = switched
+            hooks = getattr(comm, "_gcode_hooks", None)
+            if isinstance(hooks, dict) and hooks.get("queuing") is without:
+                hooks["queuing"] = full
+        return True
 
 
 class CommHooks:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "printmesh") -> None:
         self.follower: LayerFollower | None = None
         self.holds: HoldDriver | None = None
         self.record_fan: Callable[[str], None] = lambda line: None
+        self.switch = HookSwitch(name)
 
     def attach(self, follower: LayerFollower, holds: HoldDriver, record_fan: Callable[[str], None]) -> None:
         self.record_fan = record_fan
@@ -42,8 +100,14 @@ class CommHooks:
         self.follower = follower
 
     def detach(self) -> None:
+        self.on_print_end()
         self.follower = None
         self.holds = None
+
+    def on_print_end(self) -> None:
+        """The print ended (event thread): the queuing hook back for whatever comes next."""
+        if self.switch.on():
+            log.info("the print was followed from its layer marks, with no per-line hook")
 
     # -------------------------------------------------------- OctoPrint's hook
     def on_gcode_queuing(
@@ -71,11 +135,43 @@ class CommHooks:
         follower = self.follower
         if follower is None:
             return None
-        if tags and "source:file" in tags and follower.on_line(tags, cmd, comm):
-            return (None,)  # held before this line: it is kept back and sent at the release
+        if tags and "source:file" in tags:
+            if follower.on_line(tags, cmd, comm):
+                return (None,)  # held before this line: it is kept back and sent at the release
+            if follower.marked:
+                self.switch.off(comm)  # the marks take over from the next line
         if gcode in TRACKED:
             self.track(gcode, cmd)
         return None
+
+    def on_atcommand(
+        self,
+        comm: Any,
+        phase: str,
+        command: str,
+        parameters: str,
+        tags: Set[str] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """``atcommand.queuing``, comm thread: a marked print's layer starts and tracked lines.
+
+        Only while the queuing hook is out (:class:`HookSwitch`); otherwise that hook has
+        seen the mark as a file line, and the tracked line itself.
+        """
+        if command != "printmesh" or not self.switch.is_off:
+            return
+        follower = self.follower
+        if follower is None:
+            return
+        kind, _, rest = parameters.partition(" ")
+        if kind == "layer":
+            feed = rest.find("F")
+            if feed >= 0:
+                self.track("G1", "G1 " + rest[feed:])
+            follower.on_line(tags, "", comm)  # a hold here keeps nothing back: the mark is never sent
+        elif kind == "track":
+            self.track(rest.split(" ", 1)[0], rest)
 
     # ----------------------------------------------------------------- bodies
     def queuing(self, cmd: str, gcode: str | None, tags: Set[str] | None, comm: Any = None) -> bool:

@@ -90,6 +90,7 @@ class LayerFollower:
         self.path: str | None = None  # the print's path in storage
         self.selected: tuple[str, str] | None = None  # (path in storage, path on disk), from FileSelected
         self._tracker: Tracker = IDLE
+        self.marked = False  # this print's table comes from the file's upload marks (comm_hooks.HookSwitch)
         self._announced = 0  # the last layer announced in this print
         self._lock = threading.Lock()  # start, handoff and end; never taken per line
         self._begun = 0  # prints begun (comm thread)
@@ -126,12 +127,14 @@ class LayerFollower:
                 tracker = LayerTracker(table, raise_on_restart=True)
                 tracker.follow_on(live.position)
                 self._tracker = tracker  # the comm thread's next line hands off (see above)
+                self.marked = table.marked
 
     def end(self) -> None:
         """The print ended (event thread); unless the comm thread already began the next one."""
         with self._lock:
             if self._begun <= self._started:
                 self._tracker = IDLE
+                self.marked = False
                 self._begun = self._started  # a print that ended before its first file line
 
     # ----------------------------------------------------------- comm thread
@@ -141,6 +144,7 @@ class LayerFollower:
         self._begun += 1
         tracker: Tracker = self._live(path) if table is None else LayerTracker(table, raise_on_restart=True)
         self._tracker = tracker
+        self.marked = table is not None and table.marked
         return tracker
 
     def _live(self, path: str | None) -> FallbackTracker:

@@ -22,6 +22,7 @@ from octoprint_printmesh.dashboard.ui import URLS, DashboardUi, additional_permi
 from octoprint_printmesh.firmware_flavour import FLAVOUR
 from octoprint_printmesh.job_commands import JobControl, job_commands
 from octoprint_printmesh.layer_follower import LayerFollower
+from octoprint_printmesh.marked_upload import MarkedUpload
 from octoprint_printmesh.printer_node import PrinterIO, PrinterNode
 from octoprint_printmesh.settings import DEFAULTS, RESTRICTED, SETTINGS_VERSION, migrate, to_bridge_settings
 from octoprint_printmesh.telemetry_publisher import Snapshot
@@ -193,6 +194,7 @@ class PrintmeshPlugin(
             self._on_file_event(event, payload or {}, node, follower)
         elif event in STOPS:
             follower.end()
+            self.comm_hooks.on_print_end()
             node.holds.print_stopped(STOPS[event])
         if event in ("Connected", "Disconnected"):
             node.holds.connection_changed()  # a new connection: nothing is known to be homed
@@ -223,15 +225,20 @@ class PrintmeshPlugin(
             follower.started(path)
         node.request_scan(path, disk_path, follower.install, follower.flavour, publish=event == "PrintStarted")
 
-    def on_file_preprocess(self, path: str, file_object: Any, *args: Any, **kwargs: Any) -> None:
+    def on_file_preprocess(self, path: str, file_object: Any, *args: Any, **kwargs: Any) -> Any:
         """``octoprint.filemanager.preprocessor``: a file is about to be (over)written.
 
         Its cached layer table is dropped before the new bytes land, so a print of the new
-        version can never follow the old one's table; the file itself is left as it is.
+        version can never follow the old one's table. A G-code file gets the layer marks
+        (``gcode.marks``, default on) when it is saved: see ``marked_upload``.
         """
-        node = self._node
-        if node is not None:
-            node.tables.forget(path)
+        node, follower = self._node, self._follower
+        if node is None:
+            return None
+        node.tables.forget(path)
+        if not node.settings.gcode.marks or not path.lower().endswith(GCODE_SUFFIXES) or follower is None:
+            return None
+        return MarkedUpload(file_object, follower.flavour)
 
     # ------------------------------------------------------- software update
     def get_update_information(self) -> dict[str, Any]:
@@ -257,6 +264,8 @@ __plugin_hooks__ = {
     # no gcode.received hook (called for every ok): the M114 position comes as the PositionUpdate event
     "octoprint.comm.protocol.gcode.queuing": __plugin_implementation__.comm_hooks.on_gcode_queuing,
     "octoprint.comm.protocol.action": __plugin_implementation__.replies.on_action,
+    # a marked file's layer starts and tracked lines (layers.upload_marks): only '@' lines come here
+    "octoprint.comm.protocol.atcommand.queuing": __plugin_implementation__.comm_hooks.on_atcommand,
     # drops a file's cached layer table before OctoPrint writes a new version of it (no I/O)
     "octoprint.filemanager.preprocessor": __plugin_implementation__.on_file_preprocess,
 }

@@ -206,7 +206,8 @@ class PrinterNode:
         table = self.tables.get(disk_path, flavour, stamp)
         if table is None or table.path != path:
             table = scan_file(disk_path, flavour=flavour).table.model_copy(update={"path": path})
-            log.info("%s: %d layers from %s", path, table.total_layers, table.style or table.source)
+            marked = ", marked" if table.marked else ""
+            log.info("%s: %d layers from %s%s", path, table.total_layers, table.style or table.source, marked)
             if stamp_of(disk_path) == stamp:  # not rewritten while it was read
                 self.tables.put(disk_path, stamp, flavour, table)
         return table

@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
         "trusted_holders": [],
     },
     "safety": {"margin": 5.0, "max_z": 0, "clearance": 2.0, "min_feedrate": 60, "max_feedrate": 12000},
-    "gcode": {"flavour": "auto"},
+    "gcode": {"flavour": "auto", "marks": True},
     "hold": {"max_hold": 300, "confirm_timeout": 30, "move_timeout": 60, "return_timeout": 60},
     "dashboard": {"widgets": DEFAULT_WIDGETS},  # the tab's layout (dashboard/layout.py), saved from the tab
 }
@@ -145,6 +145,11 @@ class HoldTimes(Strict):
 class GcodeConfig(Strict):
     flavour: Literal["auto", "marlin", "klipper", "prusa"] = Field(
         default="auto", description="What G90/G91 do to the extruder; auto: from the firmware's M115 report."
+    )
+    marks: bool = Field(
+        default=True,
+        description="Write '@printmesh' layer marks into G-code files as they are uploaded (never sent to the"
+        " printer): a marked print is followed with no per-line hook on OctoPrint's comm thread.",
     )
 
 

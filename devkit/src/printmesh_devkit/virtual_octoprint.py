@@ -89,6 +89,10 @@ class OctoPrint:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 
+    def stored(self, name: str) -> bytes:
+        """The file as OctoPrint stored it in its local uploads (after any preprocessor)."""
+        return (self.basedir / "uploads" / name).read_bytes()
+
     def serial_log(self) -> str:
         path = self.basedir / "logs" / "serial.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -136,7 +136,7 @@ class HoldDriver:
             self.state, actions = machine.step(self.state, LayerReached.from_event(event), self.clock(), self.config)
             started = any(isinstance(a, SetJobOnHold) and a.on for a in actions)
             if started:
-                self.stashed = line
+                self.stashed = line or None  # a layer mark (an at-command) is never sent: nothing kept back
                 self.active = True
         if started:
             self.fx.set_job_on_hold(True)  # only takes OctoPrint's hold lock for a moment: no waiting

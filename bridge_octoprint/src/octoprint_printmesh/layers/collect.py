@@ -29,6 +29,7 @@ from octoprint_printmesh.layers.markers import (
     parse_generator,
     parse_trailing,
 )
+from octoprint_printmesh.layers.upload_marks import LAYER_MARK
 from printmesh_core.models.layers import MarkerStyle
 
 HEADER_BYTES = 16384  # the generator comment is looked for near the start only
@@ -65,6 +66,7 @@ class Collector:
         self._e_line: bytes | None = None  # last G line with E that Motion has not seen
         self.e_block: tuple[bytes, int] | None = None  # or: look for it in block before this offset
         self.e_carry: bytes | None = None  # the last G line with E of the previous block
+        self.marks: list[tuple[int, int]] = []  # (offset, file_pos) of each '@printmesh layer' line
 
     def start(self, row: Row) -> None:
         rows = self.rows[row.style]
@@ -109,6 +111,12 @@ class Collector:
             for row in first:
                 row.offset, row.file_pos = offset, file_pos
             self.waiting = []
+        if line[:1] == b"@":  # an at-command: OctoPrint never sends it, so it moves nothing
+            if line.startswith(LAYER_MARK):
+                self.marks.append((offset, file_pos))
+            for row in first:
+                row.z_seen = self.motion.z
+            return
         cmd = line.rstrip()
         if b";" in line:
             number = parse_trailing(line)

@@ -43,7 +43,7 @@ _SAME_Z = 1e-4
 # unusual (lower case, line numbers) that only the motion model can judge.
 _INTERESTING = re.compile(
     rb"^[ \t]*(?:;[ \t]*(?:LAYER|Z:|HEIGHT:|[Ll]ayer |BEGIN_LAYER|BEFORE_LAYER|AFTER_LAYER|[-+.\d])"
-    rb"|G[0-3][^;\n]*Z|G9|G2|G3|M8|[a-zN])",
+    rb"|G[0-3][^;\n]*Z|G9|G2|G3|M8|[a-zN]|@printmesh layer )",
     re.MULTILINE,
 )
 
@@ -139,10 +139,21 @@ def scan_file(
 ) -> ScanResult:
     """Scan a file on disk; without markers it is read a second time for the fallback table."""
     with open(path, "rb") as f:
-        result = scan_stream(f, str(path), fallback, min_layer_height, flavour)
-        if result.markers is None and result.fallback is None:
-            f.seek(0)
-            result = scan_stream(f, str(path), True, min_layer_height, flavour)
+        return scan_seekable(f, str(path), fallback, min_layer_height, flavour)
+
+
+def scan_seekable(
+    f: BinaryIO,
+    path: str | None = None,
+    fallback: bool = False,
+    min_layer_height: float = 0.0,
+    flavour: Flavour = DEFAULT_FLAVOUR,
+) -> ScanResult:
+    """Like :func:`scan_file`, from a seekable stream's start."""
+    result = scan_stream(f, path, fallback, min_layer_height, flavour)
+    if result.markers is None and result.fallback is None:
+        f.seek(0)
+        result = scan_stream(f, path, True, min_layer_height, flavour)
     return result
 
 
@@ -162,7 +173,24 @@ def _finish(scan: Collector, size: int, path: str | None) -> ScanResult:
             for i, r in enumerate(scan.fallback.rows)
         ]
         fallback = _table("fallback", None, fallback_layers, scan.generator, path, size)
-    return ScanResult(markers, fallback, {k: v for k, v in counts.items() if v})
+    return ScanResult(
+        _marked(markers, scan.marks), _marked(fallback, scan.marks), {k: v for k, v in counts.items() if v}
+    )
+
+
+def _marked(table: LayerTable | None, marks: list[tuple[int, int]]) -> LayerTable | None:
+    """The table followed from the file's '@printmesh layer' marks, when there is one per layer.
+
+    For a table from the slicer's markers the mark is the layer's first command line
+    already; the fallback's layers start at a move, which the mark was written before.
+    """
+    if table is None or not marks or len(marks) != len(table.layers):
+        return table
+    layers = [
+        layer.model_copy(update={"offset": offset, "file_pos": file_pos})
+        for layer, (offset, file_pos) in zip(table.layers, marks, strict=True)
+    ]
+    return table.model_copy(update={"layers": layers, "marked": True})
 
 
 def _marker_layers(rows: list[Row], merge_same_z: bool) -> list[LayerInfo]:

@@ -59,6 +59,11 @@ class LayerTable(Payload):
     total_layers: int = Field(ge=0)
     total_height: Coord = Field(description="Highest layer Z in mm (0 when there are no layers).")
     layers: list[LayerInfo]
+    marked: bool = Field(
+        default=False,
+        description="The file carries the bridge's '@printmesh layer' marks (written at upload) at every layer's"
+        " first line: a print of it is followed from the marks, with no per-line hook.",
+    )
 
 
 class LayerEvent(Payload):
