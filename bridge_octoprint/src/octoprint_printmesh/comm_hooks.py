@@ -54,6 +54,7 @@ class HookSwitch:
         self._lock = threading.Lock()  # taken when switching only
         self._switched: tuple[Any, dict[str, Any], dict[str, Any]] | None = None  # comm, with, without
         self.off_count = 0
+        self._refused: Any = None  # a comm of another shape: not looked at again for every line
 
     @property
     def is_off(self) -> bool:
@@ -61,12 +62,15 @@ class HookSwitch:
 
     def off(self, comm: Any) -> bool:
         """Comm thread: our queuing hook out of ``comm``; True when it was taken out."""
+        if comm is self._refused:
+            return False
         with self._lock:
             if self._switched is not None:
                 return False
             hooks = getattr(comm, "_gcode_hooks", None)
             full = hooks.get("queuing") if isinstance(hooks, dict) else None
             if not isinstance(full, dict) or self.name not in full:
+                self._refused = comm
                 return False
             without = {name: hook for name, hook in full.items() if name != self.name}
             hooks["queuing"] = without  # type: ignore[index]

@@ -65,8 +65,8 @@ class MarkedUpload(AbstractFileWrapper):  # type: ignore[misc]
         shutil.copyfileobj(source, dest)
 
     def save(self, path: str, permissions: int | None = None) -> None:
-        folder, name = os.path.split(path)
-        temp = tempfile.NamedTemporaryFile("wb", dir=folder or None, prefix=f".{name}.", delete=False)  # noqa: SIM115
+        folder = os.path.dirname(path)  # the temporary name is short: the file's own may be 250 bytes
+        temp = tempfile.NamedTemporaryFile("wb", dir=folder or None, prefix=".printmesh-upload-", delete=False)  # noqa: SIM115
         with self._source() as source, temp as dest:
             try:
                 self._write(source, dest)  # type: ignore[arg-type]
