@@ -72,7 +72,12 @@ class OctoPrint:
         return json.loads(raw) if raw else None
 
     def upload(self, name: str, data: bytes, print_now: bool = True) -> Any:
-        """POST /api/files/local as multipart, selecting and (by default) starting the print."""
+        """POST /api/files/local as multipart, selecting and (by default) starting the print.
+
+        OctoPrint silently ignores ``select``/``print`` while the last print is still
+        "Finishing" (``PrintDone`` fires before it is Operational again), so a print waits for that first."""
+        if print_now:
+            self.wait_operational()
         boundary = "printmeshboundary7f3a"
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
