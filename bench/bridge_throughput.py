@@ -47,6 +47,7 @@ Prints p50/p99/max per arm. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shutil
 import statistics
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from _octoprint import (
+    REPO,
     SPEEDUP,
     OctoPrint,
     command_lines,
@@ -82,7 +84,16 @@ from printmesh_devkit.broker import LocalBroker, free_port
 
 FINISHED = re.compile(rb"Finished in ([\d.]+) s\.")
 OPERATIONAL = re.compile(rb'from "Finishing" to "Operational"')
-PUBLISH_POSITION = {"events": {"exclude": []}}  # printmesh excludes PositionUpdate by default
+SETTINGS_PY = "bridge_octoprint/src/octoprint_printmesh/settings.py"
+DEFAULT_EXCLUDE = re.compile(r'"events": \{"enabled": True, "exclude": (\[[^\]]*\])\}')
+
+
+def publish_position(tree: Path) -> dict[str, Any]:
+    """Settings that publish what ``tree``'s defaults publish, plus PositionUpdate (the latency
+    probe's event; printmesh leaves it out by default, OctoPrint-MQTT sends every event)."""
+    found = DEFAULT_EXCLUDE.search((tree / SETTINGS_PY).read_text())
+    exclude = ast.literal_eval(found.group(1)) if found else []
+    return {"events": {"exclude": [e for e in exclude if e != "PositionUpdate"]}}
 
 
 @dataclass
@@ -129,7 +140,7 @@ def variants(args: argparse.Namespace) -> dict[str, Any]:
     before = {"PYTHONPATH": f"{args.before}/core/src:{args.before}/bridge_octoprint/src"} if args.before else {}
     return {
         "off": lambda: Variant("off", "without plugin", plugin=False),
-        "on": lambda: Variant("on", "printmesh", settings=PUBLISH_POSITION),
+        "on": lambda: Variant("on", "printmesh", settings=publish_position(REPO)),
         "mqtt": lambda: Variant(
             "mqtt",
             f"OctoPrint-MQTT {VERSION}",
@@ -137,7 +148,12 @@ def variants(args: argparse.Namespace) -> dict[str, Any]:
             mqtt_plugin=True,
             venv=octoprint_mqtt_venv(args.octoprint_mqtt_src),
         ),
-        "before": lambda: Variant("before", "printmesh, before tree", settings=PUBLISH_POSITION, env=before),
+        "before": lambda: Variant(
+            "before",
+            "printmesh, before tree",
+            settings=publish_position(Path(args.before or REPO)),
+            env=before,
+        ),
         "down": lambda: Variant("down", "printmesh, broker down", broker_up=False),
         "nohooks": lambda: Variant("nohooks", "printmesh, no queuing hook", unhook=["queuing"]),
         "nozchange": lambda: Variant(

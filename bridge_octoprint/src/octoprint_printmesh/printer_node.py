@@ -43,6 +43,7 @@ HOLD_TICK = 0.2  # seconds between wake-ups while a hold runs (its state shows i
 SOON = 0.1  # seconds from a state-changing event to the telemetry tick that shows it
 # Events that change nothing the telemetry tick reads: no early tick for them (ZChange fires on every z-hop).
 QUIET_EVENTS = frozenset({"ZChange", "PositionUpdate", "Dwelling", "ChartMarked", "CaptureStart", "CaptureDone"})
+READ_EVENTS = frozenset({"FirmwareData", "PrintStarted", *contract.PRINT_ENDINGS})  # the worker acts on these
 
 
 Notify = Callable[[dict[str, Any]], None]
@@ -97,6 +98,10 @@ class PrinterNode:
             threshold=settings.publish.temperature_threshold, max_interval=settings.publish.temperature_interval
         )
         self.telemetry = TelemetryPublisher(self._retain, policy=policy, job_interval=settings.publish.job_interval)
+        # quiet events left out of the stream are dropped before the queue: no wake-up of the worker
+        # for each z-hop's ZChange
+        unread = set(QUIET_EVENTS) - READ_EVENTS
+        self._skipped = frozenset(unread if not settings.events_enabled else unread & set(settings.events_exclude))
         self._firmware: str | None = None
         self._ticked = 0.0
         self.tables = TableCache()  # scanned at selection, read by the layer follower at the first line
@@ -116,7 +121,8 @@ class PrinterNode:
 
     # ------------------------------------------ called from OctoPrint's threads
     def record_event(self, name: str, payload: dict[str, Any] | None) -> None:
-        self._put(("event", (name, payload, now())))
+        if name not in self._skipped:
+            self._put(("event", (name, payload, now())))
 
     def record_fan(self, line: str) -> None:
         self._put(("fan", (line, now())))

@@ -50,7 +50,9 @@ DEFAULTS: dict[str, Any] = {
         },
     },
     "discovery": {"enabled": True, "prefix": "homeassistant"},
-    "events": {"enabled": True, "exclude": ["PositionUpdate"]},
+    # PositionUpdate answers every M114 (a hold's own); ZChange fires on every z-hop, twice per travel
+    # on a z-hop profile, and printer/layer tells the layer exactly: both are noise on the event stream
+    "events": {"enabled": True, "exclude": ["PositionUpdate", "ZChange"]},
     "publish": {"temperature_threshold": 0.5, "temperature_interval": 30, "job_interval": 5},
     "commands": {
         "allow_hold": True,

@@ -48,6 +48,7 @@ class TelemetryPublisher:
     publish: Publish
     policy: TemperaturePolicy = field(default_factory=TemperaturePolicy)
     job_interval: float = 5.0
+    progress_interval: float = 1.0  # layer_progress at most this often; the tick sends the latest
     _last: dict[Route[Any], str] = field(default_factory=dict)  # route -> last JSON without ts
     _temps: PrinterTemperatures | None = None
     _job_at: float = 0.0
@@ -57,6 +58,8 @@ class TelemetryPublisher:
     fan_settings: FanSettings = field(default_factory=FanSettings)
     _heat: dict[str, HeaterHistory] = field(default_factory=dict)
     fans: Fans = field(default_factory=Fans.empty)
+    _progress_at: float = float("-inf")
+    _progress_due: bool = False
 
     def _changed(self, route: Route[Any], payload: Payload) -> None:
         """Publish when the content differs from the last message on that topic."""
@@ -66,6 +69,8 @@ class TelemetryPublisher:
             self.publish(route, payload)
 
     def tick(self, snap: Snapshot, now: float, *, on_hold: bool = False) -> None:
+        if self._progress_due:
+            self._progress(now)
         self._changed(contract.PRINTER_CONNECTION, connection_payload(snap.connection, snap.firmware, now))
         self._changed(contract.PRINTER_STATE, state_payload(snap.data, now, on_hold=on_hold))
         if snap.profile:
@@ -90,13 +95,23 @@ class TelemetryPublisher:
     def print_started(self, now: float) -> None:
         self.started_at = now
         self.track = layer_logic.start_print()
-        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
+        self._progress(now)
 
     def layer(self, event: LayerEvent, now: float) -> None:
+        """A layer reached. Its ``layer_progress`` is retained state for displays: a burst of short
+        layers (a small part's top, a test print) sends one per ``progress_interval``, the latest at
+        the next tick. ``printer/layer`` carries every layer, exactly."""
         self.track = layer_logic.on_layer_event(self.track, event, now)
-        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
+        if now - self._progress_at >= self.progress_interval:
+            self._progress(now)
+        else:
+            self._progress_due = True
 
     def print_ended(self, now: float) -> None:
         self.track = layer_logic.finish(self.track, now)
-        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
+        self._progress(now)
         self._job_at = 0.0  # publish the final job state at the next tick
+
+    def _progress(self, now: float) -> None:
+        self._progress_at, self._progress_due = now, False
+        self.publish(contract.PRINTER_LAYER_PROGRESS, layer_logic.layers_payload(self.track, now))
