@@ -44,6 +44,11 @@ def test_demo_captures_show_the_box_growing_and_end_with_a_final_job_page(tmp_pa
     out = r.stdout
     assert r.returncode == 0, out[-3000:] + r.stderr[-3000:]
     assert f"done: {len(LAYERS)} layers captured, {len(LAYERS) * GRID} images, 0 failures" in out, out[-2000:]
+    # the print watch's verdict on every captured layer, each compared with the capture before it
+    watched = re.findall(r"watch, layer (\d+): ok \((?:compared with layer (\d+)|the first capture)", out)
+    expected = list(zip(LAYERS, [None, *LAYERS[:-1]], strict=True))
+    assert [(int(a), int(b) if b else None) for a, b in watched] == expected, out
+    assert f"# print watch: {len(LAYERS)} layers judged, no problem" in out
 
     folder = next((tmp_path / "captures" / "demo").iterdir())
     summary = JobSummary.model_validate_json((folder / "job_summary.json").read_bytes())

@@ -28,6 +28,7 @@ from printmesh_core.config import AgentSettings, MqttConfig
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
 from printmesh_core.models.layers import LayerEvent
 from printmesh_core.models.printer import HoldEnded, HoldStarted, PrinterEvent, PrinterHold
+from printmesh_core.models.watch import WatchVerdict
 from printmesh_core.mqtt import Message, MqttRuntime
 from printmesh_core.topics import Topics
 from printmesh_devkit.broker import free_port, port_open
@@ -55,6 +56,7 @@ class PrintJob:
         self.done = threading.Event()
         self.summary: JobSummary | None = None
         self.captures: deque[LayerCapture] = deque(maxlen=CAPTURES_KEPT)  # bounded: anybody may publish
+        self.verdicts: deque[WatchVerdict] = deque(maxlen=CAPTURES_KEPT)
         self.uploaded_at: float | None = None  # Unix seconds; nothing counts as this job's before it
         self.page_final: bool | None = None  # None: not waited for (no summary, or interrupted)
 
@@ -102,6 +104,7 @@ class PrintJob:
         coordinators, me = contract.wildcard(contract.COORDINATOR), self.settings.node_id
         contract.COORDINATOR_CAPTURE.subscribe(rt, coordinators, self._capture, me)
         contract.COORDINATOR_SUMMARY.subscribe(rt, coordinators, self._summary, me)
+        contract.COORDINATOR_WATCH.subscribe(rt, coordinators, self._watch, me)
 
     def ours(self, message: Message, print_start: float | None = None, printer: str | None = None) -> bool:
         """Live (not retained from before the view connected), after our upload, about our printer."""
@@ -149,6 +152,27 @@ class PrintJob:
         for failure in capture.failures:
             say(f"    failure: {failure.kind}: {failure.message}")
 
+    def _watch(self, verdict: WatchVerdict, message: Message) -> None:
+        """The print watch's verdict on a captured layer (computed after its release)."""
+        if not self.ours(message, printer=verdict.printer):
+            return
+        self.verdicts.append(verdict)
+        if verdict.verdict == "ok":
+            earlier = ", ".join(str(n) for n in verdict.compared_with)
+            seen = f"compared with layer {earlier}" if earlier else "the first capture: nothing to compare with yet"
+            say(f"  watch, layer {verdict.layer}: ok ({seen}, {verdict.elapsed_ms:.0f} ms)")
+            return
+        what = "PROBLEM" if verdict.problem else "not sure enough to act"
+        say(f"  watch, layer {verdict.layer}: {verdict.verdict.upper()}, confidence {verdict.confidence:.2f}, "
+            f"{what} (action: {verdict.action}){f': {verdict.reason}' if verdict.reason else ''}")  # fmt: skip
+
+    def _watched(self) -> str:
+        problems = [v for v in self.verdicts if v.problem]
+        found = "; ".join(f"layer {v.layer}: {v.verdict}, {v.action}" for v in problems)
+        if not problems:
+            return f"{len(self.verdicts)} layers judged, no problem"
+        return f"{len(self.verdicts)} layers judged, {len(problems)} problem{'s' * (len(problems) > 1)} ({found})"
+
     def _summary(self, summary: JobSummary, message: Message) -> None:
         if self.ours(message, summary.print_start_time, summary.printer):
             self.summary = summary
@@ -195,6 +219,7 @@ class PrintJob:
             f"# done: {len(s.layers_captured)} layers captured, {s.images} images, {len(s.failures)} failures, "
             f"{s.total_hold_time:.1f} s held in total"
         )
+        say(f"# print watch: {self._watched()}")
         say(f"# images and metadata: {job_dir}")
         say(f"# summary: {job_dir / 'job_summary.json'}")
         say(f"# the traffic, during a run: {self._sub_command(port)}")
