@@ -20,7 +20,9 @@ from pathlib import Path
 import cv2
 from virtual_camera_support import part_area
 
+from printmesh_core.config import MqttConfig
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
+from printmesh_core.mqtt import MqttRuntime
 from printmesh_devkit.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +30,21 @@ LAYERS = [5, 10, 15, 20, 25, 30]
 GRID = 9  # examples/demo.yaml: a 3x3 grid, one camera
 
 
-def _run_demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _demo_command(config: str, port: int) -> list[str]:
     from octoprint_harness import octoprint_venv
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}
-    cmd = [sys.executable, "-m", "printmesh_core.cli", "up", "--config", str(ROOT / "examples" / "demo.yaml"),
-           "--broker-port", str(free_port()), "--octoprint", str(octoprint_venv()),
-           "--print", str(ROOT / "examples" / "sample-box.gcode")]  # fmt: skip
+    return [sys.executable, "-m", "printmesh_core.cli", "up", "--config", str(ROOT / "examples" / config),
+            "--broker-port", str(port), "--octoprint", str(octoprint_venv()),
+            "--print", str(ROOT / "examples" / "sample-box.gcode")]  # fmt: skip
+
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("PRINTMESH_")}
+
+
+def _run_demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     # from tmp_path: OctoPrint's basedir, the logs and captures/ land there, not in the tree
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=420, cwd=tmp_path)
+    cmd = _demo_command("demo.yaml", free_port())
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=420, cwd=tmp_path)
 
 
 def test_demo_captures_show_the_box_growing_and_end_with_a_final_job_page(tmp_path):
@@ -90,3 +98,40 @@ def test_demo_captures_show_the_box_growing_and_end_with_a_final_job_page(tmp_pa
         with chromium() as browser:
             seen = check_job_page(browser, folder, shot_path("demo_job_page"))
         assert seen["images"] >= len(LAYERS) * GRID and seen["videos"] >= GRID
+
+
+def test_the_spaghetti_demo_pauses_after_layer_15_and_a_resume_over_mqtt_finishes_the_print(tmp_path):
+    """examples/demo-spaghetti.yaml: strands from layer 12, the watch pauses; the user resumes as up says."""
+    port = free_port()
+    proc = subprocess.Popen(_demo_command("demo-spaghetti.yaml", port), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ENV, cwd=tmp_path)  # fmt: skip
+    lines: list[str] = []
+    resumed = False
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when up exits
+            lines.append(line.rstrip("\n"))
+            if "# PrintPaused" in line and not resumed:
+                hint = re.search(r"mosquitto_pub -h (\S+) -p (\d+) -t '([^']+)' -m '([^']+)'", line)
+                assert hint is not None and int(hint.group(2)) == port, line
+                runtime = MqttRuntime(MqttConfig(host=hint.group(1), port=port), root="printmesh", client_id="user")
+                runtime.start()
+                assert runtime.wait_connected(5)
+                runtime.publish_absolute(hint.group(3), hint.group(4), qos=1)
+                runtime.stop()
+                resumed = True
+        assert proc.wait(timeout=420) == 0, "\n".join(lines[-40:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "\n".join(lines)
+    print(out)
+    assert resumed, out
+    flagged = re.findall(r"watch, layer (\d+): SPAGHETTI, confidence [\d.]+, PROBLEM \(action: (\w+)\)", out)
+    assert flagged and flagged[0] == ("15", "pause"), out
+    assert all(action == "notify" for _, action in flagged[1:]), "a job is paused once"
+    assert re.findall(r"watch, layer (\d+): ok", out) == ["5", "10"], out
+    pause, resume, done = (out.index(s) for s in ("# PrintPaused", "# PrintResumed", "# PrintDone"))
+    assert out.index("watch, layer 15: SPAGHETTI") < pause < resume < done
+    assert f"done: {len(LAYERS)} layers captured, {len(LAYERS) * GRID} images, 0 failures" in out, out[-2000:]
+    assert re.search(r"# print watch: 6 layers judged, \d+ problems? \(layer 15: spaghetti, pause", out), out

@@ -134,8 +134,10 @@ class PrintJob:
             elif ours and name == contract.RELEASED:
                 ended = contract.event_body(HoldEnded, event)
                 say(f"  released ({ended.reason}), head returned: {ended.returned}")
-            elif name in contract.PRINT_ENDINGS:
+            elif name in contract.PRINT_ENDINGS or name == "PrintResumed":
                 say(f"# {name}")
+            elif name == "PrintPaused":
+                say(f"# PrintPaused: the print waits. {self._resume_hint()}")
         except contract.Unreadable as exc:
             say(f"# unexpected {name} event: {exc}")
 
@@ -199,6 +201,14 @@ class PrintJob:
                 say(f"  still encoding the job page ({now - start:.0f} s)")
             stop.wait(0.5)
         self.page_final = False
+
+    def _resume_hint(self) -> str:
+        """How a user goes on after a pause (the print watch's, or anyone's)."""
+        broker = self.mqtt.brokers[0]
+        topic = self.topics.absolute(self.printer.cmd("resume"))
+        where = f"in OctoPrint ({self.octoprint.url}), " if self.octoprint is not None else ""
+        return (f"Resume it {where}or: mosquitto_pub -h {broker.host} -p {broker.port} -t '{topic}' "
+                f"""-m '{{"id": "resume-1"}}'; Ctrl-C ends the run""")  # fmt: skip
 
     def _sub_command(self, port: object) -> str:
         return f"mosquitto_sub -h {self.mqtt.brokers[0].host} -p {port} -v -t '{self.topics.everything}'"
