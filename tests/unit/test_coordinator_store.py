@@ -11,7 +11,6 @@ import pytest
 from coordinator_support import Sim, held
 
 from printmesh_coordinator import store as store_module
-from printmesh_coordinator.agent import _oserror
 from printmesh_coordinator.messages import (
     PublishCapture,
     SendCapture,
@@ -22,6 +21,7 @@ from printmesh_coordinator.messages import (
     WriteMetadata,
 )
 from printmesh_coordinator.state import job_name, stamp
+from printmesh_coordinator.storage import oserror as _oserror
 from printmesh_coordinator.store import SUMMARY_NAME, Store
 from printmesh_core.models.coordinator import CaptureFailure, LayerCapture
 

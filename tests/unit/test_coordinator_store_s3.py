@@ -149,9 +149,11 @@ def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_with_backo
 
     clock = ManualClock()
     s.clock = clock
-    with pytest.raises(StoreError, match=r"failed after 3 tries: ConnectionRefusedError.*is the endpoint reachable"):
+    refused = r"failed after 3 tries: ConnectionRefusedError.*is the endpoint reachable"
+    with pytest.raises(StoreError, match=refused) as e:
         s._request("upload of", "farm/x.jpg", down)
     assert len(calls) == 3 and slept == [0.25, 0.5]
+    assert e.value.transient, "the network: it may pass (the spool keeps the capture)"
     clock.now += store_s3.UNREACHABLE[0]  # past the time requests fail at once (next test)
     answers = iter([s3_error("ServiceUnavailable", 503), s3_error("InternalError", 500), "ok"])
 
@@ -181,8 +183,9 @@ def test_an_unreachable_endpoint_is_not_asked_again_for_a_while_so_the_upload_qu
     with pytest.raises(StoreError, match=r"after 3 tries.*requests fail at once for 5 s"):
         s._request("upload of", "farm/a.jpg", down)
     for _ in range(50):  # the queue behind it: failed at once, none sent
-        with pytest.raises(StoreError, match=r"farm/b.jpg not tried: unreachable \(ConnectionRefusedError"):
+        with pytest.raises(StoreError, match=r"farm/b.jpg not tried: unreachable \(ConnectionRefusedError") as e:
             s._request("upload of", "farm/b.jpg", down)
+        assert e.value.transient
     assert len(calls) == 3 and s.failures == 51
     clock.now += 5.0  # then one request tries again; still down: twice as long, up to a minute
     spans = []
@@ -199,8 +202,9 @@ def test_an_unreachable_endpoint_is_not_asked_again_for_a_while_so_the_upload_qu
     def deny(client: Any) -> None:
         raise refused
 
-    with pytest.raises(StoreError, match="AccessDenied"):
+    with pytest.raises(StoreError, match="AccessDenied") as e:
         s._request("upload of", "farm/f.jpg", deny)
+    assert not e.value.transient, "a refusal does not pass by itself: never spooled"
     assert s._request("upload of", "farm/g.jpg", lambda client: "etag3") == "etag3"
 
 

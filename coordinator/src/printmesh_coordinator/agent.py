@@ -40,6 +40,7 @@ from printmesh_coordinator.messages import (
     SendMove,
     SendRelease,
     Tick,
+    WriteFailed,
     WriteImage,
     WriteMetadata,
     WriteSummary,
@@ -48,7 +49,6 @@ from printmesh_coordinator.report import view
 from printmesh_coordinator.state import MachineState, Setup, initial
 from printmesh_coordinator.state_pacer import StatePacer
 from printmesh_coordinator.storage import Storage
-from printmesh_coordinator.storage import oserror as _oserror
 from printmesh_coordinator.store import SUMMARY_NAME
 from printmesh_coordinator.timers import Deadlines
 from printmesh_coordinator.watch_shell import WatchShell
@@ -117,6 +117,8 @@ class CoordinatorAgent(Agent):
         # could not be written) and the summary we last published (one final summary per job).
         self.published: dict[tuple[str, str], list[LayerCapture]] = {}
         self.summaries: dict[tuple[str, str], JobSummary] = {}
+        # a job whose spooled files are all uploaded: its page again, from the bucket
+        self.storage.on_drained = lambda p, job: self.storage.page(p, job, (p, job) in self.summaries)
         self.watch = WatchShell(self.section.printers, self.storage, self.link, self.me, self.publish_state,
                                 lambda p, job: self.storage.page(p, job, (p, job) in self.summaries),
                                 lambda p, judged: self.inbox.put((p, judged, None)), session,
@@ -262,11 +264,10 @@ class CoordinatorAgent(Agent):
         self.summaries[(printer, command.job)] = summary
         while len(self.summaries) > JOBS_KEPT:
             self.summaries.pop(next(iter(self.summaries)))
-        try:
-            body = (summary.model_dump_json(indent=2) + "\n").encode()
-            self.storage.store.write(f"{printer}/{command.job}/{SUMMARY_NAME}", body)
-        except OSError as exc:
-            log.error("%s: job summary of %s not written: %s", printer, command.job, _oserror(exc))
+        body = (summary.model_dump_json(indent=2) + "\n").encode()
+        outcome = self.storage.write_here(f"{printer}/{command.job}/{SUMMARY_NAME}", body)  # behind any spooled
+        if isinstance(outcome, WriteFailed):
+            log.error("%s: job summary of %s not written: %s", printer, command.job, outcome.error)
         self.publish_state(contract.COORDINATOR_SUMMARY.topic(self.me, printer), summary)
         self.storage.page(printer, command.job, final=True)
         log.info("%s: job %s %s: %d layers captured, %d images, %d failures, %.1f s held",

@@ -8,7 +8,8 @@ outcome reaches the machine as a queued ``Written``/``WriteFailed`` input. The m
 waits for that outcome under its own ``store`` deadline (``timeouts.capture``), so a store
 that never answers fails the point and releases the print on the machine's own timeline.
 The thread is FIFO: a layer's metadata, queued after its images were confirmed, is also
-uploaded after them.
+uploaded after them. While the bucket cannot be reached, that thread keeps what it cannot
+upload in a spool on this disk (``spool.py``) and uploads it, in order, once it answers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Protocol
 from printmesh_coordinator.config import CoordinatorSection
 from printmesh_coordinator.messages import Input, WriteFailed, Written
 from printmesh_coordinator.page_worker import PageProcess, PageWorker
+from printmesh_coordinator.spool import Spool
 from printmesh_coordinator.store import Store
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
 from printmesh_core.models.printer import HoldPlan
@@ -31,6 +33,8 @@ from printmesh_core.models.printer import HoldPlan
 log = logging.getLogger("printmesh.coordinator.store")
 
 UPLOADS_QUEUED_MAX = 10_000
+DRAIN_EVERY = 2.0  # s: with captures spooled, the upload thread tries the store this often when idle
+DRAIN_FOR = 2.0  # s: one pass of uploading spooled captures, so that new work waits at most this long
 
 
 class CaptureStore(Protocol):
@@ -73,6 +77,8 @@ class Storage:
         self._folder: Callable[[str, str], Path]
         self._close_pages: Callable[[], None] = lambda: None
         self._seed: Callable[[str, bytes, str], None] | None = None
+        self.spool: Spool | None = None
+        self.on_drained: Callable[[str, str], None] = lambda printer, job: None  # a job's spooled files all uploaded
         renderer = self.renderer = PageProcess() if section.helpers == "process" and section.pages else None
         if renderer is not None:
             renderer.start()  # it imports OpenCV now, beside the coordinator's start-up, not in the first hold
@@ -85,6 +91,9 @@ class Storage:
             self.store, self._folder, self._close_pages = s3, mirror.folder, mirror.close
             self.pages = PageWorker(mirror.build) if section.pages else None
             self._seed = mirror.seed if section.pages else None
+            if section.store.spool:
+                folder = section.store.spool_dir or section.captures_dir / ".spool"
+                self.spool = Spool(folder, section.store.spool_max_mb * 1_000_000)
             self._queue: queue.Queue[Callable[[], None] | None] | None = queue.Queue(UPLOADS_QUEUED_MAX)
             self._thread: threading.Thread | None = threading.Thread(target=self._run, name="store", daemon=True)
             self._thread.start()
@@ -106,17 +115,72 @@ class Storage:
         self.later(lambda: self.deliver(printer, self._write(path, data)))
         return None
 
+    def write_here(self, path: str, data: bytes) -> Input:
+        """Store one file from where the store's I/O runs (the upload thread, or the loop for a local store)."""
+        return self._write(path, data)
+
+    def read(self, path: str) -> bytes:
+        """A stored file, or one still waiting in the spool (any thread)."""
+        kept = self.spool.find(path) if self.spool is not None else None
+        return kept if kept is not None else self.store.read(path)
+
     def _write(self, path: str, data: bytes) -> Input:
+        spool = self.spool
+        if spool is not None and len(spool):
+            self._drain()
+            if len(spool):  # still waiting: this one goes behind them
+                return self._spooled(path, data, None)
         try:
             etag = self.store.write(path, data)
         except OSError as exc:
+            if spool is not None and getattr(exc, "transient", False):
+                return self._spooled(path, data, exc)
             return WriteFailed(path, oserror(exc))
+        self._seeded(path, data, etag)
+        return Written(path)
+
+    def _seeded(self, path: str, data: bytes, etag: object) -> None:
         if self._seed is not None and isinstance(etag, str):
             try:
                 self._seed(path, data, etag)
             except OSError as exc:  # only a cache: the page downloads the object instead
                 log.debug("store: no mirror copy of %s: %s", path, exc)
+
+    def _spooled(self, path: str, data: bytes, cause: OSError | None) -> Input:
+        assert self.spool is not None
+        first = not len(self.spool)
+        try:
+            self.spool.put(path, data)
+        except OSError as exc:
+            return WriteFailed(path, oserror(exc) if cause is None else f"{oserror(cause)}; {oserror(exc)}")
+        if first:
+            log.warning("store: %s; keeping captures in %s and uploading them, in order, once it answers",
+                        oserror(cause) if cause else "the store is behind", self.spool.folder)  # fmt: skip
         return Written(path)
+
+    def _drain(self) -> None:
+        """Upload spooled files, oldest first, for up to ``DRAIN_FOR``; stop at the first that fails."""
+        spool = self.spool
+        if spool is None:
+            return
+        end, drained = time.monotonic() + DRAIN_FOR, set()
+        while len(spool) and time.monotonic() < end:
+            entry = spool.oldest()
+            if entry is None:
+                break
+            relative, data = entry
+            try:
+                etag = self.store.write(relative, data)
+            except OSError:  # logged by the store (the first of each cause); tried again later
+                break
+            spool.done()
+            self._seeded(relative, data, etag)
+            drained.add(tuple(relative.split("/", 2)[:2]))
+            if not len(spool):
+                log.warning("store: %s answers again: every spooled file is uploaded", self.where)
+        for printer, job in (d for d in drained if len(d) == 2):
+            if not spool.holds(f"{printer}/{job}"):
+                self.on_drained(printer, job)
 
     def write_aside(self, path: str, data: bytes, what: str) -> None:
         """A file no machine waits for (a watch verdict's sidecar): stored in turn, a failure logged."""
@@ -161,7 +225,14 @@ class Storage:
     def _run(self) -> None:
         assert self._queue is not None
         while True:
-            work = self._queue.get()
+            try:
+                work = self._queue.get(timeout=DRAIN_EVERY if self.spool is not None and len(self.spool) else None)
+            except queue.Empty:
+                try:
+                    self._drain()
+                except Exception:  # the thread must live on
+                    log.exception("store: uploading spooled files failed")
+                continue
             try:
                 if work is None:
                     return
@@ -178,6 +249,9 @@ class Storage:
                 log.warning("store: %d uploads still queued at exit, not written", self._queue.unfinished_tasks)
             self._queue.put(None)
             self._thread.join(1.0)
+        if self.spool is not None and len(self.spool):
+            log.warning("store: %d files still spooled in %s: uploaded when the coordinator starts again",
+                        len(self.spool), self.spool.folder)  # fmt: skip
         if self.pages is not None:
             self.pages.close(pages_grace)
         if self.renderer is not None:

@@ -8,6 +8,7 @@ of the other type is an error naming that key instead of a vague "no union membe
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from printmesh_core.config import Strict
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z0-9-]{1,40}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.=-]{1,128}$")
-S3_KEYS = ("endpoint", "bucket", "region", "access_key", "secret_key")
+S3_KEYS = ("endpoint", "bucket", "region", "access_key", "secret_key", "spool_dir")
 
 
 def clean_prefix(value: str) -> str:
@@ -50,6 +51,13 @@ class StoreConfig(Strict):
     retries: int = Field(
         default=2, ge=0, le=5, description="s3: retries of a request that failed on the network or with a 5xx."
     )
+    spool: bool = Field(
+        default=True,
+        description="s3: while the store cannot be reached, keep captures on this disk (spool_dir) and upload "
+        "them, in order, once it answers; false: such a capture fails.",
+    )
+    spool_dir: Path | None = Field(default=None, description="s3: the spool's folder; unset: <captures_dir>/.spool.")
+    spool_max_mb: int = Field(default=2048, ge=1, le=1_000_000, description="s3: the spool's size limit, MB.")
 
     @field_validator("endpoint")
     @classmethod

@@ -51,7 +51,14 @@ _META_PREFIX, _META_SUFFIX = METADATA_GLOB.split("*", 1)[0], ".json"
 
 
 class StoreError(OSError):
-    """An object the store could not write or read; its message says why and what to check."""
+    """An object the store could not write or read; its message says why and what to check.
+
+    ``transient``: the store could not be reached or failed on its side (network, 5xx, throttled),
+    so the same request may succeed later; a refusal (wrong key, no bucket, denied) is not."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def object_key(prefix: str, relative: str) -> str:
@@ -120,7 +127,7 @@ class S3Store:
             again = down[0] - self.clock()
             message = f"{self._where}: {what} {key} not tried: unreachable ({down[2]}); trying again in {again:.0f} s"
             self._failed("Unreachable", message)
-            raise StoreError(message)
+            raise StoreError(message, transient=True)
         delay = BACKOFF
         for attempt in range(self.config.retries + 1):
             network = False
@@ -149,7 +156,7 @@ class S3Store:
             self._down = (self.clock() + span, span, cause)
             message += f"; requests fail at once for {span:.0f} s"
         self._failed(code, message)
-        raise StoreError(message)
+        raise StoreError(message, transient=retry)
 
     def _failed(self, code: str, message: str) -> None:
         with self._lock:

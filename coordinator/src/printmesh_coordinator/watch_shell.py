@@ -54,7 +54,7 @@ class WatchShell:
         # the worker reads the layer's images back from the store, on its own thread
         # and, for a job it has no memory of (after a restart), the job's earlier layers
         self.worker = (
-            WatchWorker(storage.store.read, lambda j: queue(j.printer, j), history=storage.store.layers,
+            WatchWorker(storage.read, lambda j: queue(j.printer, j), history=storage.store.layers,
                         kept=max(WATCHERS_KEPT, 2 * watched),  # each printer's job, and the one before it
                         process=process)  # judged in a helper process (watch_process), not on this one's GIL
             if wanted else None

@@ -205,7 +205,7 @@ class PrintJob:
     def _resume_hint(self) -> str:
         """How a user goes on after a pause (the print watch's, or anyone's)."""
         broker = self.mqtt.brokers[0]
-        topic = self.topics.absolute(self.printer.cmd("resume"))
+        topic = self.topics.absolute(contract.RESUME.cmd(self.printer))
         where = f"in OctoPrint ({self.octoprint.url}), " if self.octoprint is not None else ""
         return (f"Resume it {where}or: mosquitto_pub -h {broker.host} -p {broker.port} -t '{topic}' "
                 f"""-m '{{"id": "resume-1"}}'; Ctrl-C ends the run""")  # fmt: skip
