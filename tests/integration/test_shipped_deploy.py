@@ -62,7 +62,8 @@ def sections(path: Path) -> list[str]:
 
 
 def test_the_shipped_config_files_are_the_ones_checked():
-    assert {p.relative_to(REPO).as_posix() for p in SHIPPED} == {"examples/demo.yaml", "deploy/printmesh.yaml"}
+    shipped = {p.relative_to(REPO).as_posix() for p in SHIPPED}
+    assert shipped == {"examples/demo.yaml", "examples/demo-spaghetti.yaml", "deploy/printmesh.yaml"}
     for path in SHIPPED:
         assert sections(path), f"{path}: no component section"
 
