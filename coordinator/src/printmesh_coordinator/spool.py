@@ -66,10 +66,9 @@ class Spool:
         if path is None:
             return None
         try:
-            body = path.read_bytes()
+            return _data(path)
         except OSError:  # uploaded and removed meanwhile: the store has it
             return None
-        return body[body.index(b"\n") + 1 :]
 
     def holds(self, folder: str) -> bool:
         """Anything spooled below ``folder`` (a job's ``printer/job``)."""
@@ -97,12 +96,12 @@ class Spool:
         while self._entries:
             path, relative, _ = self._entries[0]
             try:
-                body = path.read_bytes()
+                data = _data(path)
             except OSError as exc:
                 log.error("store: spooled %s unreadable, set aside: %s", relative, exc)
                 self._drop(keep=True)
                 continue
-            return relative, body[body.index(b"\n") + 1 :]
+            return relative, data
         return None
 
     def done(self) -> str:
@@ -134,3 +133,11 @@ class Spool:
             log.error("store: %s is not a spool entry, left alone: %s", path, exc)
             return None
         return relative
+
+
+def _data(path: Path) -> bytes:
+    """An entry's object bytes: what follows its first line (the relative path)."""
+    _, newline, data = path.read_bytes().partition(b"\n")
+    if not newline:
+        raise OSError(f"{path.name}: no path line (not a whole entry)")
+    return data

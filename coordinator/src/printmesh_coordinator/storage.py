@@ -153,9 +153,9 @@ class Storage:
             self.spool.put(path, data)
         except OSError as exc:
             return WriteFailed(path, oserror(exc) if cause is None else f"{oserror(cause)}; {oserror(exc)}")
-        if first:
+        if first and cause is not None:  # later ones only queue behind the first
             log.warning("store: %s; keeping captures in %s and uploading them, in order, once it answers",
-                        oserror(cause) if cause else "the store is behind", self.spool.folder)  # fmt: skip
+                        oserror(cause), self.spool.folder)  # fmt: skip
         return Written(path)
 
     def _drain(self) -> None:

@@ -170,9 +170,9 @@ class PrintJob:
 
     def _watched(self) -> str:
         problems = [v for v in self.verdicts if v.problem]
-        found = "; ".join(f"layer {v.layer}: {v.verdict}, {v.action}" for v in problems)
         if not problems:
             return f"{len(self.verdicts)} layers judged, no problem"
+        found = "; ".join(f"layer {v.layer}: {v.verdict}, {v.action}" for v in problems)
         return f"{len(self.verdicts)} layers judged, {len(problems)} problem{'s' * (len(problems) > 1)} ({found})"
 
     def _summary(self, summary: JobSummary, message: Message) -> None:
