@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,9 @@ from job_page_browser import chromium
 from printmesh_devkit.broker import LocalBroker
 
 REPO = Path(__file__).resolve().parent.parent.parent
+# The screenshots go to the test's folder; PRINTMESH_UPDATE_SCREENSHOTS=1 writes the README's
+# (docs/dashboard*.png) instead, so a test run leaves the work tree as it was.
+SCREENSHOTS = REPO / "docs" if os.environ.get("PRINTMESH_UPDATE_SCREENSHOTS") == "1" else None
 TAB = "#tab_plugin_printmesh"
 BASE = f"printmesh/{PRINTER}/printer"
 
@@ -175,7 +179,7 @@ def check_webcam(p: Page, observer: Any) -> None:
     assert p.page.locator("#pm-w-webcam circle.pm-out").count() == 0
 
 
-def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any) -> None:
+def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any, tmp_path: Path) -> None:
     octoprint = mesh.octoprint
     # the mesh widget is switched off on the server: it must be absent from the page
     widgets = octoprint.api(
@@ -201,7 +205,7 @@ def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any)
         check_widgets(p, observer)
         check_webcam(p, observer)
         assert octoprint.api("GET", "/api/job")["state"] == "Printing", "the screenshots are taken mid-print"
-        p.page.screenshot(path=str(REPO / "docs" / "dashboard.png"), full_page=True)
+        p.page.screenshot(path=str((SCREENSHOTS or tmp_path) / "dashboard.png"), full_page=True)
         # a phone: the kiosk URL lays the dashboard out at the phone's width, one column
         phone = Page(browser, 390, 844, is_mobile=True, has_touch=True, device_scale_factor=2)
         login(phone.page, octoprint)
@@ -213,7 +217,7 @@ def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any)
         right = phone.page.evaluate(f"() => document.querySelector('{TAB}').getBoundingClientRect().right")
         scroll = phone.page.evaluate("() => document.scrollingElement.scrollWidth")
         assert right <= 390 and scroll <= 390, f"the dashboard is {right}px (page {scroll}px) wide on a 390px phone"
-        phone.page.screenshot(path=str(REPO / "docs" / "dashboard-phone.png"), full_page=True)
+        phone.page.screenshot(path=str((SCREENSHOTS or tmp_path) / "dashboard-phone.png"), full_page=True)
 
         # reorder: sensors two places up, saved on the server, still so after a reload
         before = p.order()
