@@ -33,7 +33,7 @@ def test_captures_written_while_the_bucket_is_unreachable_are_kept_and_uploaded_
     outcomes: list[Input] = []
     drained: list[tuple[str, str]] = []
     storage = Storage(section, lambda printer, message: outcomes.append(message))
-    storage.on_drained = lambda printer, job: drained.append((printer, job))
+    storage.on_drained = lambda printer, job, ended: drained.append((printer, job))
     uploads: list[str] = []
     real_write = storage.store.write
 
@@ -111,4 +111,51 @@ def test_a_write_the_store_refuses_is_not_kept_it_fails_with_the_stores_message(
         assert storage.spool is not None and len(storage.spool) == 0
     finally:
         storage.close(5, 1)
+        weed.stop()
+
+
+def test_files_spooled_before_a_restart_are_uploaded_by_the_next_run_and_its_ended_job_gets_its_final_page(
+    tmp_path: Path,
+) -> None:
+    weed = start_seaweed(tmp_path / "seaweed")
+    store = StoreConfig(type="s3", endpoint=weed.endpoint, bucket=weed.bucket, access_key=ACCESS_KEY,
+                        secret_key=SECRET_KEY, timeout=1.0, retries=0, spool_dir=tmp_path / "spool")  # type: ignore[arg-type]  # fmt: skip
+    section = CoordinatorSection(store=store, pages=False, captures_dir=tmp_path / "captures")
+    files = layer(10) | {"p/j/job_summary.json": b'{"outcome": "done"}'}
+    os.kill(weed.process.pid, signal.SIGSTOP)
+    stopped = True
+    try:
+        first = Storage(section, lambda printer, message: None)
+        try:
+            for path, data in files.items():
+                first.write("p", path, data)
+            assert first.idle(30)
+            assert first.spool is not None and len(first.spool) == 5
+        finally:
+            first.close(5, 1)  # the coordinator stops with everything still spooled
+        os.kill(weed.process.pid, signal.SIGCONT)
+        stopped = False
+
+        drained: list[tuple[str, str, bool]] = []
+        second = Storage(section, lambda printer, message: None)
+        second.on_drained = lambda printer, job, ended: drained.append((printer, job, ended))
+        try:
+            end = time.monotonic() + 60
+            while (second.spool is None or len(second.spool) or not drained) and time.monotonic() < end:
+                time.sleep(0.1)
+            assert drained == [("p", "j", True)], "uploaded by the next run; the summary was among them: final page"
+        finally:
+            second.close(5, 1)
+        client = weed.client()
+        for path, data in files.items():
+            response = client.get_object(weed.bucket, path)
+            try:
+                assert hashlib.sha256(response.read()).hexdigest() == hashlib.sha256(data).hexdigest(), path
+            finally:
+                response.close()
+                response.release_conn()
+        assert not list((tmp_path / "spool").glob("*.spool")), "nothing left behind"
+    finally:
+        if stopped:
+            os.kill(weed.process.pid, signal.SIGCONT)
         weed.stop()

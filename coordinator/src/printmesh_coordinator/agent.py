@@ -118,7 +118,7 @@ class CoordinatorAgent(Agent):
         self.published: dict[tuple[str, str], list[LayerCapture]] = {}
         self.summaries: dict[tuple[str, str], JobSummary] = {}
         # a job whose spooled files are all uploaded: its page again, from the bucket
-        self.storage.on_drained = lambda p, job: self.storage.page(p, job, (p, job) in self.summaries)
+        self.storage.on_drained = lambda p, job, ended: self.storage.page(p, job, ended or (p, job) in self.summaries)
         self.watch = WatchShell(self.section.printers, self.storage, self.link, self.me, self.publish_state,
                                 lambda p, job: self.storage.page(p, job, (p, job) in self.summaries),
                                 lambda p, judged: self.inbox.put((p, judged, None)), session,

@@ -26,7 +26,7 @@ from printmesh_coordinator.config import CoordinatorSection
 from printmesh_coordinator.messages import Input, WriteFailed, Written
 from printmesh_coordinator.page_worker import PageProcess, PageWorker
 from printmesh_coordinator.spool import Spool
-from printmesh_coordinator.store import Store
+from printmesh_coordinator.store import SUMMARY_NAME, Store
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
 from printmesh_core.models.printer import HoldPlan
 
@@ -78,7 +78,8 @@ class Storage:
         self._close_pages: Callable[[], None] = lambda: None
         self._seed: Callable[[str, bytes, str], None] | None = None
         self.spool: Spool | None = None
-        self.on_drained: Callable[[str, str], None] = lambda printer, job: None  # a job's spooled files all uploaded
+        # a job's spooled files all uploaded, and whether its summary was among them (the job ended)
+        self.on_drained: Callable[[str, str, bool], None] = lambda printer, job, ended: None
         renderer = self.renderer = PageProcess() if section.helpers == "process" and section.pages else None
         if renderer is not None:
             renderer.start()  # it imports OpenCV now, beside the coordinator's start-up, not in the first hold
@@ -163,7 +164,9 @@ class Storage:
         spool = self.spool
         if spool is None:
             return
-        end, drained = time.monotonic() + DRAIN_FOR, set()
+        end = time.monotonic() + DRAIN_FOR
+        drained: set[tuple[str, ...]] = set()  # (printer, job) of each file uploaded
+        ended: set[tuple[str, ...]] = set()  # those whose summary was among them
         while len(spool) and time.monotonic() < end:
             entry = spool.oldest()
             if entry is None:
@@ -175,12 +178,15 @@ class Storage:
                 break
             spool.done()
             self._seeded(relative, data, etag)
-            drained.add(tuple(relative.split("/", 2)[:2]))
+            folder = tuple(relative.split("/", 2)[:2])
+            drained.add(folder)
+            if relative.endswith("/" + SUMMARY_NAME):  # e.g. spooled before a restart: the page is final
+                ended.add(folder)
             if not len(spool):
                 log.warning("store: %s answers again: every spooled file is uploaded", self.where)
-        for printer, job in (d for d in drained if len(d) == 2):
-            if not spool.holds(f"{printer}/{job}"):
-                self.on_drained(printer, job)
+        for folder in drained:
+            if len(folder) == 2 and not spool.holds("/".join(folder)):
+                self.on_drained(folder[0], folder[1], folder in ended)
 
     def write_aside(self, path: str, data: bytes, what: str) -> None:
         """A file no machine waits for (a watch verdict's sidecar): stored in turn, a failure logged."""
