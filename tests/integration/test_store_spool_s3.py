@@ -12,17 +12,31 @@ import threading
 import time
 from pathlib import Path
 
-from seaweed_support import ACCESS_KEY, SECRET_KEY, start_seaweed
+from seaweed_support import ACCESS_KEY, SECRET_KEY, Seaweed, start_seaweed
 
 from printmesh_coordinator.config import CoordinatorSection
 from printmesh_coordinator.messages import Input, Written
 from printmesh_coordinator.storage import Storage
+from printmesh_coordinator.store import SUMMARY_NAME
 from printmesh_coordinator.store_config import StoreConfig
 
 
 def layer(n: int) -> dict[str, bytes]:
     files = {f"p/j/layer_{n:04d}_pos_{i:02d}_t.jpg": os.urandom(40_000) for i in range(3)}
     return files | {f"p/j/layer_{n:04d}_metadata_t.json": b'{"layer": %d}' % n}
+
+
+def assert_in_bucket(weed: Seaweed, files: dict[str, bytes]) -> None:
+    """Every file is in the bucket, byte for byte (sha256)."""
+    client = weed.client()
+    for path, data in files.items():
+        response = client.get_object(weed.bucket, path)
+        try:
+            stored = response.read()
+        finally:
+            response.close()
+            response.release_conn()
+        assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest(), path
 
 
 def test_captures_written_while_the_bucket_is_unreachable_are_kept_and_uploaded_in_order(tmp_path: Path) -> None:
@@ -77,15 +91,7 @@ def test_captures_written_while_the_bucket_is_unreachable_are_kept_and_uploaded_
         assert [type(m).__name__ for m in outcomes] == ["Written"] * 12
         assert uploads == [*before, *during, *after], "oldest first: metadata never before its images"
         assert drained and set(drained) == {("p", "j")}
-        client = weed.client()
-        for path, data in (before | during | after).items():
-            response = client.get_object(weed.bucket, path)
-            try:
-                stored = response.read()
-            finally:
-                response.close()
-                response.release_conn()
-            assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest(), path
+        assert_in_bucket(weed, before | during | after)
         assert not list((tmp_path / "spool").glob("*.spool")), "nothing left behind"
     finally:
         if stopped:
@@ -121,7 +127,7 @@ def test_files_spooled_before_a_restart_are_uploaded_by_the_next_run_and_its_end
     store = StoreConfig(type="s3", endpoint=weed.endpoint, bucket=weed.bucket, access_key=ACCESS_KEY,
                         secret_key=SECRET_KEY, timeout=1.0, retries=0, spool_dir=tmp_path / "spool")  # type: ignore[arg-type]  # fmt: skip
     section = CoordinatorSection(store=store, pages=False, captures_dir=tmp_path / "captures")
-    files = layer(10) | {"p/j/job_summary.json": b'{"outcome": "done"}'}
+    files = layer(10) | {f"p/j/{SUMMARY_NAME}": b'{"outcome": "done"}'}
     os.kill(weed.process.pid, signal.SIGSTOP)
     stopped = True
     try:
@@ -146,14 +152,7 @@ def test_files_spooled_before_a_restart_are_uploaded_by_the_next_run_and_its_end
             assert drained == [("p", "j", True)], "uploaded by the next run; the summary was among them: final page"
         finally:
             second.close(5, 1)
-        client = weed.client()
-        for path, data in files.items():
-            response = client.get_object(weed.bucket, path)
-            try:
-                assert hashlib.sha256(response.read()).hexdigest() == hashlib.sha256(data).hexdigest(), path
-            finally:
-                response.close()
-                response.release_conn()
+        assert_in_bucket(weed, files)
         assert not list((tmp_path / "spool").glob("*.spool")), "nothing left behind"
     finally:
         if stopped:

@@ -117,16 +117,19 @@ class CoordinatorAgent(Agent):
         # could not be written) and the summary we last published (one final summary per job).
         self.published: dict[tuple[str, str], list[LayerCapture]] = {}
         self.summaries: dict[tuple[str, str], JobSummary] = {}
-        # a job whose spooled files are all uploaded: its page again, from the bucket
-        self.storage.on_drained = lambda p, job, ended: self.storage.page(p, job, ended or (p, job) in self.summaries)
+        self.storage.on_drained = self._page_again  # a job's spooled files all uploaded: again, from the bucket
         self.watch = WatchShell(self.section.printers, self.storage, self.link, self.me, self.publish_state,
-                                lambda p, job: self.storage.page(p, job, (p, job) in self.summaries),
+                                self._page_again,
                                 lambda p, judged: self.inbox.put((p, judged, None)), session,
                                 process=self.section.helpers == "process")  # fmt: skip
 
     def deliver(self, printer: str | None, message: Input) -> None:
         """Any thread: queue an input for one printer (None: every printer), with the topic it came on."""
         self.inbox.put((printer, message, current_topic()))
+
+    def _page_again(self, printer: str, job: str, ended: bool = False) -> None:
+        """Rebuild a job's page, final if the job has ended (its summary written here or uploaded)."""
+        self.storage.page(printer, job, ended or (printer, job) in self.summaries)
 
     # ----------------------------------------------------------- commands
     def commands(self) -> list[ServedCommand]:
