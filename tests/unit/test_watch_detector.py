@@ -153,3 +153,37 @@ def test_a_part_that_moved_whole_is_a_detach_even_where_each_image_looks_like_a_
     # a shift moves a few layers a few mm: new part is a small share of the part (at most 7 % on the dev set)
     shifted = combine([_comparison(p, new=60, unexplained=80, lost=5) for p in range(3)])
     assert shifted.kind == "shift", shifted
+
+
+def test_a_change_too_small_for_one_image_flags_when_several_grid_points_see_it():
+    from printmesh_coordinator.watch.judge import AREA, SEEN, combine
+
+    alone = combine([_comparison(0, new=0, unexplained=AREA - 1, lost=0)] + [_comparison(p, 0, 0, 0) for p in range(1, 9)])
+    assert alone.kind == "ok" and alone.score < 1.0, alone  # one image, below the threshold: noise or a grid line
+    spread = combine([_comparison(p, new=0, unexplained=SEEN - 1, lost=0) for p in range(9)])
+    assert spread.kind == "ok", spread  # a little everywhere is drift, not an object
+    seen = combine([_comparison(p, new=0, unexplained=12, lost=0) for p in (0, 4)] + [_comparison(8, 0, 3, 0)])
+    assert seen.kind == "spaghetti" and seen.score >= 1.0, seen
+    assert sorted(seen.keys) == [("bed", 0), ("bed", 4)]  # the images that see it, not the quiet one (3 px)
+    few = combine([_comparison(p, new=0, unexplained=SEEN, lost=0) for p in (0, 4)])
+    assert few.kind == "ok", few  # two points, but too little in all: AREA / 2 together
+
+
+def test_the_first_strands_of_a_spaghetti_flag_from_several_grid_points():
+    """Development job 1055 of bench/watch_jobs.py: three short strands on the box's top, 9 to 10 px
+    of change in each of three images (the one-image threshold is 40), at the first capture."""
+    box_path = parse_file(SAMPLE)
+    config = virtual(mount="head", seed=1055, faults=[{"kind": "spaghetti", "layer": 14, "seed": 90}])
+    renderer = VirtualRenderer(config, box_path, (1280, 720))
+    grid = [(100.0 + (c - 1) * 30, 100.0 + (r - 1) * 30) for r in range(3) for c in ((0, 1, 2), (2, 1, 0))[r % 2]]
+    watcher, previous, frame, out = Watcher(), None, 0, {}
+    for index, layer in enumerate((5, 10, 15)):
+        z = renderer.height_of(layer - 1)
+        images = {}
+        for point, (x, y) in enumerate(grid):
+            frame += 1
+            images[("bed", point)] = renderer.frame(layer - 1, (x, y, z + 5.0), frame, index * 47.0 + point * 1.3)
+        out[layer] = watcher.judge(layer, images, GrowthHint(z=z, previous_z=previous))
+        previous = z
+    assert out[10].verdict == "ok", out[10]
+    assert out[15].problem and len(out[15].flagged) >= 2, out[15]
