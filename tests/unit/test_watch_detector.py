@@ -158,7 +158,8 @@ def test_a_part_that_moved_whole_is_a_detach_even_where_each_image_looks_like_a_
 def test_a_change_too_small_for_one_image_flags_when_several_grid_points_see_it():
     from printmesh_coordinator.watch.judge import AREA, SEEN, combine
 
-    alone = combine([_comparison(0, new=0, unexplained=AREA - 1, lost=0)] + [_comparison(p, 0, 0, 0) for p in range(1, 9)])
+    quiet = [_comparison(p, new=0, unexplained=0, lost=0) for p in range(1, 9)]
+    alone = combine([_comparison(0, new=0, unexplained=AREA - 1, lost=0), *quiet])
     assert alone.kind == "ok" and alone.score < 1.0, alone  # one image, below the threshold: noise or a grid line
     spread = combine([_comparison(p, new=0, unexplained=SEEN - 1, lost=0) for p in range(9)])
     assert spread.kind == "ok", spread  # a little everywhere is drift, not an object

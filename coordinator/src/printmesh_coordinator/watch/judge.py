@@ -18,10 +18,11 @@ The first comparison of a position has only the part's colour to tell growth fro
 (no growth seen yet), so it needs more change to flag.
 
 A change too small to flag in any one image still flags when two or more grid points see it
-(``SEEN`` pixels each; ``AREA`` / 2 together, counting every image with at least ``SEEN`` / 2): the part is in every image, so a strand or a
-shifted layer shows from several points, while noise, drift and a grid line caught by the
-alignment are each one image's own (on the development set, no clean captured layer had a
-second image above 4 px; a fault's first capture often had two or three images at 7-15 px).
+(``SEEN`` pixels each; ``AREA`` / 2 together, counting every image with at least ``SEEN`` / 2):
+the part is in every image, so a strand or a shifted layer shows from several points, while
+noise, drift and a grid line caught by the alignment are each one image's own (on the
+development set, no clean captured layer had a second image above 4 px; a fault's first
+capture often had two or three images at 7-15 px).
 """
 
 from __future__ import annotations
