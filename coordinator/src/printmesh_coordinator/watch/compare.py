@@ -5,6 +5,11 @@ small neighbourhood (and the other way round): thin bed grid lines and part edge
 move by a pixel or two as the head camera rises with the part do not count, a new strand
 or a part that moved does. Change on or next to where the part was (and where it has
 been seen to grow) is growth; the rest is unexplained, and measured.
+
+Colour is compared too, apart: a strand one small pixel wide over the bed barely changes the
+grey level (its bright core and dark edges average out) but makes the grey bed coloured. That
+``faint`` change is noisier (JPEG keeps colour at half resolution, a tinted lamp drifts), so
+it only counts where several grid points see it (``judge``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from printmesh_coordinator.watch.frames import Small, align, shifted
 
+CHROMA = 45.0  # colourfulness (max - min of B, G, R; the bed's level = 100) a pixel must leave its old range by
 CHANGE = 12.0  # compressed grey levels a pixel must leave its old range by (about 35 % at the bed's level)
 REACH = 5  # neighbourhood (pixels, small image) that absorbs small motion
 GROW = (3, 2, 6)  # pixels (small image) around the part that count as growth: sideways, upwards, downwards;
@@ -40,6 +46,7 @@ class Reference:
 class Comparison:
     key: tuple[str, int]
     unexplained: np.ndarray  # uint8 mask, small image
+    faint: np.ndarray  # uint8: colour change where the grey did not change enough, outside the growth region
     new_part: np.ndarray  # uint8: part pixels where no part was, nor growth
     lost_part: np.ndarray  # uint8: part pixels gone
     part_before: int  # part pixels in the reference
@@ -111,6 +118,16 @@ def tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _faint(now: Small, before: Small, shift: tuple[float, float], allow: np.ndarray) -> np.ndarray:
+    if now.chroma is None or before.chroma is None:
+        return np.zeros(allow.shape, np.uint8)
+    diff = tolerant_diff(shifted(now.chroma, shift), before.chroma)
+    out: np.ndarray = np.where(diff > CHROMA, 255, 0).astype(np.uint8)
+    out = cv2.bitwise_and(out, cv2.bitwise_not(allow))
+    out[:BORDER], out[-BORDER:], out[:, :BORDER], out[:, -BORDER:] = 0, 0, 0, 0
+    return cv2.morphologyEx(_without_edges(out), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+
+
 def compare(
     key: tuple[str, int], before: Reference, now: Small, box: Box | None, rise: float | None = None
 ) -> Comparison:
@@ -139,11 +156,12 @@ def compare(
     unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
     unexplained = _without_edges(unexplained)
+    faint = _faint(now, before.small, shift, allow)
     grows = widened(old_maybe, down)
     new_part = cv2.bitwise_and(part, cv2.bitwise_not(grows))
     new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
     lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(widened(maybe)))
     grown = cv2.bitwise_and(changed, grows) | before.allow
     grown = shifted(grown, (-shift[0], -shift[1]), nearest=True)  # into the new image's place
-    return Comparison(key, unexplained, new_part, lost_part, int(np.count_nonzero(old_part)), before.age, shift,
+    return Comparison(key, unexplained, faint, new_part, lost_part, int(np.count_nonzero(old_part)), before.age, shift,
                       scale, Reference(now, grown, before.age + 1))  # fmt: skip

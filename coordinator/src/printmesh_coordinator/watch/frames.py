@@ -4,8 +4,11 @@ Everything the watch compares is small (``WIDTH`` pixels wide): a JPEG is decode
 at a reduced size (libjpeg's DCT scaling, far cheaper than a full decode), and the grey
 level is divided by a robust level of the image so slow lighting drift cancels out.
 The part is told from the bed by its colour (filament is coloured, a bed and an enclosure
-are mostly grey): saturated, not dark. Alignment is a phase correlation, a whole-image
-translation: enough for the small pose jitter of a head camera back at the same grid point.
+are mostly grey): saturated, not dark. The colour is white-balanced on the scene first: a
+tinted light (a warm lamp at night, daylight by day) makes the whole bed look slightly
+coloured, and a grey bed read as "maybe part" would count as growth everywhere. Alignment is
+a phase correlation, a whole-image translation: enough for the small pose jitter of a head
+camera back at the same grid point.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Small:
     maybe: np.ndarray  # uint8 mask: pixels that may be part (looser thresholds); a superset of ``part``
     full: tuple[int, int]  # width, height of the image as captured
     black: bool
+    chroma: np.ndarray | None = None  # float32: max - min of B, G, R (white-balanced), normalised like grey
 
 
 def decode(image: np.ndarray | bytes) -> tuple[np.ndarray, tuple[int, int]]:
@@ -62,10 +66,35 @@ def _resize(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def balanced(bgr: np.ndarray) -> np.ndarray:
+    """``bgr`` with the scene made grey: each channel scaled so the least coloured half of the
+    pixels (the bed and enclosure, unless the part fills half the view) has equal medians."""
+    sample = np.ascontiguousarray(bgr[::4, ::4])
+    chroma = _spread(sample)
+    scene = sample[chroma <= np.median(chroma)]
+    medians = np.median(scene, axis=0).astype(np.float32) if scene.size else np.zeros(3, np.float32)
+    if float(medians.min()) < 8.0:  # too dark to tell a tint
+        return bgr
+    gains = np.clip(float(medians.mean()) / medians, 0.7, 1.4)
+    if float(np.abs(gains - 1.0).max()) < 0.01:
+        return bgr
+    lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * gains[None, :], 0, 255).astype(np.uint8)
+    out: np.ndarray = cv2.LUT(bgr, lut[:, None, :])
+    return out
+
+
+def _spread(bgr: np.ndarray) -> np.ndarray:
+    """max - min of the three channels, per pixel (OpenCV: numpy reduces a last axis of 3 slowly)."""
+    b, g, r = cv2.split(bgr)
+    out: np.ndarray = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
+    return out
+
+
 def prepare(bgr: np.ndarray, full: tuple[int, int]) -> Small:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     black = float(grey.mean()) < 12.0 and float(grey.std()) < 12.0
-    hsv = cv2.cvtColor(cv2.medianBlur(bgr, 3), cv2.COLOR_BGR2HSV)
+    colour = balanced(bgr)
+    hsv = cv2.cvtColor(cv2.medianBlur(colour, 3), cv2.COLOR_BGR2HSV)
     part = np.where((hsv[:, :, 1] > SATURATION[0]) & (hsv[:, :, 2] > DARK[0]), 255, 0).astype(np.uint8)
     maybe = np.where((hsv[:, :, 1] > SATURATION[1]) & (hsv[:, :, 2] > DARK[1]), 255, 0).astype(np.uint8)
     scene = grey[::2, ::2][part[::2, ::2] == 0]  # the level of the bed and enclosure: the part grows, they stay
@@ -73,7 +102,8 @@ def prepare(bgr: np.ndarray, full: tuple[int, int]) -> Small:
     norm = cv2.GaussianBlur(grey.astype(np.float32) * (100.0 / max(level, 4.0)), (3, 3), 0)
     # compressed: a tinted light changes a bright part's level by more grey levels than the bed's
     compressed: np.ndarray = cv2.log(norm + 20.0) * 40.0
-    return Small(compressed, part, maybe, full, black)
+    spread = _spread(colour).astype(np.float32) * (100.0 / max(level, 4.0))
+    return Small(compressed, part, maybe, full, black, spread)
 
 
 def align(current: Small, reference: Small, expected: float = 0.0) -> tuple[float, float]:

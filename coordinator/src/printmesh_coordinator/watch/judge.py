@@ -22,7 +22,8 @@ A change too small to flag in any one image still flags when two or more grid po
 the part is in every image, so a strand or a shifted layer shows from several points, while
 noise, drift and a grid line caught by the alignment are each one image's own (on the
 development set, no clean captured layer had a second image above 4 px; a fault's first
-capture often had two or three images at 7-15 px).
+capture often had two or three images at 7-15 px). Here the colour change (``faint``)
+counts too: a strand one small pixel wide over the bed shows in colour, not in grey.
 """
 
 from __future__ import annotations
@@ -61,13 +62,19 @@ class Measures:
     new: int
     lost: int
     score: float
+    faint: int = 0
+
+    @property
+    def seen(self) -> int:
+        """The change this image contributes when grid points corroborate each other."""
+        return max(self.unexplained, self.new, self.faint)
 
 
 def measure(c: Comparison) -> Measures:
     unexplained, new = int(np.count_nonzero(c.unexplained)), int(np.count_nonzero(c.new_part))
     lost = int(np.count_nonzero(c.lost_part))
     need = AREA * (FIRST if c.learned == 0 else 1.0)
-    return Measures(unexplained, new, lost, max(unexplained, new) / need)
+    return Measures(unexplained, new, lost, max(unexplained, new) / need, int(np.count_nonzero(c.faint)))
 
 
 def blackout_finding(black: list[tuple[str, int]], total: int) -> Finding:
@@ -76,7 +83,7 @@ def blackout_finding(black: list[tuple[str, int]], total: int) -> Finding:
 
 
 def _regions(c: Comparison) -> list[Region]:
-    mask = cv2.bitwise_or(c.unexplained, c.new_part)
+    mask = cv2.bitwise_or(cv2.bitwise_or(c.unexplained, c.new_part), c.faint)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     order = sorted(range(1, count), key=lambda i: -int(stats[i, 4]))[:MAX_REGIONS]
     s = c.scale
@@ -93,10 +100,10 @@ def kind_of(m: Measures, part_before: int, need: float = AREA) -> tuple[Kind, fl
     (pixels) that made this image count."""
     if m.lost >= LOST * part_before and m.lost > AREA * 3:
         return "detach", min(1.0, m.lost / max(part_before, 1))
-    change = max(m.unexplained, 1)
+    change = max(m.unexplained, m.faint, 1)
     if m.new >= THICK * change:
         return "shift", min(1.0, m.new / change)
-    if m.unexplained >= need:
+    if max(m.unexplained, m.faint) >= need:
         return "spaghetti", 1.0 - m.new / change
     return "unknown_change", 0.5
 
@@ -106,9 +113,9 @@ def _corroborated(
 ) -> tuple[list[tuple[Comparison, Measures]], float]:
     """The images that together see a change none of them flags alone (see the module's docstring),
     and the layer's score: their change relative to ``AREA`` / 2, if at least ``CORROBORATED`` see it."""
-    seeing = [(c, m) for c, m in zip(comparisons, measures, strict=True) if max(m.unexplained, m.new) >= SEEN / 2]
-    total = sum(max(m.unexplained, m.new) for _, m in seeing)
-    if sum(max(m.unexplained, m.new) >= SEEN for _, m in seeing) < CORROBORATED or total < AREA / 2:
+    seeing = [(c, m) for c, m in zip(comparisons, measures, strict=True) if m.seen >= SEEN / 2]
+    total = sum(m.seen for _, m in seeing)
+    if sum(m.seen >= SEEN for _, m in seeing) < CORROBORATED or total < AREA / 2:
         return [], score
     return seeing, max(score, total / (AREA / 2))
 
