@@ -122,10 +122,15 @@ def _faint(now: Small, before: Small, shift: tuple[float, float], allow: np.ndar
     if now.chroma is None or before.chroma is None:
         return np.zeros(allow.shape, np.uint8)
     diff = tolerant_diff(shifted(now.chroma, shift), before.chroma)
-    out: np.ndarray = np.where(diff > CHROMA, 255, 0).astype(np.uint8)
-    out = cv2.bitwise_and(out, cv2.bitwise_not(allow))
+    out = _outside(np.where(diff > CHROMA, 255, 0).astype(np.uint8), allow)
+    return cv2.morphologyEx(out, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+
+
+def _outside(changed: np.ndarray, allow: np.ndarray) -> np.ndarray:
+    """``changed`` outside the growth region, away from the frame's edges, without the bed's far edge."""
+    out = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
     out[:BORDER], out[-BORDER:], out[:, :BORDER], out[:, -BORDER:] = 0, 0, 0, 0
-    return cv2.morphologyEx(_without_edges(out), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    return _without_edges(out)
 
 
 def compare(
@@ -153,9 +158,7 @@ def compare(
     if slide > 0:  # aligned on the bed that slid down: the part's top, which rose with the camera,
         old_maybe = old_maybe | shifted(old_maybe, shift, nearest=True)  # now lies above its old place
     allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale), down)
-    unexplained = cv2.bitwise_and(changed, cv2.bitwise_not(allow))
-    unexplained[:BORDER], unexplained[-BORDER:], unexplained[:, :BORDER], unexplained[:, -BORDER:] = 0, 0, 0, 0
-    unexplained = _without_edges(unexplained)
+    unexplained = _outside(changed, allow)
     faint = _faint(now, before.small, shift, allow)
     grows = widened(old_maybe, down)
     new_part = cv2.bitwise_and(part, cv2.bitwise_not(grows))
