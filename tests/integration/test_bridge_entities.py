@@ -23,7 +23,7 @@ from octoprint_printmesh.job_commands import JobControl, job_commands
 from octoprint_printmesh.logic.fans import Fans, FanSettings, fans_payload, feed
 from octoprint_printmesh.logic.telemetry import job_payload, profile_payload, state_payload, temperatures_payload
 from octoprint_printmesh.settings import DEFAULTS
-from printmesh_core.commands import Dedupe, parse
+from printmesh_core.commands import parse
 from printmesh_core.discovery import Entity, entity_config
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.printer import (
@@ -34,6 +34,7 @@ from printmesh_core.models.printer import (
     PrinterState,
     PrinterTemperatures,
 )
+from printmesh_core.repeats import Dedupe
 from printmesh_core.topics import DiscoveryTopics, Topics, check_publish_topic
 
 NODE = "octopi"

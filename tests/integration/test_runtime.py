@@ -105,6 +105,66 @@ def test_a_flood_of_slow_requests_is_answered_busy_past_the_backlog_and_the_rest
     done = [i for i, a in answers.items() if a.ok]
     assert len(done) == limit and all(answers[i].data == {"text": f"r{i}"} for i in done)
     assert server_rt.health.rejected >= 5
+    again = requester.call(topics.component("echo"), "echo", {"id": answers[busy[0]].id, "text": "again"}, timeout=5)
+    assert again.ok and again.data == {"text": "again"}, "a request answered busy did not run: its id may be retried"
+    server.close()
+    server_rt.stop()
+    client_rt.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_repeated_request_runs_once_and_every_repeat_gets_the_first_answer(broker, protocol):
+    """A requester that lost its broker cannot know whether its request ran: it sends it again with
+    the same id. The command runs once; each repeat (while it runs, and after) gets its answer,
+    under MQTT 5 on its own response topic with its own correlation data."""
+    gate, runs = threading.Event(), []
+
+    def handler(request: EchoRequest) -> dict[str, object]:
+        runs.append(request.text)
+        gate.wait(10)
+        return {"text": request.text, "run": len(runs)}
+
+    server_rt, client_rt = make_runtime(broker, "rep-server", protocol), make_runtime(broker, "rep-client", protocol)
+    topics = Topics("printmesh", "n1")
+    server = CommandServer(server_rt, topics, topics.component("echo"), [Command("echo", EchoRequest, handler)])
+    server.attach()
+    got: list = []
+    inbox = "printmesh/reply/tester/n1/echo"
+    client_rt.subscribe(inbox if protocol == "5" else "printmesh/n1/echo/res/echo", got.append)
+    server_rt.start()
+    client_rt.start()
+    assert server_rt.wait_connected(5) and client_rt.wait_connected(5)
+    time.sleep(0.2)
+
+    def send(text: str, corr: bytes) -> None:
+        v5 = {"response_topic": inbox, "correlation_data": corr} if protocol == "5" else {}
+        client_rt.publish_absolute("printmesh/n1/echo/cmd/echo", json.dumps({"id": "same", "text": text}), qos=1, **v5)
+
+    def answers(count: int) -> list:
+        deadline = time.monotonic() + 5
+        while len(got) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(got)
+
+    send("first", b"c0")
+    deadline = time.monotonic() + 5
+    while not runs and time.monotonic() < deadline:
+        time.sleep(0.02)
+    send("repeat while running", b"c1")
+    send("another repeat while running", b"c2")
+    time.sleep(0.3)
+    assert got == [], "nothing is answered before the command ends"
+    gate.set()
+    assert len(answers(3)) == 3
+    send("repeat after the answer", b"c3")
+    final = answers(4)
+    time.sleep(0.3)
+    assert runs == ["first"], "the command ran once"
+    assert len(got) == 4, "one answer per request and repeat"
+    bodies = [json.loads(m.payload) for m in final]
+    assert all(b == bodies[0] for b in bodies) and bodies[0]["data"] == {"text": "first", "run": 1}
+    if protocol == "5":
+        assert sorted(m.correlation_data for m in final) == [b"c0", b"c1", b"c2", b"c3"]
     server.close()
     server_rt.stop()
     client_rt.stop()

@@ -2,8 +2,9 @@ import json
 
 from pydantic import Field
 
-from printmesh_core.commands import Command, CommandFailed, Dedupe, execute, parse
+from printmesh_core.commands import Command, CommandFailed, execute, parse
 from printmesh_core.models import CommandRequest, CommandResponse
+from printmesh_core.repeats import Dedupe
 
 
 class MoveRequest(CommandRequest):

@@ -1,4 +1,4 @@
-"""Serving commands: one dispatch table per component, the envelope, and de-duplication.
+"""Serving commands: one dispatch table per component, the envelope, and repeats (``repeats.py``).
 
 A request arrives on ``<node>/<component>/cmd/<name>`` and its answer goes to
 ``<node>/<component>/res/<name>``, or to the MQTT 5 response topic with the correlation
@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -30,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from printmesh_core.inbound import Rejected, recover_id, screen
 from printmesh_core.models.envelope import ID_MAX, CommandRequest, CommandResponse, ErrorInfo
 from printmesh_core.mqtt import Message, MqttRuntime
+from printmesh_core.repeats import WAITING, Dedupe, Running
 from printmesh_core.topics import REPLY, ComponentTopics, TopicError, Topics, is_reply_topic
 
 log = logging.getLogger("printmesh.commands")
@@ -58,32 +57,6 @@ class Command:
     # Deferred: handler(request, message, reply) is called on the network thread, must only
     # queue the work, and calls reply(response) later from its own thread (e.g. a camera's).
     deferred: bool = False
-
-
-class Dedupe:
-    """Remembers request keys for ``window`` seconds (bounded), so a repeat is not run twice."""
-
-    def __init__(self, window: float, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window = window
-        self.max_entries = max_entries
-        self._clock = clock
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first_time(self, key: tuple[str, str]) -> bool:
-        """True, and remember ``key``, unless it was seen within the window."""
-        if self.window <= 0:
-            return True
-        now = self._clock()
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) <= now - self.window:
-                self._seen.popitem(last=False)
-            if key in self._seen:
-                return False
-            self._seen[key] = now
-            if len(self._seen) > self.max_entries:
-                self._seen.popitem(last=False)
-            return True
 
 
 def error(
@@ -162,7 +135,7 @@ class CommandServer:
         self.topics = topics
         self.component = component
         self.table: dict[str, Command] = {c.name: c for c in commands}
-        self.dedupe = Dedupe(dedupe_window)
+        self.dedupe: Dedupe[Message] = Dedupe(dedupe_window)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"cmd-{component.component}")
         self._backlog_limit = workers * QUEUED_PER_WORKER
         self._backlog = threading.BoundedSemaphore(self._backlog_limit)  # requests queued or running
@@ -193,19 +166,38 @@ class CommandServer:
             self.reply(message, name, parsed)
             return
         assert command is not None
-        if not self.dedupe.first_time((name, parsed.id)):
-            log.info("duplicate request id %r for %s ignored (already answered)", parsed.id, name)
-            return
-        if command.deferred:
+        earlier = self.dedupe.claim((name, parsed.id), message)
+        if earlier is not None:
+            self._repeat(message, name, parsed.id, earlier)
+        elif command.deferred:
             self._defer(message, command, parsed)
         elif command.inline:
-            self.reply(message, name, execute(command, parsed))
+            self._answer(message, name, parsed.id, execute(command, parsed))
         elif not self._backlog.acquire(blocking=False):
             text = f"busy: {self._backlog_limit} requests already queued or running here; try again later"
             self.runtime.health.reject(self.component.cmd_filter, message.topic, text)
-            self.reply(message, name, error(parsed.id, "busy", text))
+            busy = error(parsed.id, "busy", text)
+            for asked in [message, *self.dedupe.forget((name, parsed.id))]:  # not run: a retry with its id runs
+                self.reply(asked, name, busy)
         else:
             self._pool.submit(self._run, message, command, parsed)
+
+    def _repeat(self, message: Message, name: str, request_id: str, earlier: CommandResponse | Running) -> None:
+        """A request id seen within the window: never run again; answered with the first answer."""
+        if isinstance(earlier, CommandResponse):
+            log.info("repeated request id %r for %s: not run again, its answer sent again", request_id, name)
+            self.reply(message, name, earlier)
+        elif earlier.queued:
+            log.info("repeated request id %r for %s: still running, answered when it ends", request_id, name)
+        else:
+            log.info("repeated request id %r for %s ignored: %d repeats already wait for its answer", request_id,
+                     name, WAITING)  # fmt: skip
+
+    def _answer(self, message: Message, name: str, request_id: str, response: CommandResponse) -> None:
+        """Answer ``message`` and the repeats that came while it ran; keep the answer for later ones."""
+        self.reply(message, name, response)
+        for repeat in self.dedupe.answered((name, request_id), response):
+            self.reply(repeat, name, response)
 
     def _refuse_response_topic(self, message: Message, name: str, request_id: str | None) -> None:
         """Answer on the default topic, never on the named one, and do not run the command."""
@@ -217,7 +209,7 @@ class CommandServer:
 
     def _run(self, message: Message, command: Command, request: CommandRequest) -> None:
         try:
-            self.reply(message, command.name, execute(command, request))
+            self._answer(message, command.name, request.id, execute(command, request))
         except Exception as exc:  # the pool would keep it silently in a future nobody reads
             self.runtime.health.fail(self.component.cmd_filter, message.topic, exc)
         finally:
@@ -225,7 +217,7 @@ class CommandServer:
 
     def _defer(self, message: Message, command: Command, request: CommandRequest) -> None:
         def reply(response: CommandResponse) -> None:
-            self.reply(message, command.name, response)
+            self._answer(message, command.name, request.id, response)
 
         try:
             command.handler(request, message, reply)
