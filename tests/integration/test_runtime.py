@@ -170,6 +170,52 @@ def test_a_repeated_request_runs_once_and_every_repeat_gets_the_first_answer(bro
     client_rt.stop()
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_an_answer_lost_in_a_broker_restart_is_asked_for_again_and_the_command_runs_once(broker, protocol):
+    """The broker stops while a command runs; the server comes back first (it retries every 1 s,
+    the requester every 3 s) and sends its queued answer to nobody: the requester's clean session
+    kept nothing. Back, the requester sends its unanswered request again with the same id, and
+    gets the first answer; the command ran once."""
+    started, runs = threading.Event(), []
+
+    def handler(request: EchoRequest) -> dict[str, object]:
+        runs.append(request.text)
+        started.set()
+        time.sleep(0.5)  # the broker is down when it answers: the answer waits in the server's queue
+        return {"text": request.text, "run": len(runs)}
+
+    def runtime(name: str, delay: int) -> MqttRuntime:
+        cfg = MqttConfig(host=broker.host, port=broker.port, protocol=protocol,  # type: ignore[arg-type]
+                         reconnect={"min_delay": delay, "max_delay": delay})  # fmt: skip
+        return MqttRuntime(cfg, root="printmesh", client_id=name)
+
+    server_rt, client_rt = runtime("lost-server", 1), runtime("lost-client", 3)
+    topics = Topics("printmesh", "n1")
+    server = CommandServer(server_rt, topics, topics.component("echo"), [Command("echo", EchoRequest, handler)])
+    server.attach()
+    requester = Requester(client_rt)
+    server_rt.start()
+    client_rt.start()
+    assert server_rt.wait_connected(5) and client_rt.wait_connected(5)
+    time.sleep(0.2)
+    requester.watch(topics.component("echo"), "echo")
+    result: list[CommandResponse] = []
+    caller = threading.Thread(target=lambda: result.append(
+        requester.call(topics.component("echo"), "echo", {"text": "once"}, timeout=30)))  # fmt: skip
+    caller.start()
+    assert started.wait(5)
+    broker.stop()
+    time.sleep(4.5)
+    broker.start()
+    caller.join(30)
+    assert result and result[0].ok and result[0].data == {"text": "once", "run": 1}, result
+    assert runs == ["once"], "the command ran once"
+    assert client_rt.connect_count == 2 and server_rt.connect_count == 2
+    server.close()
+    server_rt.stop()
+    client_rt.stop()
+
+
 def test_offline_queue_is_bounded_reports_drops_and_keeps_latest_retained(broker, observer):
     cfg = MqttConfig(host=broker.host, port=broker.port, queue_size=5)
     rt = MqttRuntime(cfg, "printmesh", "queued", Presence("q/agent/status", "agent", "test"))

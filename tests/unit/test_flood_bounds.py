@@ -131,6 +131,9 @@ class Runtime:
     def unsubscribe(self, topic_filter: str) -> None:
         del self.handlers[topic_filter]
 
+    def on_connected(self, hook: Any) -> None:
+        pass
+
     def status(self, node: str, state: str = "online") -> None:
         """A coordinator's status, as the broker would deliver it (only if we subscribed)."""
         topic = T.absolute(f"{node}/coordinator/status")
