@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -28,8 +30,13 @@ from fakes.camera.helpers import (
 )
 
 from printmesh_camera.framecode import decode
+from printmesh_core.config import MqttConfig
+from printmesh_core.models import CommandResponse
 from printmesh_core.models.camera import CamerasResult, CaptureResult
 from printmesh_core.models.status import Availability
+from printmesh_core.mqtt import MqttRuntime
+from printmesh_core.requests import Requester
+from printmesh_core.topics import Topics
 
 
 def test_capture_round_trip_metadata_label_and_image_before_response(broker, observer, run_agent):
@@ -305,3 +312,47 @@ def test_without_opencv_check_works_and_cameras_report_what_to_install(broker, o
     assert not failed.ok and "opencv-python-headless is not installed" in failed.error
     assert agent.proc.poll() is None
     assert agent.stop() == 0
+
+
+def test_a_capture_asked_again_after_its_answer_was_lost_gets_the_same_image_and_is_not_taken_again(
+    broker, observer, run_agent
+):
+    """The broker stops while a capture waits for its frame; the camera comes back first (every 1 s)
+    and sends the image and the answer to nobody: the requester (every 3 s) kept no session. Back,
+    the requester sends the request again with the same id: the camera sends the same JPEG again,
+    then the first answer, and takes no new picture."""
+    agent = run_agent(
+        "camera", config(synthetic("bed", fps=0.25), mqtt={"reconnect": {"min_delay": 1, "max_delay": 1}})
+    )
+    wait_online(observer)
+    cfg = MqttConfig(host=broker.host, port=broker.port, reconnect={"min_delay": 3, "max_delay": 3})  # type: ignore[arg-type]
+    client = MqttRuntime(cfg, root="printmesh", client_id="slow-requester")
+    images: list[bytes] = []
+    client.subscribe(f"{BASE}/bed/capture/+", lambda m: images.append(m.payload), qos=1)
+    requester = Requester(client)
+    client.start()
+    assert client.wait_connected(5)
+    camera = Topics("printmesh", NODE).component("camera")
+    first = requester.call(camera, "capture", {"id": "phase", "camera": "bed"}, timeout=10)  # when frames come
+    assert first.ok and first.data
+    period = 4.0
+    next_frame = first.data["timestamp"] + period * (1 + int((time.time() - first.data["timestamp"]) // period))
+    time.sleep(max(0.0, next_frame + 0.2 - time.time()))  # just after a frame: the next is 3.8 s away
+    result: list[CommandResponse] = []
+    caller = threading.Thread(
+        target=lambda: result.append(requester.call(camera, "capture", {"id": "lost", "camera": "bed"}, timeout=30))
+    )
+    caller.start()
+    time.sleep(0.3)  # the camera has the request and waits for its frame
+    broker.stop()
+    time.sleep(4.5)  # the frame comes at 3.8 s: image and answer wait in the camera's queue
+    broker.start()
+    caller.join(30)
+    client.stop()
+    assert result and result[0].ok and result[0].data, result
+    answer = CaptureResult.model_validate(result[0].data)
+    again = [i for i in images if hashlib.sha256(i).hexdigest() == answer.sha256]
+    assert again, f"the image was not sent again ({len(images)} images received)"
+    log = agent.log()
+    assert "repeated request id 'lost' for capture: not run again" in log, log[-2000:]
+    assert "repeated capture lost: its image sent again" in log

@@ -57,6 +57,9 @@ class Command:
     # Deferred: handler(request, message, reply) is called on the network thread, must only
     # queue the work, and calls reply(response) later from its own thread (e.g. a camera's).
     deferred: bool = False
+    # A repeat is answered with the first answer, on the network thread; this runs first, for a
+    # command whose effect was also a message of its own (a capture's image): it sends it again.
+    on_repeat: Callable[[CommandRequest, CommandResponse, Message], None] | None = None
 
 
 def error(
@@ -168,7 +171,7 @@ class CommandServer:
         assert command is not None
         earlier = self.dedupe.claim((name, parsed.id), message)
         if earlier is not None:
-            self._repeat(message, name, parsed.id, earlier)
+            self._repeat(message, command, parsed, earlier)
         elif command.deferred:
             self._defer(message, command, parsed)
         elif command.inline:
@@ -182,10 +185,18 @@ class CommandServer:
         else:
             self._pool.submit(self._run, message, command, parsed)
 
-    def _repeat(self, message: Message, name: str, request_id: str, earlier: CommandResponse | Running) -> None:
+    def _repeat(self, message: Message, command: Command, request: CommandRequest, earlier: CommandResponse | Running
+                ) -> None:  # fmt: skip
         """A request id seen within the window: never run again; answered with the first answer."""
+        name, request_id = command.name, request.id
         if isinstance(earlier, CommandResponse):
             log.info("repeated request id %r for %s: not run again, its answer sent again", request_id, name)
+            if command.on_repeat is not None:
+                try:
+                    command.on_repeat(request, earlier, message)
+                except Exception:
+                    log.exception("repeated request id %r for %s: sending its other messages again failed",
+                                  request_id, name)  # fmt: skip
             self.reply(message, name, earlier)
         elif earlier.queued:
             log.info("repeated request id %r for %s: still running, answered when it ends", request_id, name)

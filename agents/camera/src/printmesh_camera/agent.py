@@ -24,6 +24,7 @@ from printmesh_camera.entities import camera_entities
 from printmesh_camera.follow import ROUTES as PRINTER_ROUTES
 from printmesh_camera.follow import PrinterFeeds, PrinterFollower
 from printmesh_camera.jobs import CaptureJob
+from printmesh_camera.recent import RecentImages
 from printmesh_camera.sources import make_source
 from printmesh_camera.virtual_config import VirtualSourceConfig
 from printmesh_camera.worker import CameraWorker
@@ -34,7 +35,7 @@ from printmesh_core.contract import RawRoute, Route
 from printmesh_core.inbound import Rejected, screen
 from printmesh_core.models.base import Payload
 from printmesh_core.models.camera import CameraInfo, CamerasRequest, CamerasResult, CaptureRequest, CaptureResult
-from printmesh_core.models.envelope import CommandRequest
+from printmesh_core.models.envelope import CommandRequest, CommandResponse
 from printmesh_core.mqtt import Message
 from printmesh_core.topics import TopicError, name_or_digest
 
@@ -62,6 +63,7 @@ class CameraAgent(Agent):
         factory = partial(make_source, feeds=self.printers)
         self.workers = {name: CameraWorker(cfg, self, factory) for name, cfg in self.cameras.items()}
         self._press_ids = itertools.count(1)
+        self.recent = RecentImages()
 
     # ------------------------------------------------------------ topics
     def absolute_of(self, route: RawRoute, camera: str, *names: str) -> str:
@@ -71,7 +73,23 @@ class CameraAgent(Agent):
     def image(self, camera: str, capture_id: str, jpeg: bytes, correlation_data: bytes | None) -> str:
         topic = self.absolute_of(contract.CAMERA_IMAGE, camera, capture_id)
         self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=correlation_data)
+        self.recent.keep(topic, jpeg)
         return topic
+
+    def _image_again(self, request: CommandRequest, earlier: CommandResponse, message: Message) -> None:
+        """A repeated capture request: the image it captured goes out again, before the first answer."""
+        data = earlier.data if earlier.ok and earlier.data else {}
+        topic = data.get("topic")
+        jpeg = self.recent.get(topic) if isinstance(topic, str) else None
+        if jpeg is None:
+            if earlier.ok:
+                log.warning("repeated capture %s: its image is no longer kept; only the answer is sent again",
+                            request.id)  # fmt: skip
+            return
+        assert isinstance(topic, str)
+        self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=message.correlation_data)
+        log.info("repeated capture %s: its image sent again on %s (%d bytes; not captured again)", request.id,
+                 topic, len(jpeg))  # fmt: skip
 
     def preview(self, camera: str, jpeg: bytes) -> None:
         preview = contract.CAMERA_PREVIEW
@@ -88,7 +106,8 @@ class CameraAgent(Agent):
         return [
             # deferred: the camera's own thread answers, so a slow camera never holds a pool thread
             Command(contract.CAPTURE.name, contract.CAPTURE.request, self._dispatch_message, deferred=True,
-                    description="Capture a fresh JPEG; it goes to <camera>/capture/<capture_id>, then the answer."),
+                    description="Capture a fresh JPEG; it goes to <camera>/capture/<capture_id>, then the answer.",
+                    on_repeat=self._image_again),
             Command(contract.CAMERAS.name, contract.CAMERAS.request, self._cameras, inline=True,
                     description="List the cameras, their state and topics."),
         ]  # fmt: skip
