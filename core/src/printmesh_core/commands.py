@@ -205,10 +205,12 @@ class CommandServer:
                      name, WAITING)  # fmt: skip
 
     def _answer(self, message: Message, name: str, request_id: str, response: CommandResponse) -> None:
-        """Answer ``message`` and the repeats that came while it ran; keep the answer for later ones."""
-        self.reply(message, name, response)
-        for repeat in self.dedupe.answered((name, request_id), response):
-            self.reply(repeat, name, response)
+        """Answer ``message`` and the repeats that came while it ran; keep the answer for later ones.
+        Its JSON is written once, for all of them and for the size the repeats' memory keeps."""
+        wire = response.to_json()
+        self.reply(message, name, response, wire)
+        for repeat in self.dedupe.answered((name, request_id), response, len(wire)):
+            self.reply(repeat, name, response, wire)
 
     def _refuse_response_topic(self, message: Message, name: str, request_id: str | None) -> None:
         """Answer on the default topic, never on the named one, and do not run the command."""
@@ -236,15 +238,17 @@ class CommandServer:
             log.exception("command %s (id %s) failed", command.name, request.id)
             reply(error(request.id, "failed", f"{type(exc).__name__}: {exc}"))
 
-    def reply(self, message: Message, name: str, response: CommandResponse) -> None:
-        """Answer ``message``: on its MQTT 5 response topic if it has one, else on res/<name>."""
+    def reply(self, message: Message, name: str, response: CommandResponse, wire: bytes | None = None) -> None:
+        """Answer ``message``: on its MQTT 5 response topic if it has one, else on res/<name>.
+        ``wire``: the response's JSON, when already written."""
+        payload = response if wire is None else wire
         try:
             if message.response_topic:
                 self.runtime.publish_absolute(
-                    message.response_topic, response, qos=1, correlation_data=message.correlation_data
+                    message.response_topic, payload, qos=1, correlation_data=message.correlation_data
                 )
             elif response.id is not None:
-                self.runtime.publish(self.component.res(name), response, qos=1)
+                self.runtime.publish(self.component.res(name), payload, qos=1)
             else:
                 log.debug("no id and no response topic on %s: error counted and logged only", message.topic)
         except TopicError as exc:

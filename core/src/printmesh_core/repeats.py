@@ -46,9 +46,10 @@ class Running:
     queued: bool
 
 
-def kept(response: CommandResponse) -> CommandResponse:
-    """``response`` as kept for repeats: itself, or an error that says the answer was too large."""
-    size = len(response.model_dump_json())
+def kept(response: CommandResponse, size: int | None = None) -> CommandResponse:
+    """``response`` as kept for repeats: itself, or an error that says the answer was too large.
+    ``size``: its JSON's length, when the caller has written it already."""
+    size = len(response.to_json()) if size is None else size
     if size <= KEPT_BYTES:
         return response
     text = f"request {response.id!r} already ran; its answer ({size} bytes) is too large to be kept for repeats"
@@ -91,13 +92,14 @@ class Dedupe(Generic[M]):
         """True, and remember ``key``, unless it was seen within the window."""
         return self.claim(key) is None
 
-    def answered(self, key: Key, response: CommandResponse) -> list[M]:
-        """Keep ``response`` for repeats of ``key``; the repeats waiting for it, to be answered now."""
+    def answered(self, key: Key, response: CommandResponse, size: int | None = None) -> list[M]:
+        """Keep ``response`` (its JSON ``size`` bytes long, if known) for repeats of ``key``; the
+        repeats waiting for it, to be answered now."""
         with self._lock:
             entry = self._seen.get(key)
             if entry is None:  # forgotten meanwhile (window or bound): nothing to keep
                 return []
-            entry.answer = kept(response)
+            entry.answer = kept(response, size)
             waiting, entry.waiting = entry.waiting, []
             return waiting
 

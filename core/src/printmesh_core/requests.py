@@ -150,10 +150,11 @@ class Correlator(Generic[T]):
         if not message.payload:
             return
         response = read(CommandResponse, message.payload)  # Unreadable: counted by the runtime
+        owner = None
         if response.id is not None:
             with self._lock:
                 self._unanswered.pop(response.id, None)
-        owner = self.owner(response.id) if response.id is not None else None
+                owner = self._owners.get(response.id)
         if owner is not None:  # else another requester's (res/ topics are shared), or long forgotten
             self.on_answer(owner, response)
 

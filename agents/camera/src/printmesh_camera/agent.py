@@ -78,15 +78,13 @@ class CameraAgent(Agent):
 
     def _image_again(self, request: CommandRequest, earlier: CommandResponse, message: Message) -> None:
         """A repeated capture request: the image it captured goes out again, before the first answer."""
-        data = earlier.data if earlier.ok and earlier.data else {}
-        topic = data.get("topic")
+        if not earlier.ok or not earlier.data:
+            return  # the capture failed: there is no image to send again
+        topic = earlier.data.get("topic")
         jpeg = self.recent.get(topic) if isinstance(topic, str) else None
-        if jpeg is None:
-            if earlier.ok:
-                log.warning("repeated capture %s: its image is no longer kept; only the answer is sent again",
-                            request.id)  # fmt: skip
+        if jpeg is None or not isinstance(topic, str):
+            log.warning("repeated capture %s: its image is no longer kept; only the answer is sent again", request.id)
             return
-        assert isinstance(topic, str)
         self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=message.correlation_data)
         log.info("repeated capture %s: its image sent again on %s (%d bytes; not captured again)", request.id,
                  topic, len(jpeg))  # fmt: skip
