@@ -129,6 +129,32 @@ def test_telemetry_is_retained_and_validates_and_follows_a_print(observer, octop
         assert observer.on(f"{BASE}/{topic}"), topic
 
 
+def test_a_fan_set_in_octoprint_during_a_marked_print_is_published_at_once(observer, octoprint):
+    """A marked print runs with no per-line hook; a line from the Control tab or the terminal
+    still reaches the fans (and the modes a hold restores) through ``comm.sendCommand``."""
+    from printmesh_core.models.printer import PrinterFans
+
+    observer.topic(f"{BASE}/status", where=lambda d: d["state"] == "online", timeout=20)
+    data = (Path(__file__).parent.parent / "fixtures" / "gcode" / "prusa_zhop_purge.gcode").read_bytes()
+    import re
+
+    mark = observer.mark()
+    octoprint.upload("fan.gcode", re.sub(rb"(?m)^M1(09|90)\b", b"M117", data))
+    observer.topic(f"{BASE}/layer", after=mark, where=lambda d: d["layer"] >= 2, timeout=60)  # past the first line
+    octoprint.api("POST", "/api/printer/command", {"commands": ["M106 P1 S64"]})
+    fans = PrinterFans.model_validate(
+        observer.topic(f"{BASE}/fans", after=mark, where=lambda d: d["fans"].get("1", {}).get("raw") == 64, timeout=10)
+    )
+    assert round(fans.fans["1"].speed) == 25 and fans.fans["1"].command == "M106 P1 S64"
+    assert octoprint.api("GET", "/api/job")["state"] == "Printing", "it was sent during the print"
+    octoprint.api("POST", "/api/job", {"command": "cancel"})
+    observer.topic(f"{BASE}/event", after=mark, where=lambda d: d["event"] == "PrintCancelled", timeout=30)
+    deadline = time.monotonic() + 10
+    while "followed from its layer marks, with no per-line hook" not in octoprint.log():
+        assert time.monotonic() < deadline, "the print was not followed from its marks"
+        time.sleep(0.2)
+
+
 def test_pause_resume_cancel_over_mqtt_with_errors_for_bad_requests(observer, octoprint):
     import re
 

@@ -123,3 +123,65 @@ def test_the_marks_drive_layers_modes_and_fans_only_while_the_queuing_hook_is_ou
     assert driver.modes == Modes(absolute=False, extrusion_relative=True, feedrate=1800.0)  # Marlin: G91 takes E along
     hooks.detach()
     assert not hooks.switch.is_off and "printmesh" in comm._gcode_hooks["queuing"]
+
+
+class SendingComm(Comm):
+    """A comm whose public ``sendCommand`` (what the terminal, the Control tab and plugins call) records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, Any]] = []
+
+    def sendCommand(self, cmd: Any, cmd_type: Any = None, part_of_job: bool = False, tags: Any = None) -> bool:
+        self.sent.append((cmd, tags))
+        return True
+
+
+def test_lines_sent_from_outside_a_marked_print_are_tracked_and_sent_and_the_wrapper_goes_with_the_print() -> None:
+    hooks, follower, fans = CommHooks(), Follower(), []
+    driver = HoldDriver(HoldConfig(session="t"), None)  # type: ignore[arg-type]
+    hooks.attach(follower, driver, fans.append)  # type: ignore[arg-type]
+    comm = SendingComm()
+    comm.sendCommand("G91", tags={"source:api"})  # before the print: the queuing hook tracks these, not the wrapper
+    assert "sendCommand" not in vars(comm) and fans == []
+    hooks.on_gcode_queuing(comm, "queuing", "G1 X1", None, "G1", tags={"source:file", "filepos:9"})
+    assert hooks.switch.is_off and "sendCommand" in vars(comm)
+    api = {"source:api", "api:printer.command"}
+    assert comm.sendCommand("m106 p1 s64 ; the fan slider", tags=api) is True
+    assert fans == ["m106 p1 s64"], "a fan is recorded at once, from the API's thread"
+    comm.sendCommand("G91", tags=api)
+    comm.sendCommand("G1 X10 F6000", tags=api)  # a jog: the printer's modal feed rate is now 6000
+    comm.sendCommand("G90", tags={"source:plugin", "plugin:printmesh"})  # a hold's own line: left out
+    comm.sendCommand("M105", cmd_type="temperature_poll")  # not tracked, still sent
+    assert [c for c, _ in comm.sent][-5:] == ["m106 p1 s64 ; the fan slider", "G91", "G1 X10 F6000", "G90", "M105"]
+    assert driver.modes == Modes(), "modes wait for the comm thread (their only writer)"
+    hooks.on_atcommand(comm, "queuing", "printmesh", "layer 4", tags={"source:file", "filepos:200"})
+    assert driver.modes == Modes(absolute=False, extrusion_relative=True, feedrate=6000.0)
+    hooks.on_atcommand(comm, "queuing", "printmesh", "track G90", tags={"source:file", "filepos:210"})
+    assert driver.modes.absolute, "the file's own lines still count, in order"
+
+    def broken(line: str) -> None:
+        raise RuntimeError("a full queue")
+
+    hooks.record_fan = broken
+    assert comm.sendCommand("M107", tags=api) is True and comm.sent[-1][0] == "M107", "tracking never costs a line"
+    comm.sendCommand("G91", tags=api)
+    hooks.on_print_end()
+    assert not driver.modes.absolute, "what came after the last mark is tracked when the print ends"
+    assert "sendCommand" not in vars(comm), "the class's own method again"
+    comm.sendCommand("G90", tags=api)
+    assert not driver.modes.absolute, "after the print the queuing hook tracks, not the wrapper"
+
+
+def test_a_sendcommand_someone_else_wrapped_is_put_back_as_it_was() -> None:
+    hooks = CommHooks()
+    hooks.attach(Follower(), HoldDriver(HoldConfig(session="t"), None), lambda line: None)  # type: ignore[arg-type]
+    comm, theirs = SendingComm(), []
+    comm.sendCommand = lambda cmd, **kw: theirs.append(cmd)  # type: ignore[method-assign]
+    other = comm.sendCommand
+    hooks.on_gcode_queuing(comm, "queuing", "G1 X1", None, "G1", tags={"source:file", "filepos:9"})
+    comm.sendCommand("M106 S10", tags={"source:api"})
+    assert theirs == ["M106 S10"]
+    hooks.on_print_end()
+    assert comm.sendCommand is other
+    assert not HookSwitch("printmesh", lambda c, t: None).off(object()), "no hooks dict: nothing switched or wrapped"

@@ -15,6 +15,10 @@ plugin ``attach``-es the current node's parts to it.
 of the running comm (:class:`HookSwitch`), and the marks, which OctoPrint hands to the
 ``atcommand.queuing`` hook only, drive the layers and the tracking (:meth:`CommHooks.on_atcommand`);
 it is put back when the print ends. A file without marks is followed line by line as before.
+Lines sent from outside the file while the hook is out (the terminal, the Control tab's fan
+slider, OctoPrint's pause scripts, other plugins) all pass through ``comm.sendCommand``, which
+file lines never do: for that time the switch wraps it (:meth:`HookSwitch.off`), so they are
+tracked as the hook would have tracked them, at no cost to the file's lines.
 
 There is no ``gcode.received`` hook: OctoPrint would call it for every ``ok``. The hold's
 echo tokens come back as action commands (``//action:printmesh:<token>``, from
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Set
 from typing import Any
 
@@ -37,7 +42,9 @@ MODAL = frozenset({"G90", "G91", "M82", "M83", "G28", "M18", "M84", "M112"})  # 
 FANS = frozenset({"M106", "M107"})
 MOVES = frozenset({"G0", "G1"})
 TRACKED = MODAL | FANS | MOVES  # one set test on the common path
+OUTSIDE_KEPT = 1024  # modal lines from outside the file waiting for the next mark (the oldest go first)
 log = logging.getLogger("octoprint.plugins.printmesh.layers")
+_UNSET = object()
 
 
 class HookSwitch:
@@ -49,10 +56,12 @@ class HookSwitch:
     expected, nothing is switched and the print is followed line by line.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, outside: Callable[[str, Set[str] | None], None] | None = None) -> None:
         self.name = name
+        self.outside = outside  # told of each line sent from outside the file while the hook is out
         self._lock = threading.Lock()  # taken when switching only
         self._switched: tuple[Any, dict[str, Any], dict[str, Any]] | None = None  # comm, with, without
+        self._wrapper: tuple[Callable[..., Any], Any] | None = None  # the comm's sendCommand while wrapped
         self.off_count = 0
         self._refused: Any = None  # a comm of another shape: not looked at again for every line
 
@@ -75,8 +84,35 @@ class HookSwitch:
             without = {name: hook for name, hook in full.items() if name != self.name}
             hooks["queuing"] = without  # type: ignore[index]
             self._switched = (comm, full, without)
+            self._wrapper = self._wrap(comm)
             self.off_count += 1
         return True  # logged when it is put back (no I/O on the comm thread)
+
+    def _wrap(self, comm: Any) -> tuple[Callable[..., Any], Any] | None:
+        """``comm.sendCommand`` shadowed on the instance: the line is told to ``outside``, then sent.
+
+        Returns the wrapper and what the instance held before (``_UNSET``: nothing, the class's
+        method), to put back. OctoPrint's callers (``printer.commands``, scripts, polling) pass
+        ``tags`` by keyword; nothing here can stop a line being sent.
+        """
+        outside, original = self.outside, getattr(comm, "sendCommand", None)
+        if outside is None or not callable(original):
+            return None
+
+        def send_command(cmd: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(cmd, str):
+                try:
+                    outside(cmd, kwargs.get("tags"))
+                except Exception:  # tracking must never cost OctoPrint a line
+                    log.debug("a line sent from outside the file was not tracked: %r", cmd, exc_info=True)
+            return original(cmd, *args, **kwargs)
+
+        try:
+            before = vars(comm).get("sendCommand", _UNSET)
+            comm.sendCommand = send_command
+        except (TypeError, AttributeError):  # no instance dict: not wrapped, those lines go untracked
+            return None
+        return send_command, before
 
     def on(self) -> bool:
         """Any thread: put the hook back (the print ended, the plugin stops); True if it was out."""
@@ -88,6 +124,12 @@ class HookSwitch:
             hooks = getattr(comm, "_gcode_hooks", None)
             if isinstance(hooks, dict) and hooks.get("queuing") is without:
                 hooks["queuing"] = full
+            wrapped, self._wrapper = self._wrapper, None
+            if wrapped is not None and vars(comm).get("sendCommand") is wrapped[0]:
+                if wrapped[1] is _UNSET:
+                    del comm.sendCommand  # the class's method again
+                else:
+                    comm.sendCommand = wrapped[1]
         return True
 
 
@@ -96,7 +138,10 @@ class CommHooks:
         self.follower: LayerFollower | None = None
         self.holds: HoldDriver | None = None
         self.record_fan: Callable[[str], None] = lambda line: None
-        self.switch = HookSwitch(name)
+        self.switch = HookSwitch(name, self.on_outside_line)
+        self._own = f"plugin:{name}"  # the tag of the plugin's own lines (a hold's)
+        # modal lines from outside the file, for the comm thread (the modes' only writer) to track
+        self._outside: deque[tuple[str, str]] = deque(maxlen=OUTSIDE_KEPT)
 
     def attach(self, follower: LayerFollower, holds: HoldDriver, record_fan: Callable[[str], None]) -> None:
         self.record_fan = record_fan
@@ -110,6 +155,7 @@ class CommHooks:
 
     def on_print_end(self) -> None:
         """The print ended (event thread): the queuing hook back for whatever comes next."""
+        self._track_outside()  # the marks are over: nothing else tracks now
         if self.switch.on():
             log.info("the print was followed from its layer marks, with no per-line hook")
 
@@ -168,6 +214,8 @@ class CommHooks:
         follower = self.follower
         if follower is None:
             return
+        if self._outside:
+            self._track_outside()  # sent before this mark's line: OctoPrint sends its queue first
         kind, _, rest = parameters.partition(" ")
         if kind == "layer":
             feed = rest.find("F")
@@ -176,6 +224,31 @@ class CommHooks:
             follower.on_line(tags, "", comm)  # a hold here keeps nothing back: the mark is never sent
         elif kind == "track":
             self.track(rest.split(" ", 1)[0], rest)
+
+    def on_outside_line(self, cmd: str, tags: Set[str] | None) -> None:
+        """Any thread, while the queuing hook is out: a line sent from outside the file.
+
+        Fans go to the node's queue at once (a fan slider moved mid-print shows at once); a
+        mode or feed rate waits for the comm thread, which tracks it before the next mark, so
+        a hold at that mark restores it. The plugin's own lines (a hold's) restore what they
+        change, and are left out, as before.
+        """
+        if tags and self._own in tags:
+            return
+        line = cmd.split(";", 1)[0].strip()
+        gcode = line.split(None, 1)[0].upper() if line else ""
+        if gcode in FANS:
+            self.record_fan(line)
+        elif gcode in MODAL or (gcode in MOVES and "F" in line.upper()):
+            self._outside.append((gcode, line.upper()))
+
+    def _track_outside(self) -> None:
+        while self._outside:
+            try:
+                gcode, line = self._outside.popleft()
+            except IndexError:
+                return
+            self.track(gcode, line)
 
     # ----------------------------------------------------------------- bodies
     def queuing(self, cmd: str, gcode: str | None, tags: Set[str] | None, comm: Any = None) -> bool:

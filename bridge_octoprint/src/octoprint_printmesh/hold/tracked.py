@@ -1,6 +1,7 @@
 """The modes a hold restores, tracked from the lines OctoPrint queues, at one string search per move.
 
-OctoPrint's comm thread is the only writer (through the queuing hook); a hold reads
+OctoPrint's comm thread is the only writer (through the queuing hook, or a marked print's
+marks, which also hand it the lines sent from outside the file); a hold reads
 :attr:`TrackedModes.modes` from another thread when the origin is reported. A sliced file
 may set F on every move, so a move's line is kept as it is and parsed only when read: the
 comm thread's cost is one ``str.find`` and one store per move.

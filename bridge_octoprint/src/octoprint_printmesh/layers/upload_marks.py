@@ -16,7 +16,8 @@ and never sends it to the printer. So at upload the file gets
 A marked print is then followed from the marks alone (the plugin takes its queuing hook out
 while it runs, ``comm_hooks.HookSwitch``). Everything else in the file is copied byte for
 byte; marks of an earlier upload are dropped and written anew, so marking is idempotent.
-Lines sent from the terminal or by other plugins *during* a marked print are not seen.
+Lines sent from outside the file during a marked print (the terminal, the Control tab, pause
+scripts, other plugins) are seen where they enter OctoPrint (``comm_hooks.HookSwitch``).
 """
 
 from __future__ import annotations
