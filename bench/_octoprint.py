@@ -152,10 +152,12 @@ def upload_analysed(server: OctoPrint, name: str, data: bytes, timeout: float = 
     raise TimeoutError(f"no gcode analysis of {name} within {timeout} s")
 
 
-PROBE = '''"""Bench probe (written by bench/_octoprint.py): thread names for per-thread CPU;
+PROBE = '''"""Bench probe (written by bench/_octoprint.py): thread names for per-thread CPU; the process's
+garbage collections (count and time per generation);
 when RECORD is on, the time every event is fired and the time it reaches on_event; a driver
 that sends G4 P0 through printer.commands() from a thread of its own; and, for diagnostics,
 timing or removing another plugin's comm hooks in the running comm."""
+import gc
 import logging
 import random
 import threading
@@ -168,6 +170,23 @@ from octoprint.events import EventManager
 RECORD = {record!r}
 FIRED, DELIVERED = [], []
 HOOK_TIMES = {{}}  # phase -> [ns, calls]
+# Python's garbage collections in this process, per generation: [count, ns]. A plugin's
+# allocations on its own threads make collections come sooner, and a collection runs on
+# whichever thread allocates when the threshold is crossed, OctoPrint's comm threads included.
+GC = {{0: [0, 0], 1: [0, 0], 2: [0, 0]}}
+_GC_STARTED = [0]
+
+
+def _gc_timed(phase, info):
+    if phase == "start":
+        _GC_STARTED[0] = time.perf_counter_ns()
+    else:
+        totals = GC[info["generation"]]
+        totals[0] += 1
+        totals[1] += time.perf_counter_ns() - _GC_STARTED[0]
+
+
+gc.callbacks.append(_gc_timed)
 # The virtual printer logs every line both ways to plugin_virtual_printer_serial.log, with a
 # flush each (two writes per line on the comm path, always on): a real printer costs
 # OctoPrint nothing of the kind, so the bench turns that log off.
@@ -196,7 +215,8 @@ class BenchProbe(octoprint.plugin.SimpleApiPlugin, octoprint.plugin.EventHandler
         if request.values.get("clear"):
             del FIRED[: len(fired)], DELIVERED[: len(delivered)]
         threads = {{str(t.native_id): t.name for t in threading.enumerate()}}
-        return flask.jsonify(threads=threads, fired=fired, delivered=delivered)
+        return flask.jsonify(threads=threads, fired=fired, delivered=delivered,
+                             gc={{str(g): list(v) for g, v in GC.items()}})
 
     def get_api_commands(self):
         return {{

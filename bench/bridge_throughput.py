@@ -114,6 +114,7 @@ class Variant:
     sessions: list[int] = field(default_factory=list)  # the session each print belongs to
     cpu: list[float] = field(default_factory=list)  # process CPU s per print
     threads: list[dict[str, float]] = field(default_factory=list)
+    gc: list[dict[str, tuple[int, float]]] = field(default_factory=list)  # generation -> (collections, ms) per print
     messages: list[int] = field(default_factory=list)
     topics: list[dict[str, int]] = field(default_factory=list)
     others: list[float] = field(default_factory=list)
@@ -128,7 +129,7 @@ class Variant:
         return "octoprint-mqtt" if self.mqtt_plugin else f"bench-{self.key}"
 
     def series(self) -> tuple[list[Any], ...]:
-        return (self.times, self.mids, self.sessions, self.cpu, self.threads, self.messages, self.topics,
+        return (self.times, self.mids, self.sessions, self.cpu, self.threads, self.gc, self.messages, self.topics,
                 self.others, self.steal)  # fmt: skip
 
     def drop_last(self) -> None:
@@ -198,7 +199,7 @@ def print_once(v: Variant, name: str, counter: Counter, timeout: float, session:
     time.sleep(0.3)
     tail = LogTail(server.basedir / "logs" / "octoprint.log")
     waited = wait_quiet(max_cores=0.5, timeout=8)
-    probe(server)
+    gc_before = probe(server).get("gc", {})
     counter.positions.clear()
     drive = {"command": "drive", "gcode": "M114", "while_printing": True, "count": 0, "burst": 1}
     probe(server, {**drive, "gap_min": 0.1, "gap_max": 0.2})
@@ -209,7 +210,12 @@ def print_once(v: Variant, name: str, counter: Counter, timeout: float, session:
     tail.wait_for(OPERATIONAL, 30)
     after, machine_after, t1 = thread_cpu(server.proc.pid), machine_cpu(), time.monotonic()
     time.sleep(0.5)  # late messages of this print
-    v.stream_ms += latency_pairs(fired_positions(server), list(counter.positions), v)
+    after_print = probe(server)
+    fired = [t for event, t in after_print["fired"] if event == "PositionUpdate"]
+    v.stream_ms += latency_pairs(fired, list(counter.positions), v)
+    gc_after = after_print.get("gc", {})
+    v.gc.append({g: (n - gc_before.get(g, [0, 0])[0], (ns - gc_before.get(g, [0, 0])[1]) / 1e6)
+                 for g, (n, ns) in gc_after.items()})  # fmt: skip
     labels = thread_labels(server)
     per: dict[str, float] = {}
     for tid, cpu in after.items():
@@ -385,6 +391,15 @@ def report(arms: list[Variant], lines: list[str], args: argparse.Namespace) -> N
         row = [statistics.median(t.get(label, 0.0) for t in v.threads) / n * 1e6 for v in arms]
         if any(x >= 0.05 for x in row):
             print(f"{label:28s}" + "".join(f"{x:26.1f}" for x in row))
+    if any(v.gc and v.gc[0] for v in arms):
+        print("garbage collections in OctoPrint's process per print (median): count / ms, by generation")
+        for v in arms:
+            cells = []
+            for g in ("0", "1", "2"):
+                count = statistics.median(p.get(g, (0, 0.0))[0] for p in v.gc) if v.gc else 0
+                ms = statistics.median(p.get(g, (0, 0.0))[1] for p in v.gc) if v.gc else 0.0
+                cells.append(f"gen{g} {count:5.0f} / {ms:6.1f}")
+            print(f"  {v.label:26s} " + "   ".join(cells))
     for v in arms:
         if any(v.topics):
             median = {k: statistics.median(t.get(k, 0) for t in v.topics) for k in {k for t in v.topics for k in t}}
