@@ -356,3 +356,29 @@ def test_a_capture_asked_again_after_its_answer_was_lost_gets_the_same_image_and
     log = agent.log()
     assert "repeated request id 'lost' for capture: not run again" in log, log[-2000:]
     assert "repeated capture lost: its image sent again" in log
+
+
+def test_a_repeat_of_a_capture_whose_image_is_no_longer_kept_is_answered_image_not_kept(broker, observer, run_agent):
+    """The camera keeps its last 32 images for repeats; a repeat of an older capture cannot get its
+    image again, so it is told so at once (the requester fails or retries that point now) instead of
+    getting the first answer and waiting for an image that will not come."""
+    agent = run_agent("camera", config(synthetic("bed", fps=30)))
+    wait_online(observer)
+    client = make_runtime(broker, "evicting-requester")
+    requester = Requester(client)
+    client.start()
+    assert client.wait_connected(5)
+    camera = Topics("printmesh", NODE).component("camera")
+    assert requester.call(camera, "capture", {"id": "old", "camera": "bed"}, timeout=10).ok
+    recent = requester.call(camera, "capture", {"id": "recent", "camera": "bed"}, timeout=10)
+    assert recent.ok
+    for i in range(31):  # "recent" is now the oldest of the 32 kept, "old" is gone
+        assert requester.call(camera, "capture", {"id": f"fill-{i}", "camera": "bed"}, timeout=10).ok
+    again = requester.call(camera, "capture", {"id": "old", "camera": "bed"}, timeout=10)
+    assert not again.ok and again.error is not None and again.error.code == "image_not_kept", again
+    assert "ask again with a new id" in again.error.message
+    assert requester.call(camera, "capture", {"id": "recent", "camera": "bed"}, timeout=10) == recent, "still kept"
+    client.stop()
+    log = agent.log()
+    assert "repeated capture old: its image is no longer kept; answered image_not_kept" in log, log[-2000:]
+    assert log.count("repeated capture recent: its image sent again") == 1

@@ -59,7 +59,8 @@ class Command:
     deferred: bool = False
     # A repeat is answered with the first answer, on the network thread; this runs first, for a
     # command whose effect was also a message of its own (a capture's image): it sends it again.
-    on_repeat: Callable[[CommandRequest, CommandResponse, Message], None] | None = None
+    # It returns another answer for this repeat when it cannot (an error saying why), else None.
+    on_repeat: Callable[[CommandRequest, CommandResponse, Message], CommandResponse | None] | None = None
 
 
 def error(
@@ -191,13 +192,14 @@ class CommandServer:
         name, request_id = command.name, request.id
         if isinstance(earlier, CommandResponse):
             log.info("repeated request id %r for %s: not run again, its answer sent again", request_id, name)
+            answer = earlier
             if command.on_repeat is not None:
                 try:
-                    command.on_repeat(request, earlier, message)
+                    answer = command.on_repeat(request, earlier, message) or earlier
                 except Exception:
                     log.exception("repeated request id %r for %s: sending its other messages again failed",
                                   request_id, name)  # fmt: skip
-            self.reply(message, name, earlier)
+            self.reply(message, name, answer)
         elif earlier.queued:
             log.info("repeated request id %r for %s: still running, answered when it ends", request_id, name)
         else:

@@ -76,18 +76,27 @@ class CameraAgent(Agent):
         self.recent.keep(topic, jpeg)
         return topic
 
-    def _image_again(self, request: CommandRequest, earlier: CommandResponse, message: Message) -> None:
-        """A repeated capture request: the image it captured goes out again, before the first answer."""
+    def _image_again(
+        self, request: CommandRequest, earlier: CommandResponse, message: Message
+    ) -> CommandResponse | None:
+        """A repeated capture request: the image it captured goes out again, before the first answer.
+
+        An image no longer kept (``recent.py``) cannot be: the repeat is answered ``image_not_kept``
+        instead, so the requester fails or retries that point now, with a new id, rather than wait
+        for an image that will not come until its own deadline."""
         if not earlier.ok or not earlier.data:
-            return  # the capture failed: there is no image to send again
+            return None  # the capture failed: there is no image to send again
         topic = earlier.data.get("topic")
         jpeg = self.recent.get(topic) if isinstance(topic, str) else None
         if jpeg is None or not isinstance(topic, str):
-            log.warning("repeated capture %s: its image is no longer kept; only the answer is sent again", request.id)
-            return
+            log.warning("repeated capture %s: its image is no longer kept; answered image_not_kept", request.id)
+            return error(request.id, "image_not_kept", f"capture {request.id} ran once and its image was sent then; "
+                         f"it is no longer kept here (the last {self.recent.count} images are): ask again with a "
+                         "new id for a new image")  # fmt: skip
         self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=message.correlation_data)
         log.info("repeated capture %s: its image sent again on %s (%d bytes; not captured again)", request.id,
                  topic, len(jpeg))  # fmt: skip
+        return None
 
     def preview(self, camera: str, jpeg: bytes) -> None:
         preview = contract.CAMERA_PREVIEW

@@ -4,7 +4,7 @@ A requester that was away from the broker when an image was published (a restart
 asks again with the same request id. The camera never captures twice for one id
 (``printmesh_core.repeats``): it answers with the first answer, and this sends the same JPEG
 again on the same topic first. Bounded by count and bytes; an image pushed out is not sent
-again (the answer still says which image it was, with its size and sha256).
+again, and the repeat is answered ``image_not_kept`` instead of the first answer.
 """
 
 from __future__ import annotations
