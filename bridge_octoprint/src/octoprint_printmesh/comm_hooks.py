@@ -236,11 +236,12 @@ class CommHooks:
         if tags and self._own in tags:
             return
         line = cmd.split(";", 1)[0].strip()
-        gcode = line.split(None, 1)[0].upper() if line else ""
+        upper = line.upper()
+        gcode = upper.split(None, 1)[0] if upper else ""
         if gcode in FANS:
             self.record_fan(line)
-        elif gcode in MODAL or (gcode in MOVES and "F" in line.upper()):
-            self._outside.append((gcode, line.upper()))
+        elif gcode in MODAL or (gcode in MOVES and "F" in upper):
+            self._outside.append((gcode, upper))
 
     def _track_outside(self) -> None:
         while self._outside:

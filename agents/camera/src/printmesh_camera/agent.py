@@ -88,11 +88,12 @@ class CameraAgent(Agent):
             return None  # the capture failed: there is no image to send again
         topic = earlier.data.get("topic")
         jpeg = self.recent.get(topic) if isinstance(topic, str) else None
-        if jpeg is None or not isinstance(topic, str):
+        if jpeg is None:
             log.warning("repeated capture %s: its image is no longer kept; answered image_not_kept", request.id)
             return error(request.id, "image_not_kept", f"capture {request.id} ran once and its image was sent then; "
                          f"it is no longer kept here (the last {self.recent.count} images are): ask again with a "
                          "new id for a new image")  # fmt: skip
+        assert isinstance(topic, str)  # a kept image has its topic
         self.runtime.publish_absolute(topic, jpeg, qos=1, correlation_data=message.correlation_data)
         log.info("repeated capture %s: its image sent again on %s (%d bytes; not captured again)", request.id,
                  topic, len(jpeg))  # fmt: skip
