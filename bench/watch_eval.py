@@ -44,14 +44,14 @@ from printmesh_coordinator.watch import Watcher
 GOAL_MS = 150.0
 
 
-EVERY, HINT = 5, True  # set from the command line
+EVERY, HINT, SCENE = 5, True, True  # set from the command line
 
 
 def run_job(job: Job) -> tuple[list[tuple[int, bool, str]], float]:
     """(layer, fault shows, verdict) per captured layer, and the mean judge time (ms)."""
     watcher = Watcher()
     out, times = [], []
-    for capture in captures(job, every=EVERY, hint=HINT):
+    for capture in captures(job, every=EVERY, hint=HINT, scene=SCENE):
         verdict = watcher.judge(capture.layer, capture.images, capture.hint)
         out.append((capture.layer, capture.faulty, verdict.verdict))
         times.append(verdict.elapsed_ms)
@@ -150,17 +150,19 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--every", type=int, default=5, help="layers between captures (default 5)")
     parser.add_argument("--no-hint", action="store_true", help="judge without the captures' z (GrowthHint)")
+    parser.add_argument("--no-scene", action="store_true", help="judge without the G-code's outlines (silhouette)")
     parser.add_argument("-v", "--verbose", action="store_true", help="every job's verdicts")
     args = parser.parse_args()
-    global EVERY, HINT
-    EVERY, HINT = args.every, not args.no_hint
+    global EVERY, HINT, SCENE
+    EVERY, HINT, SCENE = args.every, not args.no_hint, not args.no_scene
     count = args.jobs or (12 if args.quick else 36)
     name, seeds = ("DEVELOPMENT", DEV_SEEDS) if args.dev else ("EVALUATION", EVAL_SEEDS)
     seeds = seeds[args.offset :]
     print(f"# watch_eval: {platform.python_version()}, OpenCV {cv2.__version__}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(f"{name} set: {count} jobs from seeds {seeds.start}-{seeds.start + count - 1}, captures every {EVERY} "
-          f"layers, 3x3 grid, head camera, z hint {'on' if HINT else 'off'}")  # fmt: skip
+          f"layers, 3x3 grid, head camera, z hint {'on' if HINT else 'off'}, "
+          f"G-code silhouette {'on' if SCENE else 'off'}")  # fmt: skip
     started = time.perf_counter()
     evaluate(make_jobs(seeds, count, every=EVERY), args.verbose)
     print(f"({time.perf_counter() - started:.0f} s)")

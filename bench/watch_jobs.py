@@ -6,12 +6,16 @@ artefacts) and at most one seeded fault. Frames are rendered in-process by the v
 camera's own renderer, exactly as the demo captures them: a head camera at each point of
 a 3x3 grid (30 mm spacing around the bed centre, serpentine order), ``z_clearance`` 5 mm
 above the part, at holds every 5 layers; during the hold of layer N the part has N - 1
-layers (the bridge holds before the layer's first line).
+layers (the bridge holds before the layer's first line). Each capture's hint carries what the
+coordinator gets in a print: the z of the capture and of the one before, and the scene of the
+G-code silhouette (the layer outlines the bridge reads from the file with its own
+``scan_outlines``, each image's head position, the virtual camera's geometry).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +23,13 @@ from pathlib import Path
 import numpy as np
 from make_tall_part import generate
 
+from octoprint_printmesh.layers.outline import scan_outlines
+from octoprint_printmesh.layers.scanner import scan_stream
 from printmesh_camera.sources.render import VirtualRenderer
 from printmesh_camera.sources.toolpath import Toolpath, parse_file, parse_lines
 from printmesh_camera.virtual_config import VirtualSourceConfig
 from printmesh_coordinator.watch import GrowthHint
+from printmesh_coordinator.watch_scene import CameraModel, Outline, Scene, outlines_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (1280, 720)
@@ -59,11 +66,25 @@ class Job:
         return layer + 1 if kind == "shift" else layer
 
 
+def gcode(part: str) -> bytes:
+    if part == "box":
+        return (ROOT / "examples" / "sample-box.gcode").read_bytes()
+    return generate(60).encode()
+
+
 @functools.cache
 def toolpath(part: str) -> Toolpath:
     if part == "box":
         return parse_file(ROOT / "examples" / "sample-box.gcode")
     return parse_lines(generate(60).splitlines())
+
+
+@functools.cache
+def outlines(part: str) -> tuple[Outline, ...]:
+    """The part's layer outlines as the bridge computes them at upload (``layers/outline.py``)."""
+    data = gcode(part)
+    table = scan_stream(io.BytesIO(data)).table
+    return outlines_of(scan_outlines(io.BytesIO(data), table))
 
 
 def make_jobs(seeds: range, count: int, up_share: float = 0.3, every: int = EVERY) -> list[Job]:
@@ -99,10 +120,15 @@ class Capture:
     faulty: bool  # the fault shows in these frames
 
 
-def captures(job: Job, size: tuple[int, int] = SIZE, every: int = EVERY, hint: bool = True) -> Iterator[Capture]:
-    """The job's holds, every ``every`` layers; ``hint``: pass the z of this and the previous capture."""
+def captures(
+    job: Job, size: tuple[int, int] = SIZE, every: int = EVERY, hint: bool = True, scene: bool = True
+) -> Iterator[Capture]:
+    """The job's holds, every ``every`` layers; ``hint``: pass the z of this and the previous capture;
+    ``scene``: and the G-code's outlines with the head's positions and the camera's geometry."""
     path = toolpath(job.part)
-    renderer = VirtualRenderer(config(job), path, size)
+    cfg = config(job)
+    renderer = VirtualRenderer(cfg, path, size)
+    camera = {"bed": CameraModel(tuple(cfg.head.offset), cfg.head.pitch, cfg.fov)}  # type: ignore[arg-type]
     onset = job.onset()
     previous: float | None = None
     frame = 0
@@ -110,10 +136,12 @@ def captures(job: Job, size: tuple[int, int] = SIZE, every: int = EVERY, hint: b
         printed = layer - 1
         z = renderer.height_of(printed)
         images: Images = {}
+        heads = {("bed", point): (x, y, z + CLEARANCE) for point, (x, y) in enumerate(GRID)}
         for point, (x, y) in enumerate(GRID):
             frame += 1
             elapsed = index * 47.0 + point * 1.3  # captures minutes apart: the drift is anywhere in its cycle
             images[("bed", point)] = renderer.frame(printed, (x, y, z + CLEARANCE), frame, elapsed)
-        growth = GrowthHint(z=z, previous_z=previous) if hint else GrowthHint()
+        seen = Scene(outlines(job.part)[:printed], heads, camera) if scene else None
+        growth = GrowthHint(z=z, previous_z=previous, scene=seen) if hint else GrowthHint(scene=seen)
         yield Capture(layer, printed, images, growth, onset is not None and printed >= onset)
         previous = z

@@ -8,6 +8,7 @@ extruding line of layer N was sent to the printer.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
@@ -18,7 +19,9 @@ import pytest
 from octoprint_harness import OctoPrint, start_octoprint
 from printing import FIXTURES, command_lines, is_extrusion, marks_in, printable, sent_times
 
-from printmesh_core.models.layers import LayerEvent, LayerTable
+from octoprint_printmesh.layers.outline import scan_outlines
+from octoprint_printmesh.layers.scanner import scan_stream
+from printmesh_core.models.layers import LayerEvent, LayerOutlines, LayerTable
 from printmesh_devkit.broker import LocalBroker
 
 NODE = "octo2"
@@ -125,3 +128,18 @@ def test_a_table_cached_at_selection_never_puts_layer_1_on_the_purge(observer, o
     purge, part = extruding[:2], next(i for i in extruding if commands[i][0] >= doc["extrusion"][0]["offset"])
     assert part > purge[-1] + 1
     assert sends[purge[-1]] - 0.0015 <= events[0].ts <= sends[part] + 0.0015, "layer 1 on the part, not the purge"
+
+
+def test_the_printed_files_layer_outlines_are_published_for_the_print_watch(observer, octoprint):
+    """``printer/outlines`` (retained): every layer's outline, read on its own thread after the table."""
+    data = printable("prusa_variable")
+    mark = observer.mark()
+    octoprint.upload("prusa_variable.gcode", data)
+    table = LayerTable.model_validate(observer.topic(f"{BASE}/layers", after=mark, timeout=60))
+    got = LayerOutlines.model_validate(observer.topic(f"{BASE}/outlines", after=mark, timeout=60))
+    assert got.path == table.path == "prusa_variable.gcode" and got.file_size > len(data)  # stored with its marks
+    assert [(o.layer, o.z) for o in got.outlines] == [(row.layer, row.z) for row in table.layers]
+    # what the bridge read from OctoPrint's (marked) copy is what the file's own lines give
+    want = scan_outlines(io.BytesIO(data), scan_stream(io.BytesIO(data)).table)
+    assert got.outlines == want
+    assert all(o.hulls for o in got.outlines) and got.outlines[0].rings, "the part every layer, the skirt on the first"

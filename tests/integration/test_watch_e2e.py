@@ -160,6 +160,10 @@ def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig):
     judged = verdicts(r, mark)
     assert sorted(v.layer for v in judged) == PLANNED
     assert not [v for v in judged if v.problem], [(v.layer, v.verdict, v.confidence) for v in judged]
+    # checked against the G-code too: the bridge's outlines, the camera's geometry in each image's record
+    records = metadata(r, summary.job)
+    assert all(i.geometry is not None and i.geometry.pitch == 45 for md in records.values() for i in md.images)
+    assert [v.silhouette for v in sorted(judged, key=lambda v: v.layer)] == [0, 9, 9, 9]
     folder = r.captures / PRINTER / summary.job
     assert len(list(folder.glob("layer_*_watch_*.json"))) == len(PLANNED)
     final_page(folder)

@@ -249,6 +249,7 @@ def broken_history(printer: str, job: str) -> list[LayerCapture]:
 @dataclass
 class FakeLink:  # the coordinator's Link as the shell uses it: one request out per pause
     sent: list[tuple[str, str, Any]] = field(default_factory=list)
+    outlines: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.requests = self

@@ -24,6 +24,7 @@ from octoprint_printmesh.hold.driver import Effects, HoldDriver
 from octoprint_printmesh.hold.link import HoldLink
 from octoprint_printmesh.layers import TableCache, scan_file, stamp_of
 from octoprint_printmesh.logic.telemetry import TemperaturePolicy, event_payload, profile_payload, temperatures_payload
+from octoprint_printmesh.outline_scan import OutlineScanner
 from octoprint_printmesh.settings import BridgeSettings
 from octoprint_printmesh.telemetry_publisher import Snapshot, TelemetryPublisher
 from printmesh_core import contract
@@ -105,14 +106,17 @@ class PrinterNode:
         self._firmware: str | None = None
         self._ticked = 0.0
         self.tables = TableCache()  # scanned at selection, read by the layer follower at the first line
+        self.outlines = OutlineScanner(lambda outlines: self._put(("outlines", outlines)))
 
     def start(self) -> None:
         self.holds.start()
         self._worker.start()
+        self.outlines.start()
         self.runtime.start()  # connects in paho's thread; never blocks the caller
 
     def stop(self) -> None:
         self._queue.put(None)
+        self.outlines.stop()
         self._worker.join(5)
         self.holds.stop()
         self.server.close()
@@ -201,6 +205,8 @@ class PrinterNode:
             return
         if publish:
             self._retain(contract.PRINTER_LAYERS, table)
+        # printer/outlines, for the print watch: read now (a selected file's kept for its print), published at the start
+        self.outlines.request(path, disk_path, table, flavour, deliver=publish)
         done(path, table)
 
     def _table(self, path: str, disk_path: str, flavour: Flavour) -> LayerTable | None:
@@ -239,6 +245,8 @@ class PrinterNode:
             self.telemetry.fan_line(*data)
         elif kind == "scan":
             self._scan(*data)
+        elif kind == "outlines":
+            self._retain(contract.PRINTER_OUTLINES, data)
         elif kind == "event":
             self._event(*data)
         elif kind == "reconnected":

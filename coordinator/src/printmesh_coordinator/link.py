@@ -60,6 +60,7 @@ from printmesh_core import contract
 from printmesh_core.contract import Unreadable
 from printmesh_core.models.camera import CaptureRequest
 from printmesh_core.models.envelope import CommandResponse
+from printmesh_core.models.layers import LayerOutlines
 from printmesh_core.models.printer import (
     HoldEnded,
     HoldRequest,
@@ -136,6 +137,7 @@ class Link:
         self.holders: dict[str, bool] = {}  # holder -> heard online; one entry per printer at most
         self.holder_filters: dict[str, str] = {}  # holder -> our subscription to its status
         self.layer_totals: dict[str, int] = {}  # printer -> layers in its file: the summary lists each planned one
+        self.outlines: dict[str, LayerOutlines] = {}  # printer -> its file's layer outlines, for the print watch
         self.on_holder: Seen = lambda printer, holder: None  # the fleet's (fleet.py), with sharing: owners
         self.on_active: Seen = lambda printer, active: None
 
@@ -159,6 +161,8 @@ class Link:
             contract.PRINTER_JOB.subscribe(rt, p, partial(self._retained, node, JobSeen))
             contract.PRINTER_STATE.subscribe(rt, p, partial(self._activity, node))
             contract.PRINTER_LAYER_PROGRESS.subscribe(rt, p, partial(self._layer_total, node))
+            if printer.watch.enabled:
+                contract.PRINTER_OUTLINES.subscribe(rt, p, partial(self._outlines, node))
             if group is not None:
                 held = self.topics.absolute(contract.PRINTER_HELD.topic(p))
                 on_held = contract.PRINTER_HELD.reader(partial(self._held, node))
@@ -189,6 +193,9 @@ class Link:
     def _layer_total(self, printer: str, progress: LayerProgress, message: Message) -> None:
         if progress.total:
             self.layer_totals[printer] = progress.total
+
+    def _outlines(self, printer: str, outlines: LayerOutlines, message: Message) -> None:
+        self.outlines[printer] = outlines  # read by the watch after a hold (one assignment: no lock needed)
 
     def _presence(self, printer: str, status: Availability, message: Message) -> None:
         self.deliver(printer, BridgePresence(status.state == "online"))

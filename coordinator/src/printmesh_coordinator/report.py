@@ -70,6 +70,7 @@ def image_record(state: MachineState, run: Run, result: CaptureResult, path: str
         sha256=result.sha256,
         size=result.size,
         timestamp=result.timestamp,
+        geometry=result.geometry,
     )
 
 

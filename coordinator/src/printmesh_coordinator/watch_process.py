@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from printmesh_coordinator.child import Child
+from printmesh_coordinator.watch_scene import Scene
 
 NICE = 10  # the loop (nice 0) gets ~10x its CPU share when both want the same core
 SERVICE = "printmesh_coordinator.watch.service"
@@ -29,6 +30,7 @@ class GrowthHint:
     z: float | None = None
     previous_z: float | None = None
     boxes: Mapping[tuple[str, int], tuple[int, int, int, int]] = field(default_factory=dict)
+    scene: Scene | None = None
 
 
 class ProcessDetector:
@@ -49,7 +51,16 @@ class ProcessDetector:
     def judge(self, wid: int, layer: int, images: Mapping[Any, bytes], hint: Any, names: Any) -> tuple[Any, int]:
         dropped, self._dropped = self._dropped, []
         boxes = dict(getattr(hint, "boxes", {}) or {})
-        request = ("judge", dropped, wid, layer, dict(images), (hint.z, hint.previous_z, boxes), dict(names or {}))
+        scene = getattr(hint, "scene", None)
+        request = (
+            "judge",
+            dropped,
+            wid,
+            layer,
+            dict(images),
+            (hint.z, hint.previous_z, boxes, scene),
+            dict(names or {}),
+        )
         return self.child.call(request), self.child.generation
 
     def forget(self, wid: int) -> None:

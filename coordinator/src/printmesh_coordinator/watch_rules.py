@@ -108,4 +108,5 @@ def published(
         metadata_path=md.metadata_path,
         reason=verdict.reason[:500] or None,
         note=note,
+        silhouette=verdict.silhouette,
     )

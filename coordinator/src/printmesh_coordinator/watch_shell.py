@@ -78,7 +78,10 @@ class WatchShell:
         while len(self.last) > LAST_KEPT:
             self.last.pop(next(iter(self.last)))
         prev_layer, prev_z = previous if previous is not None and previous[0] < md.layer else (None, None)
-        self.worker.submit(Layer(printer, config, md, Growth(md.layer, md.z_height, prev_layer, prev_z)))
+        outlines = self.link.outlines.get(printer)
+        if outlines is not None and outlines.path != md.gcode_file:
+            outlines = None  # another file's (the retained message of the one printed before)
+        self.worker.submit(Layer(printer, config, md, Growth(md.layer, md.z_height, prev_layer, prev_z), outlines))
 
     # ------------------------------------------------------------------ the loop's inputs
     def consume(self, message: object) -> bool:

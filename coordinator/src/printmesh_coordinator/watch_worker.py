@@ -27,7 +27,10 @@ from typing import Any, Protocol
 from printmesh_coordinator.config import WatchConfig
 from printmesh_coordinator.watch_process import ProcessDetector
 from printmesh_coordinator.watch_rules import Growth, judgeable, published
+from printmesh_coordinator.watch_scene import CameraModel, Outline, Scene, outlines_of
+from printmesh_core.models.camera import CameraGeometry
 from printmesh_core.models.coordinator import LayerCapture
+from printmesh_core.models.layers import LayerOutlines
 from printmesh_core.models.watch import WatchVerdict
 
 log = logging.getLogger("printmesh.coordinator.watch")
@@ -50,6 +53,7 @@ class Layer:
     config: WatchConfig
     metadata: LayerCapture
     growth: Growth
+    outlines: LayerOutlines | None = None  # the printed file's, from the bridge
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,8 @@ class WatchWorker:
         log.info("%s: print watch resumed job %s from its layer %d", layer.printer, md.job, last.layer)
         if layer.growth.previous_layer is not None:
             return layer
-        return Layer(layer.printer, layer.config, md, Growth(md.layer, md.z_height, last.layer, last.z_height))
+        growth = Growth(md.layer, md.z_height, last.layer, last.z_height)
+        return Layer(layer.printer, layer.config, md, growth, layer.outlines)
 
     def _images(self, md: LayerCapture) -> tuple[dict[tuple[str, int], bytes], dict[tuple[str, int], str], list[str]]:
         images: dict[tuple[str, int], bytes] = {}
@@ -221,5 +226,29 @@ class WatchWorker:
 
 def growth_hint(detector: Any, layer: Layer) -> Any:
     """The detector's ``GrowthHint`` from what the coordinator knows: the part's top now and at the
-    previous captured layer (the head-mounted camera rises with it)."""
-    return detector.GrowthHint(z=layer.growth.z, previous_z=layer.growth.previous_z)
+    previous captured layer (the head-mounted camera rises with it), and the scene the G-code's
+    silhouette needs when the bridge sent the file's outlines and the cameras their geometry."""
+    return detector.GrowthHint(z=layer.growth.z, previous_z=layer.growth.previous_z, scene=scene_of(layer))
+
+
+_OUTLINES: dict[int, tuple[LayerOutlines, tuple[Outline, ...]]] = {}  # id -> converted, the worker's thread only
+
+
+def camera_model(g: CameraGeometry) -> CameraModel:
+    return CameraModel((g.offset[0], g.offset[1], g.offset[2]), g.pitch, g.fov)
+
+
+def scene_of(layer: Layer) -> Scene | None:
+    """Outlines of the layers printed before this hold (its own layer is not), each image's head position and camera."""
+    md, outlines = layer.metadata, layer.outlines
+    cameras = {i.camera: camera_model(i.geometry) for i in md.images if i.geometry is not None}
+    if outlines is None or not cameras:
+        return None
+    kept = _OUTLINES.get(id(outlines))
+    if kept is None or kept[0] is not outlines:
+        _OUTLINES.clear()  # one file per printer: a few entries at most
+        kept = _OUTLINES[id(outlines)] = (outlines, outlines_of(outlines.outlines))
+    printed = [o for o, m in zip(kept[1], sorted(outlines.outlines, key=lambda x: x.layer), strict=True)
+               if m.layer < md.layer]  # fmt: skip
+    heads = {(i.camera, i.index): (i.position.x, i.position.y, i.z) for i in md.images if i.camera in cameras}
+    return Scene(tuple(printed), heads, cameras)

@@ -30,7 +30,7 @@ from printmesh_core.models.camera import CamerasRequest, CaptureRequest, Capture
 from printmesh_core.models.coordinator import AbortRequest, CoordinatorFleet, CoordinatorState, JobSummary, LayerCapture
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
-from printmesh_core.models.layers import LayerEvent, LayerTable
+from printmesh_core.models.layers import LayerEvent, LayerOutlines, LayerTable
 from printmesh_core.models.printer import (
     CancelRequest,
     GcodeRequest,
@@ -214,6 +214,7 @@ PRINTER_HEATING = _route(PrinterHeatingEta, "heating")
 PRINTER_JOB = _route(PrinterJob, "job")
 PRINTER_LAYER_PROGRESS = _route(LayerProgress, "layer_progress")
 PRINTER_LAYERS = _route(LayerTable, "layers", limit=LAYERS_LIMIT)
+PRINTER_OUTLINES = _route(LayerOutlines, "outlines", limit=LAYERS_LIMIT)  # for the coordinator's print watch
 PRINTER_LAYER = _route(LayerEvent, "layer", retain=False)
 PRINTER_EVENT = _route(PrinterEvent, "event", retain=False)
 PRINTER_HELD = _route(PrinterHeld, HELD, retain=False)  # shared by coordinators; also on event
@@ -267,8 +268,7 @@ def read_presence(payload: bytes) -> Availability | None:
     """A status or availability message, as online/offline and a reason; None if it is neither.
 
     One parser for both (a Status is an Availability plus fields a reader may ignore); a bare
-    ``online``/``offline`` text, as some tools publish by hand, too.
-    """
+    ``online``/``offline`` text, as some tools publish by hand, too."""
     text = payload.strip() if isinstance(payload, bytes) else b""
     if text in (b"online", b"offline"):
         return Availability(state="online" if text == b"online" else "offline")

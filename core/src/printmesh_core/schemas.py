@@ -17,7 +17,7 @@ from printmesh_core.models.coordinator import (
     LayerCapture,
 )
 from printmesh_core.models.host import HostState, RefreshRequest, ShellResult
-from printmesh_core.models.layers import LayerEvent, LayerTable
+from printmesh_core.models.layers import LayerEvent, LayerOutlines, LayerTable
 from printmesh_core.models.printer import (
     CancelRequest,
     GcodeRequest,
@@ -60,6 +60,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "camera-cameras-result": CamerasResult,
     "layer-table": LayerTable,
     "layer-event": LayerEvent,
+    "layer-outlines": LayerOutlines,
     "printer-connection": PrinterConnection,
     "printer-state": PrinterState,
     "printer-profile": PrinterProfile,

@@ -17,6 +17,7 @@ from pydantic import Discriminator, Field, SecretStr, Tag, field_validator, mode
 from printmesh_camera.virtual_config import VirtualSourceConfig
 from printmesh_core import contract
 from printmesh_core.config import AgentSettings, Strict, check_unique
+from printmesh_core.models.camera import CameraGeometry
 
 CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # Levels the camera component uses itself right below <node>/camera/.
@@ -189,6 +190,12 @@ class CameraConfig(Strict):
     health_interval: float = Field(
         default=30.0, ge=0, le=86400, description="When idle (no preview), read a frame this often to notice faults."
     )
+    geometry: CameraGeometry | None = Field(
+        default=None,
+        description="A carriage camera's offset from the nozzle, pitch and field of view (of the delivered image):"
+        " sent with each capture, so the print watch can project the G-code into it. A virtual head camera"
+        " has its own.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -205,6 +212,16 @@ class CameraConfig(Strict):
     @property
     def display(self) -> str:
         return self.title or self.name
+
+    @property
+    def effective_geometry(self) -> CameraGeometry | None:
+        """The configured geometry, else a virtual head camera's own (unless rotated or flipped: then unknown)."""
+        if self.geometry is not None:
+            return self.geometry
+        src = self.source
+        if src.type != "virtual" or src.mount != "head" or self.rotation or self.flip != "none":
+            return None
+        return CameraGeometry(offset=src.head.offset, pitch=src.head.pitch, fov=src.fov)
 
     @property
     def effective_warmup(self) -> float:

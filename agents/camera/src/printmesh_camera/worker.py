@@ -276,7 +276,7 @@ class CameraWorker:
             capture_id=job.capture_id, request_id=request.id, camera=self.name, topic=topic,
             timestamp=round(frame.wall, 3), width=width, height=height, size=len(jpeg),
             sha256=hashlib.sha256(jpeg).hexdigest(), quality=quality, label=request.label, sequence=frame.sequence,
-            source=self.description,
+            source=self.description, geometry=self.config.effective_geometry,
         )  # fmt: skip
         return CommandResponse(id=request.id, ok=True, data=result.model_dump(mode="json")), result
 

@@ -22,6 +22,8 @@ import numpy as np
 from printmesh_coordinator.watch.compare import Comparison, Reference, compare, first
 from printmesh_coordinator.watch.frames import decode, prepare
 from printmesh_coordinator.watch.judge import Finding, blackout_finding, combine
+from printmesh_coordinator.watch.silhouette import Scene
+from printmesh_coordinator.watch.silhouette_judge import Outside, silhouette_finding
 from printmesh_coordinator.watch.verdict import Verdict
 
 ImageKey = tuple[str, int]  # (camera name, grid point index)
@@ -39,12 +41,15 @@ class GrowthHint:
     image (the camera rose with the part) and how far the walls may have grown; it matters once
     that exceeds the jitter, i.e. for captures many layers apart. Everything is optional: without
     a hint the watch learns the growth region of each position from the part's colour and the
-    earlier captures.
+    earlier captures. ``scene``: the printed layers' outlines, the head's position per image and
+    the cameras' geometry: with it, part outside the G-code's silhouette is a problem too
+    (``silhouette.py``).
     """
 
     z: float | None = None
     previous_z: float | None = None
     boxes: Mapping[ImageKey, Box] = field(default_factory=dict)
+    scene: Scene | None = None
 
 
 def image_name(key: ImageKey) -> str:
@@ -58,6 +63,7 @@ class Watcher:
         self._refs: dict[ImageKey, Reference] = {}
         self._layer: int | None = None
         self._black: set[ImageKey] = set()
+        self._outside = Outside()
 
     @property
     def last_layer(self) -> int | None:
@@ -66,6 +72,7 @@ class Watcher:
     def reset(self) -> None:
         self._refs.clear()
         self._black.clear()
+        self._outside = Outside()
         self._layer = None
 
     def judge(
@@ -97,8 +104,12 @@ class Watcher:
             before = self._refs.get(key)
             if before is None:
                 updates[key] = first(now)
+                if hint.scene is not None:
+                    self._outside.see(key, hint.scene, now, compared=False)
                 continue
             comparison = compare(key, before, now, hint.boxes.get(key), rise)
+            if hint.scene is not None:
+                self._outside.see(key, hint.scene, now, compared=True)
             comparisons.append(comparison)
             updates[key] = comparison.next_reference
         finding: Finding
@@ -106,6 +117,10 @@ class Watcher:
             finding = blackout_finding(black, len(images))
         else:
             finding = combine(comparisons)
+            if finding.kind == "ok":
+                finding = silhouette_finding(self._outside.counted) or finding
+        checked = len(self._outside.counted)
+        self._outside.next_layer()
         self._refs.update(updates)
         self._layer = layer
         label = names or {}
@@ -119,4 +134,5 @@ class Watcher:
             compared_with=compared_with,
             elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
             reason=finding.reason,
+            silhouette=checked,
         )

@@ -21,11 +21,11 @@ class Handler:
         for wid in dropped:
             self.watchers.pop(wid, None)
         if kind == "judge":
-            wid, layer, images, (z, previous_z, boxes), names = request[2:]
+            wid, layer, images, (z, previous_z, boxes, scene), names = request[2:]
             watcher = self.watchers.get(wid)
             if watcher is None:
                 watcher = self.watchers[wid] = self.detector.Watcher()
-            hint = self.detector.GrowthHint(z=z, previous_z=previous_z, boxes=boxes)
+            hint = self.detector.GrowthHint(z=z, previous_z=previous_z, boxes=boxes, scene=scene)
             return watcher.judge(layer, images, hint, names=names)
         if kind == "ping":
             return len(self.watchers)

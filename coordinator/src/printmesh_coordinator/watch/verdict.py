@@ -43,6 +43,9 @@ class Verdict(BaseModel):
     compared_with: int | None = Field(default=None, description="The earlier captured layer compared with.")
     elapsed_ms: float = Field(ge=0, description="Time the judgement took, ms.")
     reason: str = Field(default="", description="One line saying why, for a notification.")
+    silhouette: int = Field(
+        default=0, ge=0, description="Images checked against the G-code's silhouette (0: no outlines or geometry)."
+    )
 
     @property
     def problem(self) -> bool:

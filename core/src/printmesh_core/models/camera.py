@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from printmesh_core.models.base import PART, Payload, Timestamp
+from printmesh_core.models.base import PART, Coord, Payload, Timestamp
 from printmesh_core.models.envelope import CommandRequest
 
 LABEL_MAX = 200
@@ -46,6 +46,19 @@ class CaptureRequest(CommandRequest):
     quality: int | None = Field(default=None, ge=1, le=100, description="JPEG quality; the camera's setting if unset.")
 
 
+class CameraGeometry(BaseModel):
+    """Where a carriage camera sits and how it sees: what lets the coordinator project the G-code into
+    its images (the print watch's silhouette). Printer coordinates, mm; angles in degrees."""
+
+    model_config = PART
+
+    offset: list[Coord] = Field(
+        min_length=3, max_length=3, description="Camera position relative to the nozzle (x, y, z), mm."
+    )
+    pitch: float = Field(ge=0, le=89, description="Look-down angle below horizontal; it looks towards the nozzle.")
+    fov: float = Field(gt=5, lt=150, description="Horizontal field of view of the delivered image.")
+
+
 class CaptureResult(Payload):
     """The ``data`` of a successful capture response, and the retained ``<camera>/last_capture``."""
 
@@ -64,6 +77,9 @@ class CaptureResult(Payload):
         default=None, description="The source's frame number (synthetic counter, file frame index, stream sequence)."
     )
     source: str = Field(description="Which source delivered it, e.g. 'device /dev/video0' or 'url http://...'.")
+    geometry: CameraGeometry | None = Field(
+        default=None, description="The camera's geometry on the carriage, when configured (a head camera)."
+    )
 
 
 class CamerasRequest(CommandRequest):

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from printmesh_core.models.base import PART, Coord, Payload, Seconds, Timestamp
+from printmesh_core.models.camera import CameraGeometry
 from printmesh_core.models.envelope import CommandRequest
 from printmesh_core.models.printer import HoldPlan
 
@@ -65,6 +66,9 @@ class CapturedImage(_Part):
     sha256: str = Field(description="SHA-256 of the file, lowercase hex; equal to the camera's answer.")
     size: int = Field(ge=0, description="Bytes.")
     timestamp: Timestamp = Field(description="When the camera took the frame, Unix seconds.")
+    geometry: CameraGeometry | None = Field(
+        default=None, description="The camera's geometry on the carriage, from its answer (the print watch needs it)."
+    )
 
 
 class GridSettings(_Part):

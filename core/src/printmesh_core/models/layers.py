@@ -78,3 +78,36 @@ class LayerEvent(Payload):
     source: LayerSource
     slicer_layer: int | None = None
     path: str | None = None
+
+
+Point2 = tuple[Coord, Coord]
+
+
+class LayerOutline(BaseModel):
+    """Where one layer puts material in the bed's XY (mm): what the print watch projects into a camera.
+
+    Centre lines of the extrusion: the material reaches half an extrusion width further."""
+
+    model_config = PART
+
+    layer: int = Field(ge=1)
+    z: Coord = Field(description="The layer's top, mm.")
+    height: Coord | None = Field(default=None, description="Layer thickness, mm (None: not known).")
+    hulls: list[list[Point2]] = Field(
+        default_factory=list, description="Convex hulls (counter-clockwise) of the layer's islands of extrusion."
+    )
+    rings: list[list[Point2]] = Field(
+        default_factory=list,
+        description="Closed paths printed apart from what they enclose (a skirt, a draft shield): the material is"
+        " the path itself, the bed inside it is empty.",
+    )
+
+
+class LayerOutlines(Payload):
+    """Every layer's outline of the file being printed, computed by the bridge after its layer table.
+
+    Read by the coordinator's print watch, which projects the printed layers into each capture."""
+
+    path: str | None = Field(default=None, description="Storage path of the file, as in the layer table.")
+    file_size: int = Field(ge=0, description="Bytes of the file the outlines were read from.")
+    outlines: list[LayerOutline]

@@ -52,3 +52,10 @@ class WatchVerdict(Payload):
     )
     reason: str | None = Field(default=None, description="The detector's one line saying why, for a notification.")
     note: str | None = Field(default=None, description="Why the layer could not be judged fully, if so.")
+    silhouette: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Images also checked against the G-code's silhouette: the bridge's layer outlines projected"
+        " with the camera's geometry (0: no outlines, no geometry, or the grid points' first capture).",
+    )

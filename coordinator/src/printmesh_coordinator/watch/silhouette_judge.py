@@ -1,0 +1,83 @@
+"""The silhouette check's memory per grid point, and the finding it makes of one layer.
+
+Kept apart from ``silhouette.py`` (geometry only) the way ``judge.py`` is kept apart from
+``compare.py``: the geometry is tested against the camera's renderer, the rules here against
+the detector's goals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from printmesh_coordinator.watch.frames import Small
+from printmesh_coordinator.watch.judge import Finding
+from printmesh_coordinator.watch.silhouette import (
+    ONE,
+    ImageKey,
+    Scene,
+    expected,
+    flags,
+    new_outside,
+    outside,
+)
+from printmesh_coordinator.watch.verdict import Kind, Region
+
+THICK = 0.5  # share of the new outside pixels left by a 3x3 opening for a shift (less: strands)
+_THREE = np.ones((3, 3), np.uint8)
+
+
+@dataclass
+class Seen:
+    count: int
+    mask: np.ndarray  # uint8, small image: the new outside pixels
+    scale: float  # full pixels per small pixel
+
+
+@dataclass
+class Outside:
+    """Per grid point, the part outside the silhouette at its last capture; the counts of this layer."""
+
+    last: dict[ImageKey, np.ndarray] = field(default_factory=dict)
+    counted: dict[ImageKey, Seen] = field(default_factory=dict)
+
+    def see(self, key: ImageKey, scene: Scene, now: Small, compared: bool) -> None:
+        """Measure ``key``'s new outside pixels; counted only when the grid point was ``compared`` (not
+        at its first capture, when there is no earlier one to tell what was outside from the start)."""
+        height, width = now.part.shape
+        silhouette = expected(scene, key, now.full, (width, height))
+        if silhouette is None:
+            return
+        out = outside(now.part, silhouette)
+        if compared:
+            new = new_outside(out, self.last.get(key))
+            self.counted[key] = Seen(cv2.countNonZero(new), new, now.full[0] / width)
+        self.last[key] = out
+
+    def next_layer(self) -> None:
+        self.counted = {}
+
+
+def silhouette_finding(counted: dict[ImageKey, Seen]) -> Finding | None:
+    """A problem when part appeared where the G-code put none (``silhouette.flags``), else None."""
+    keys = flags({k: s.count for k, s in counted.items()})
+    if not keys:
+        return None
+    new = sum(counted[k].count for k in keys)
+    thick = sum(cv2.countNonZero(cv2.morphologyEx(counted[k].mask, cv2.MORPH_OPEN, _THREE)) for k in keys)
+    kind: Kind = "shift" if thick >= THICK * new else "spaghetti"
+    top = max(counted[k].count for k in keys)
+    score = top / ONE
+    confidence = min(1.0, 0.5 + 0.1 * min(score, 3.0) + 0.05 * min(len(keys), 4))
+    regions = [_region(k, counted[k]) for k in keys[:4]]
+    return Finding(kind, confidence, score, keys, regions,
+                   f"{kind}: part where the G-code put none in {len(keys)} of {len(counted)} images"
+                   f" ({top} px)")  # fmt: skip
+
+
+def _region(key: ImageKey, seen: Seen) -> Region:
+    x, y, w, h = cv2.boundingRect(seen.mask)
+    s = seen.scale
+    return Region(camera=key[0], point=key[1], x=round(x * s), y=round(y * s), w=round(w * s), h=round(h * s))

@@ -1,0 +1,109 @@
+"""The print watch's G-code silhouette: the projection matches the camera's, growth stays inside it,
+a shift the comparison alone misses sticks out of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from virtual_camera_support import SAMPLE, virtual
+
+from octoprint_printmesh.layers.outline import scan_outlines
+from octoprint_printmesh.layers.scanner import scan_file
+from printmesh_camera.sources.render import VirtualRenderer
+from printmesh_camera.sources.scene import Projector, head_pose
+from printmesh_camera.sources.toolpath import parse_file
+from printmesh_coordinator.watch import GrowthHint, Watcher
+from printmesh_coordinator.watch.frames import decode, prepare
+from printmesh_coordinator.watch.silhouette import Pinhole, expected, flags, new_outside, outside
+from printmesh_coordinator.watch_scene import CameraModel, Scene, outlines_of
+
+SIZE = (960, 540)
+POINTS = [(70.0, 70.0), (100.0, 100.0), (130.0, 130.0)]
+QUIET = {"noise": 0, "jitter": 0, "drift": 0}
+UP = {"noise": 9.0, "drift": 0.25, "drift_period": 90.0, "jitter": 3.0, "jpeg_quality": 60}
+
+
+@pytest.fixture(scope="module")
+def box():
+    return parse_file(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def outlines():
+    with open(SAMPLE, "rb") as f:
+        return outlines_of(scan_outlines(f, scan_file(SAMPLE).table))
+
+
+def holds(box, outlines, faults=(), realism=None, scene=True):
+    """(layer, images, hint) per hold of a job, the hint with the scene the coordinator would build."""
+    config = virtual(mount="head", seed=3, faults=list(faults), realism=realism or QUIET)
+    renderer = VirtualRenderer(config, box, SIZE)
+    camera = {"bed": CameraModel(tuple(config.head.offset), config.head.pitch, config.fov)}
+    frame = 0
+    for index, layer in enumerate(range(5, box.count + 1, 5)):
+        z = renderer.height_of(layer - 1) + 5
+        images, heads = {}, {}
+        for point, (x, y) in enumerate(POINTS):
+            frame += 1
+            images[("bed", point)] = renderer.frame(layer - 1, (x, y, z), frame, index * 47.0 + point)
+            heads[("bed", point)] = (x, y, z)
+        yield layer, images, GrowthHint(scene=Scene(outlines[: layer - 1], heads, camera) if scene else None)
+
+
+def verdicts(box, outlines, **kwargs):
+    watcher = Watcher()
+    return {layer: watcher.judge(layer, images, hint) for layer, images, hint in holds(box, outlines, **kwargs)}
+
+
+@pytest.mark.parametrize(
+    ("offset", "pitch", "fov"), [((0, -55, 45), 45, 90), ((10, -30, 20), 60, 70), ((0, 0, 40), 89, 100)]
+)
+def test_the_projection_is_the_virtual_cameras(offset, pitch, fov):
+    head = (100.0, 90.0, 7.0)
+    camera = Projector(head_pose(head, offset, pitch, fov, SIZE))
+    ours = Pinhole(CameraModel(offset, pitch, fov), head, SIZE)
+    points = np.random.default_rng(1).uniform([60, 60, 0], [140, 140, 10], (200, 3))
+    (a, da), (b, db) = camera.project(points.astype(np.float32)), ours.project(points)
+    assert np.abs(a - b).max() < 0.01 and np.abs(da - db).max() < 0.001
+
+
+@pytest.mark.parametrize("realism", [QUIET, UP], ids=["quiet", "realism-up"])
+def test_a_clean_print_stays_inside_its_silhouette(box, outlines, realism):
+    for layer, images, hint in holds(box, outlines, realism=realism):
+        for key, image in images.items():
+            small, full = decode(image)
+            now = prepare(small, full)
+            silhouette = expected(hint.scene, key, full, (now.part.shape[1], now.part.shape[0]))
+            assert silhouette is not None and silhouette.any()
+            assert np.count_nonzero(outside(now.part, silhouette)) <= 3, (layer, key)
+    assert {v.verdict for v in verdicts(box, outlines, realism=realism).values()} == {"ok"}
+
+
+def test_a_shift_the_comparison_misses_is_flagged_by_the_silhouette_and_never_before(box, outlines):
+    fault = [{"kind": "shift", "layer": 6, "seed": 7}]  # layers 7.. moved: the hold of 10 is the first to show it
+    without = verdicts(box, outlines, faults=fault, scene=False)
+    assert without[10].verdict == "ok"  # what this check is for
+    out = verdicts(box, outlines, faults=fault)
+    assert out[5].verdict == "ok"
+    assert out[10].verdict == "shift" and out[10].problem, out[10]
+    assert "G-code" in out[10].reason and out[10].region and out[10].flagged
+
+
+def test_without_the_cameras_geometry_or_outlines_the_watch_works_as_before(box, outlines):
+    for _layer, _images, hint in holds(box, outlines):
+        empty = Scene((), hint.scene.heads, hint.scene.cameras)
+        assert expected(empty, ("bed", 0), SIZE, (320, 180)) is None
+        assert expected(Scene(hint.scene.outlines), ("bed", 0), SIZE, (320, 180)) is None
+        break
+
+
+def test_only_new_outside_pixels_count_and_one_image_or_several_flag():
+    before = np.zeros((20, 20), np.uint8)
+    before[2:6, 2:6] = 255  # a clip on the bed, outside from the start
+    now = before.copy()
+    now[12:15, 12:15] = 255
+    assert np.count_nonzero(new_outside(now, before)) == 9
+    assert np.count_nonzero(new_outside(now, None)) == np.count_nonzero(now)
+    assert flags({("a", 0): 30, ("a", 1): 0}) == [("a", 0)]
+    assert flags({("a", 0): 12, ("a", 1): 13}) == [("a", 1), ("a", 0)]
+    assert flags({("a", 0): 12, ("a", 1): 11}) == []
