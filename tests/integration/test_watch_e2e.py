@@ -50,12 +50,12 @@ def rig(
 ) -> Iterator[Callable[..., Rig]]:
     started: list[OctoPrint] = []
 
-    def build(faults: list[dict[str, Any]]) -> Rig:
+    def build(faults: list[dict[str, Any]], realism: dict[str, Any] | None = None) -> Rig:
         basedir = tmp_path / "octoprint"
         octoprint = start_octoprint(basedir, {"node_id": PRINTER, "mqtt": {"host": "127.0.0.1", "port": broker.port}})
         started.append(octoprint)
         source = {"type": "virtual", "printer": PRINTER, "mount": "head", "files": str(basedir / "uploads"),
-                  "fps": 0, "seed": 7, "faults": faults}  # fmt: skip
+                  "fps": 0, "seed": 7, "faults": faults, "realism": realism or {}}  # fmt: skip
         run_agent("camera", {"node_id": CAMS, "camera": {"cameras": [
             {"name": "bed", "source": source, "width": 640, "height": 360, "preview": {"interval": 0}}]}})  # fmt: skip
         captures = tmp_path / "captures"
@@ -168,3 +168,22 @@ def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig):
     assert len(list(folder.glob("layer_*_watch_*.json"))) == len(PLANNED)
     final_page(folder)
     assert "No problem raised" in (folder / "index.html").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_a_layer_shift_is_flagged_at_the_first_capture_that_shows_it(rig):
+    """Layers 7.. moved a few millimetres (virtual camera's seeded shift): the hold of layer 10 sees them.
+
+    The comparison with the layer-5 capture takes this one for growth (seed 7, no noise, jitter or
+    drift, so every run draws the same frames); the G-code's silhouette (the bridge's outlines, the
+    camera's geometry) does not."""
+    r = rig([{"kind": "shift", "layer": 6, "seed": 7}], realism={"noise": 0, "jitter": 0, "drift": 0})
+    mark = r.observer.mark()
+    r.octoprint.api("POST", "/api/printer/command", {"commands": SPEED})
+    r.octoprint.upload(f"{FILE}.gcode", printable(FILE))
+    r.observer.wait_for(lambda m: m.topic == WATCH and json.loads(m.payload)["layer"] == 10, timeout=300, after=mark)
+    judged = {v.layer: v for v in verdicts(r, mark)}
+    told = [(v.layer, v.verdict, v.confidence, v.silhouette, v.reason) for v in judged.values()]
+    assert not judged[5].problem, told
+    assert judged[10].problem and judged[10].verdict == "shift" and judged[10].silhouette == 9, told
+    assert "where the G-code put none" in (judged[10].reason or ""), told
