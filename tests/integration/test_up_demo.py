@@ -57,6 +57,9 @@ def test_demo_captures_show_the_box_growing_and_end_with_a_final_job_page(tmp_pa
     expected = list(zip(LAYERS, [None, *LAYERS[:-1]], strict=True))
     assert [(int(a), int(b) if b else None) for a, b in watched] == expected, out
     assert f"# print watch: {len(LAYERS)} layers judged, no problem" in out
+    # ...and with the G-code's silhouette (the bridge's outlines, the virtual head camera's geometry)
+    checked = re.findall(r"watch, layer (\d+): ok \(compared with layer \d+ and with the G-code in (\d+) images", out)
+    assert [(int(a), int(n)) for a, n in checked] == [(layer, GRID) for layer in LAYERS[1:]], out
 
     folder = next((tmp_path / "captures" / "demo").iterdir())
     summary = JobSummary.model_validate_json((folder / "job_summary.json").read_bytes())

@@ -162,6 +162,8 @@ class PrintJob:
         if verdict.verdict == "ok":
             earlier = ", ".join(str(n) for n in verdict.compared_with)
             seen = f"compared with layer {earlier}" if earlier else "the first capture: nothing to compare with yet"
+            if verdict.silhouette:
+                seen += f" and with the G-code in {verdict.silhouette} images"
             say(f"  watch, layer {verdict.layer}: ok ({seen}, {verdict.elapsed_ms:.0f} ms)")
             return
         what = "PROBLEM" if verdict.problem else "not sure enough to act"
