@@ -17,6 +17,7 @@ class GrowthHint:
     z: float | None = None
     previous_z: float | None = None
     boxes: Mapping[Any, Any] = field(default_factory=dict)
+    scene: Any = None  # the G-code's silhouette (watch_scene.Scene), unused here
 
 
 class Watcher:
