@@ -97,6 +97,18 @@ def test_without_the_cameras_geometry_or_outlines_the_watch_works_as_before(box,
         break
 
 
+def test_a_layer_across_the_cameras_plane_gives_no_silhouette_and_one_behind_it_is_left_out(outlines):
+    camera = {"bed": CameraModel((0.0, 0.0, 40.0), 10.0, 90.0)}  # looking along +y, nearly level
+    # head south of the part: all of it in front; north of it: all behind; over it: across the plane
+    shape = (320, 180)
+    front = expected(Scene(outlines[:10], {("bed", 0): (100.0, 60.0, 5.0)}, camera), ("bed", 0), SIZE, shape)
+    behind = expected(Scene(outlines[:10], {("bed", 0): (100.0, 160.0, 5.0)}, camera), ("bed", 0), SIZE, shape)
+    across = expected(Scene(outlines[:10], {("bed", 0): (100.0, 100.0, 5.0)}, camera), ("bed", 0), SIZE, shape)
+    assert front is not None and front.any()
+    assert behind is not None and not behind.any()
+    assert across is None
+
+
 def test_only_new_outside_pixels_count_and_one_image_or_several_flag():
     before = np.zeros((20, 20), np.uint8)
     before[2:6, 2:6] = 255  # a clip on the bed, outside from the start

@@ -99,7 +99,11 @@ def _merged(outlines: Sequence[Outline]) -> list[tuple[float, float, Outline]]:
 
 
 def expected(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[int, int]) -> np.ndarray | None:
-    """uint8 mask (``small`` (width, height)) where the printed part may show in image ``key``; None if unknown."""
+    """uint8 mask (``small`` (width, height)) where the printed part may show in image ``key``; None if unknown.
+
+    A layer wholly behind the camera is out of view; one that crosses the camera's plane cannot be
+    projected as a polygon, and leaving it out would make its visible part "outside": then the
+    image gets no silhouette (None) rather than a false alarm."""
     camera, head = scene.cameras.get(key[0]), scene.heads.get(key)
     if camera is None or head is None or not scene.outlines:
         return None
@@ -111,28 +115,35 @@ def expected(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[in
             ring = grown(hull)
             points = np.concatenate([np.column_stack([ring, np.full(len(ring), z)]) for z in (top, bottom)])
             pixels, depth = pin.project(points)
-            if (depth < NEAR).any():
+            if (depth < NEAR).all():
                 continue
+            if (depth < NEAR).any():
+                return None
             cv2.fillConvexPoly(mask, cv2.convexHull(np.round(pixels * scale).astype(np.int32)), 255, cv2.LINE_8, FIXED)
         for path in outline.rings:
-            _ring(mask, pin, np.asarray(path, np.float64), bottom, top, scale)
+            if not _ring(mask, pin, np.asarray(path, np.float64), bottom, top, scale):
+                return None
     return mask
 
 
-def _ring(mask: np.ndarray, pin: Pinhole, path: np.ndarray, bottom: float, top: float, scale: float) -> None:
-    """A ring's wall: each segment's quad (top and bottom edges), drawn ``RING`` mm thick."""
+def _ring(mask: np.ndarray, pin: Pinhole, path: np.ndarray, bottom: float, top: float, scale: float) -> bool:
+    """A ring's wall: each segment's quad (top and bottom edges), drawn ``RING`` mm thick. False if it
+    crosses the camera's plane (see ``expected``)."""
     if len(path) < 2:
-        return
+        return True
     n = len(path)
     pixels, depth = pin.project(np.concatenate([np.column_stack([path, np.full(n, z)]) for z in (top, bottom)]))
+    if (depth < NEAR).all():
+        return True
     if (depth < NEAR).any():
-        return
+        return False
     fixed = np.round(pixels * scale).astype(np.int32)
     width = max(1, round(pin.focal * RING / float(depth.mean()) * scale / (1 << FIXED)))
     for i in range(n - 1):
         quad = fixed[[i, i + 1, n + i + 1, n + i]]
         cv2.fillConvexPoly(mask, cv2.convexHull(quad), 255, cv2.LINE_8, FIXED)
     cv2.polylines(mask, [fixed[:n], fixed[n:]], False, 255, width, cv2.LINE_8, FIXED)
+    return True
 
 
 _OPEN = np.ones((2, 2), np.uint8)
