@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 
@@ -323,3 +324,39 @@ def test_a_shared_subscription_reaches_its_handler(broker, observer):
         assert got == [b"hello"]
     finally:
         rt.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_state_sent_as_the_broker_went_away_never_overwrites_the_newer_one_sent_after(broker, protocol):
+    """Paho resends unacknowledged messages after the connect callback, which flushes the newer queued state."""
+    cfg = MqttConfig(host=broker.host, port=broker.port, protocol=protocol)  # type: ignore[arg-type]
+    rt = MqttRuntime(cfg, "printmesh", "stale", Presence("s/agent/status", "agent", "test"))
+    rt.start()
+    assert rt.wait_connected(5)
+    proc = broker._proc
+    assert proc is not None
+    proc.send_signal(signal.SIGSTOP)  # the broker takes the next packets into its socket but never answers
+    rt.publish("s/agent/state", json.dumps({"phase": "held"}), qos=1, retain=True)
+    rt.publish("s/agent/event", json.dumps({"n": 1}), qos=1)
+    time.sleep(0.2)
+    proc.kill()
+    broker.stop()
+    deadline = time.monotonic() + 10
+    while rt.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not rt.connected, "the runtime saw its broker go"
+    rt.publish("s/agent/state", json.dumps({"phase": "idle"}), qos=1, retain=True)  # queued: newer
+    broker.start()
+    assert rt.wait_connected(15)
+    assert rt.flushed_on_connect >= {"printmesh/s/agent/state", "printmesh/s/agent/event"}, "the event is not lost"
+    obs = Observer(make_runtime(broker, "late-reader"))
+    obs.runtime.subscribe("printmesh/s/#", obs._record)
+    obs.runtime.start()
+    try:
+        assert obs.topic("printmesh/s/agent/status")["state"] == "online"
+        time.sleep(0.5)
+        states = [json.loads(m.payload)["phase"] for m in obs.on("printmesh/s/agent/state")]
+        assert states == ["idle"], states
+    finally:
+        rt.stop()
+        obs.runtime.stop()

@@ -25,3 +25,17 @@ def test_limit_zero_queues_only_retained_state():
     box.put(msg("s", 1, retain=True))
     pending, report = box.drain()
     assert [m.topic for m in pending] == ["s"] and report and "x x1" in report
+
+
+def test_messages_of_a_lost_connection_go_before_the_queue_and_its_newer_state_wins():
+    box = Outbox(limit=3)
+    box.put(Outgoing("a/state", b"idle", 1, True))
+    box.put(Outgoing("a/event", b"released", 1, False))
+    box.put_earlier([Outgoing("a/state", b"held", 1, True), Outgoing("b/state", b"on", 1, True)])
+    box.put_earlier([Outgoing("a/event", b"e1", 1, False), Outgoing("a/event", b"e2", 1, False)])
+    box.put_earlier([Outgoing("a/event", b"e0", 1, False)])  # beyond the bound: the oldest is dropped, counted
+    pending, report = box.drain()
+    assert [(o.topic, o.payload) for o in pending] == [
+        ("b/state", b"on"), ("a/state", b"idle"), ("a/event", b"e1"), ("a/event", b"e2"), ("a/event", b"released")
+    ]  # fmt: skip
+    assert box.dropped_total == 1 and report is not None and "a/event x1" in report

@@ -2,9 +2,8 @@
 
 It owns the connection's whole life: presence (retained status plus last will), reconnecting with backoff (to the
 next broker of ``mqtt.hosts``: ``failover`` decides which and when), restoring subscriptions *inside* the connect
-callback so they survive a broker restart or a move to another broker, a bounded offline queue, and a publish API
-that adds the topic root and refuses wildcards. Everything else talks to ``MqttRuntime``. Its paho-free parts:
-``messages`` (Message, Presence, encoding), ``routing`` (which handlers a topic reaches), ``failover``.
+callback so they survive a broker restart or a move, a bounded offline queue, and a publish API that adds the topic
+root and refuses wildcards. Its paho-free parts: ``messages``, ``routing``, ``failover``, ``outbox``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from printmesh_core.failover import Failover, Outcome
 from printmesh_core.inbound import Health
 from printmesh_core.messages import Handler, Message, PayloadLike, Presence, encode
 from printmesh_core.models.status import Status
-from printmesh_core.outbox import Outbox, Outgoing
+from printmesh_core.outbox import Outbox, Outgoing, take_unacked
 from printmesh_core.routing import Subscriptions, matches
 from printmesh_core.topics import check_publish_topic, join
 
@@ -133,9 +132,8 @@ class MqttRuntime:
         with self._lock:  # after this, no callback points paho at another broker (see ``_move_on``)
             self._stopping = True
         if self._connected and self.presence is not None:
-            info = self._client.publish(
-                self._abs(self.presence.topic), self._status("offline", "shutdown").to_json(), qos=1, retain=True
-            )
+            bye = self._status("offline", "shutdown").to_json()
+            info = self._client.publish(self._abs(self.presence.topic), bye, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as exc:
@@ -161,15 +159,17 @@ class MqttRuntime:
             log.warning("broker %s refused the connection: %s", self._failover.current, reason)
             return
         with self._lock:
+            stale = take_unacked(client)  # the lost connection's unacknowledged sends; before any of this one's
             self._connected = True
             self._failover.connected()
             self.connect_count += 1
-            # Subscribe before announcing "online": the broker handles one connection's packets
-            # in order, so whoever reacts to "online" finds the command topics already live.
+            # subscriptions before "online": a broker takes one connection's packets in order, so commands are live
             if self._subs:
                 client.subscribe([(f, self._options(qos)) for f, qos in self._subs.filters()])
             if self.presence is not None:
-                client.publish(self._abs(self.presence.topic), self._status("online").to_json(), qos=1, retain=True)
+                client.publish(status := self._abs(self.presence.topic), self._status("online").to_json(), 1, True)
+                stale = [out for out in stale if out.topic != status]
+            self._outbox.put_earlier(stale)
             self._flush_queue()
         log.info("connected to %s (connection #%d)", self._failover.current, self.connect_count)
         _call_each(self._connect_hooks, "connect")
