@@ -27,7 +27,10 @@ import numpy as np
 
 from printmesh_coordinator.watch_scene import CameraModel, ImageKey, Outline, Scene
 
-__all__ = ["CameraModel", "ImageKey", "Scene", "expected", "flags", "new_outside", "outside"]
+__all__ = [
+    "CameraModel", "ImageKey", "Scene", "anchor", "clear_rings", "expected", "flags", "new_outside", "outside",
+    "projected",
+]  # fmt: skip
 
 Point = tuple[float, float]
 Vec3 = tuple[float, float, float]
@@ -37,9 +40,14 @@ RING = 0.6  # mm: a ring's width, as drawn
 NEAR = 2.0  # mm: a vertex closer to the camera plane makes its polygon unprojectable (skipped)
 TOLERANCE = 2  # pixels (small image) around the expected silhouette: jitter and rounding
 SEARCH = 1  # pixels (small image) the silhouette is moved each way to fit the camera's jitter
+ANCHOR = 2  # pixels (small image) the rings are moved each way to place the silhouette
+ANCHOR_GAIN = 1.25  # the rings' best move must lay them on this share more part pixels than none
+ANCHOR_MIN = 15  # pixels of ring clear of the part below which the rings place nothing
+TOLERANCE_PLACED = 1  # the tolerance once the rings placed the silhouette
 ONE = 30  # new outside pixels (small image) in one image that flag
 SEVERAL = (12, 2)  # ...or this many in at least that many images
 FIXED = 4  # fixed-point bits for cv2 drawing
+_CLEAR = np.ones((7, 7), np.uint8)  # a ring within 3 pixels of the part's projection does not place it
 
 
 class Pinhole:
@@ -104,12 +112,33 @@ def expected(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[in
     A layer wholly behind the camera is out of view; one that crosses the camera's plane cannot be
     projected as a polygon, and leaving it out would make its visible part "outside": then the
     image gets no silhouette (None) rather than a false alarm."""
+    drawn = projected(scene, key, full, small)
+    return None if drawn is None else cv2.bitwise_or(*drawn)
+
+
+def anchor(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[int, int]) -> np.ndarray | None:
+    drawn = projected(scene, key, full, small)
+    return None if drawn is None else clear_rings(*drawn)
+
+
+def clear_rings(body: np.ndarray, rings: np.ndarray) -> np.ndarray | None:
+    """The rings (skirts, draft shields) where they show clear of the part: what places the silhouette.
+
+    A ring lies on the bed, so a shifted layer or a strand never moves it; only the camera's jitter does."""
+    clear: np.ndarray = cv2.bitwise_and(rings, cv2.bitwise_not(cv2.dilate(body, _CLEAR)))
+    return clear if cv2.countNonZero(clear) >= ANCHOR_MIN else None
+
+
+def projected(
+    scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the layers' hulls, their rings) drawn as uint8 masks of ``small`` size; None as in ``expected``."""
     camera, head = scene.cameras.get(key[0]), scene.heads.get(key)
     if camera is None or head is None or not scene.outlines:
         return None
     pin = Pinhole(camera, head, full)
     scale = small[0] / full[0] * (1 << FIXED)
-    mask = np.zeros((small[1], small[0]), np.uint8)
+    body, rings = np.zeros((small[1], small[0]), np.uint8), np.zeros((small[1], small[0]), np.uint8)
     for bottom, top, outline in _merged(scene.outlines):
         for hull in outline.hulls:
             ring = grown(hull)
@@ -119,11 +148,11 @@ def expected(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[in
                 continue
             if (depth < NEAR).any():
                 return None
-            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(pixels * scale).astype(np.int32)), 255, cv2.LINE_8, FIXED)
+            cv2.fillConvexPoly(body, cv2.convexHull(np.round(pixels * scale).astype(np.int32)), 255, cv2.LINE_8, FIXED)
         for path in outline.rings:
-            if not _ring(mask, pin, np.asarray(path, np.float64), bottom, top, scale):
+            if not _ring(rings, pin, np.asarray(path, np.float64), bottom, top, scale):
                 return None
-    return mask
+    return body, rings
 
 
 def _ring(mask: np.ndarray, pin: Pinhole, path: np.ndarray, bottom: float, top: float, scale: float) -> bool:
@@ -149,19 +178,44 @@ def _ring(mask: np.ndarray, pin: Pinhole, path: np.ndarray, bottom: float, top: 
 _OPEN = np.ones((2, 2), np.uint8)
 
 
-def outside(part: np.ndarray, silhouette: np.ndarray) -> np.ndarray:
-    """Part pixels beyond ``TOLERANCE`` of the silhouette, with the silhouette moved by up to ``SEARCH``
-    pixels to where the fewest are left (the camera's jitter; more room would let a small shift
-    pull the silhouette onto itself: ``bench/RESULTS.md``)."""
-    reach = cv2.dilate(silhouette, np.ones((2 * TOLERANCE + 1, 2 * TOLERANCE + 1), np.uint8))
+def _moved(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    if not dx and not dy:
+        return mask
+    size, move = (mask.shape[1], mask.shape[0]), np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    return cv2.warpAffine(mask, move, size, borderMode=cv2.BORDER_REPLICATE)  # it goes on past the image's edge
+
+
+def placed(part: np.ndarray, rings: np.ndarray | None) -> tuple[int, int]:
+    """Where the camera's jitter put the silhouette: the move (up to ``ANCHOR`` pixels) that lays the
+    rings on the most part pixels, if it lays them on clearly more than none does; else (0, 0)."""
+    if rings is None:
+        return 0, 0
+    still = cv2.countNonZero(cv2.bitwise_and(part, rings))
+    best, at = still, (0, 0)
+    for dy in range(-ANCHOR, ANCHOR + 1):
+        for dx in range(-ANCHOR, ANCHOR + 1):
+            hits = cv2.countNonZero(cv2.bitwise_and(part, _moved(rings, dx, dy)))
+            if hits > best or (hits == best and abs(dx) + abs(dy) < abs(at[0]) + abs(at[1])):
+                best, at = hits, (dx, dy)
+    return at if best >= ANCHOR_GAIN * still else (0, 0)
+
+
+def tolerance_of(rings: np.ndarray | None) -> int:
+    return TOLERANCE if rings is None else TOLERANCE_PLACED
+
+
+def outside(part: np.ndarray, silhouette: np.ndarray, rings: np.ndarray | None = None) -> np.ndarray:
+    """Part pixels beyond ``TOLERANCE`` of the silhouette, with the silhouette placed by its ``rings``
+    (``anchor``) and moved by up to ``SEARCH`` pixels around that to where the fewest are left (the
+    camera's jitter; more room would let a small shift pull the silhouette onto itself: ``bench/RESULTS.md``)."""
+    tolerance = tolerance_of(rings)
+    reach = cv2.dilate(silhouette, np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8))
     part = cv2.morphologyEx(part, cv2.MORPH_OPEN, _OPEN)
-    size = (part.shape[1], part.shape[0])
+    cx, cy = placed(part, rings)
     best: tuple[int, np.ndarray] | None = None
-    for dy in range(-SEARCH, SEARCH + 1):
-        for dx in range(-SEARCH, SEARCH + 1):
-            move = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-            moved = cv2.warpAffine(reach, move, size) if dx or dy else reach
-            out = cv2.bitwise_and(part, cv2.bitwise_not(moved))
+    for dy in range(cy - SEARCH, cy + SEARCH + 1):
+        for dx in range(cx - SEARCH, cx + SEARCH + 1):
+            out = cv2.bitwise_and(part, cv2.bitwise_not(_moved(reach, dx, dy)))
             count = cv2.countNonZero(out)
             if best is None or count < best[0]:
                 best = (count, out)
@@ -169,11 +223,11 @@ def outside(part: np.ndarray, silhouette: np.ndarray) -> np.ndarray:
     return best[1]
 
 
-def new_outside(now: np.ndarray, before: np.ndarray | None) -> np.ndarray:
-    """Outside pixels that were not outside (within ``TOLERANCE``) at the last capture."""
+def new_outside(now: np.ndarray, before: np.ndarray | None, tolerance: int = TOLERANCE) -> np.ndarray:
+    """Outside pixels that were not outside (within ``tolerance``) at the last capture."""
     if before is None:
         return now
-    seen = cv2.dilate(before, np.ones((2 * TOLERANCE + 1, 2 * TOLERANCE + 1), np.uint8))
+    seen = cv2.dilate(before, np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8))
     out: np.ndarray = cv2.bitwise_and(now, cv2.bitwise_not(seen))
     return out
 

@@ -18,10 +18,12 @@ from printmesh_coordinator.watch.silhouette import (
     ONE,
     ImageKey,
     Scene,
-    expected,
+    clear_rings,
     flags,
     new_outside,
     outside,
+    projected,
+    tolerance_of,
 )
 from printmesh_coordinator.watch.verdict import Kind, Region
 
@@ -47,12 +49,13 @@ class Outside:
         """Measure ``key``'s new outside pixels; counted only when the grid point was ``compared`` (not
         at its first capture, when there is no earlier one to tell what was outside from the start)."""
         height, width = now.part.shape
-        silhouette = expected(scene, key, now.full, (width, height))
-        if silhouette is None:
+        drawn = projected(scene, key, now.full, (width, height))
+        if drawn is None:
             return
-        out = outside(now.part, silhouette)
+        rings = clear_rings(*drawn)
+        out = outside(now.part, cv2.bitwise_or(*drawn), rings)
         if compared:
-            new = new_outside(out, self.last.get(key))
+            new = new_outside(out, self.last.get(key), tolerance_of(rings))
             self.counted[key] = Seen(cv2.countNonZero(new), new, now.full[0] / width)
         self.last[key] = out
 
