@@ -15,7 +15,16 @@ from printmesh_camera.sources.scene import Projector, head_pose
 from printmesh_camera.sources.toolpath import parse_file
 from printmesh_coordinator.watch import GrowthHint, Watcher
 from printmesh_coordinator.watch.frames import decode, prepare
-from printmesh_coordinator.watch.silhouette import Pinhole, anchor, expected, flags, new_outside, outside, placed
+from printmesh_coordinator.watch.silhouette import (
+    Pinhole,
+    clear_rings,
+    expected,
+    flags,
+    new_outside,
+    outside,
+    placed,
+    projected,
+)
 from printmesh_coordinator.watch_scene import CameraModel, Scene, outlines_of
 
 SIZE = (960, 540)
@@ -77,7 +86,7 @@ def test_a_clean_print_stays_inside_its_silhouette(box, outlines, realism):
             silhouette = expected(hint.scene, key, full, (now.part.shape[1], now.part.shape[0]))
             assert silhouette is not None and silhouette.any()
             assert np.count_nonzero(outside(now.part, silhouette)) <= 3, (layer, key)
-            rings = anchor(hint.scene, key, full, (now.part.shape[1], now.part.shape[0]))
+            rings = clear_rings(*projected(hint.scene, key, full, (now.part.shape[1], now.part.shape[0])))
             assert np.count_nonzero(outside(now.part, silhouette, rings)) <= 3, (layer, key)
     assert {v.verdict for v in verdicts(box, outlines, realism=realism).values()} == {"ok"}
 
@@ -92,7 +101,8 @@ def test_the_skirt_places_the_silhouette_when_the_camera_jitters_beyond_the_sear
             small, full = decode(cv2.warpAffine(image, jolt, SIZE, borderMode=cv2.BORDER_REPLICATE))
             now = prepare(small, full)
             shape = (now.part.shape[1], now.part.shape[0])
-            silhouette, rings = expected(hint.scene, key, full, shape), anchor(hint.scene, key, full, shape)
+            silhouette = expected(hint.scene, key, full, shape)
+            rings = clear_rings(*projected(hint.scene, key, full, shape))
             if rings is None:  # the skirt hidden behind the part from this point
                 continue
             assert placed(now.part, rings)[1] == 2, (layer, key)  # as far as it looks; the search does the rest

@@ -28,7 +28,7 @@ import numpy as np
 from printmesh_coordinator.watch_scene import CameraModel, ImageKey, Outline, Scene
 
 __all__ = [
-    "CameraModel", "ImageKey", "Scene", "anchor", "clear_rings", "expected", "flags", "new_outside", "outside",
+    "CameraModel", "ImageKey", "Scene", "clear_rings", "expected", "flags", "new_outside", "outside",
     "projected",
 ]  # fmt: skip
 
@@ -116,11 +116,6 @@ def expected(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[in
     return None if drawn is None else cv2.bitwise_or(*drawn)
 
 
-def anchor(scene: Scene, key: ImageKey, full: tuple[int, int], small: tuple[int, int]) -> np.ndarray | None:
-    drawn = projected(scene, key, full, small)
-    return None if drawn is None else clear_rings(*drawn)
-
-
 def clear_rings(body: np.ndarray, rings: np.ndarray) -> np.ndarray | None:
     """The rings (skirts, draft shields) where they show clear of the part: what places the silhouette.
 
@@ -194,6 +189,8 @@ def placed(part: np.ndarray, rings: np.ndarray | None) -> tuple[int, int]:
     best, at = still, (0, 0)
     for dy in range(-ANCHOR, ANCHOR + 1):
         for dx in range(-ANCHOR, ANCHOR + 1):
+            if not dx and not dy:
+                continue  # ``still``
             hits = cv2.countNonZero(cv2.bitwise_and(part, _moved(rings, dx, dy)))
             if hits > best or (hits == best and abs(dx) + abs(dy) < abs(at[0]) + abs(at[1])):
                 best, at = hits, (dx, dy)
@@ -205,8 +202,8 @@ def tolerance_of(rings: np.ndarray | None) -> int:
 
 
 def outside(part: np.ndarray, silhouette: np.ndarray, rings: np.ndarray | None = None) -> np.ndarray:
-    """Part pixels beyond ``TOLERANCE`` of the silhouette, with the silhouette placed by its ``rings``
-    (``anchor``) and moved by up to ``SEARCH`` pixels around that to where the fewest are left (the
+    """Part pixels beyond the tolerance (``tolerance_of``) of the silhouette, placed by its ``rings``
+    (``clear_rings``) and moved by up to ``SEARCH`` pixels around that to where the fewest are left (the
     camera's jitter; more room would let a small shift pull the silhouette onto itself: ``bench/RESULTS.md``)."""
     tolerance = tolerance_of(rings)
     reach = cv2.dilate(silhouette, np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8))
