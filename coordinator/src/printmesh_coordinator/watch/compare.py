@@ -29,6 +29,7 @@ GROW = (3, 2, 6)  # pixels (small image) around the part that count as growth: s
 NEAR = 0.6  # share of the image height below which the growth region is widened twice
 EDGE = 0.35  # share of the image width a thin horizontal band of change spans to be the bed's edge
 BORDER = 4  # pixels (small image) at the frame's edges where the scene slides in and out as the camera rises
+EXPECTED = 2  # pixels (small image) around the G-code's silhouette where change is growth: its tolerance
 RISE_PX = 1.6  # small-image pixels (320 wide) the walls grow downwards per mm of z rise: the default head
 # camera (45 degrees down, about 75 mm from the part's top, 90 degrees wide) measured on the renderer
 
@@ -69,6 +70,7 @@ def _box_mask(shape: tuple[int, ...], box: Box | None, scale: float) -> np.ndarr
 
 
 AROUND = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW[0] + 1, 2 * GROW[1] + 1))
+_EXPECTED = np.ones((2 * EXPECTED + 1, 2 * EXPECTED + 1), np.uint8)
 DOWN = np.ones((GROW[2] + 1, 1), np.uint8)  # anchored at its bottom: a pixel allows the ones below it
 
 
@@ -134,9 +136,15 @@ def _outside(changed: np.ndarray, allow: np.ndarray) -> np.ndarray:
 
 
 def compare(
-    key: tuple[str, int], before: Reference, now: Small, box: Box | None, rise: float | None = None
+    key: tuple[str, int],
+    before: Reference,
+    now: Small,
+    box: Box | None,
+    rise: float | None = None,
+    expected: np.ndarray | None = None,
 ) -> Comparison:
-    """``rise``: the part's z rise since ``before`` (mm), if known: the bed's expected slide, the walls' reach."""
+    """``rise``: the part's z rise since ``before`` (mm), if known: the bed's expected slide, the walls' reach.
+    ``expected``: where the G-code's layers lie in ``now`` (``silhouette.py``), if known: change there is growth."""
     down = reach(rise, now.grey.shape[1])
     slide = 0.0 if rise is None or rise <= 0 else rise * RISE_PX * now.grey.shape[1] / 320
     scale = now.full[0] / now.grey.shape[1]
@@ -157,10 +165,13 @@ def compare(
     old_part, old_maybe = before.small.part, before.small.maybe
     if slide > 0:  # aligned on the bed that slid down: the part's top, which rose with the camera,
         old_maybe = old_maybe | shifted(old_maybe, shift, nearest=True)  # now lies above its old place
-    allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale), down)
+    inside: np.ndarray = np.zeros(changed.shape, np.uint8)
+    if expected is not None:
+        inside = cv2.dilate(shifted(expected, shift, nearest=True), _EXPECTED)
+    allow = _allowance(old_maybe | before.allow | _box_mask(changed.shape, box, scale), down) | inside
     unexplained = _outside(changed, allow)
     faint = _faint(now, before.small, shift, allow)
-    grows = widened(old_maybe, down)
+    grows = widened(old_maybe, down) | inside
     new_part = cv2.bitwise_and(part, cv2.bitwise_not(grows))
     new_part = cv2.morphologyEx(new_part, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # slivers are walls growing
     lost_part = cv2.bitwise_and(old_part, cv2.bitwise_not(widened(maybe)))

@@ -107,9 +107,8 @@ class Watcher:
                 if hint.scene is not None:
                     self._outside.see(key, hint.scene, now, compared=False)
                 continue
-            comparison = compare(key, before, now, hint.boxes.get(key), rise)
-            if hint.scene is not None:
-                self._outside.see(key, hint.scene, now, compared=True)
+            expected = None if hint.scene is None else self._outside.see(key, hint.scene, now, compared=True)
+            comparison = compare(key, before, now, hint.boxes.get(key), rise, expected)
             comparisons.append(comparison)
             updates[key] = comparison.next_reference
         finding: Finding

@@ -19,9 +19,10 @@ from printmesh_coordinator.watch.silhouette import (
     ImageKey,
     Scene,
     clear_rings,
+    fitted,
     flags,
+    moved,
     new_outside,
-    outside,
     projected,
     tolerance_of,
 )
@@ -45,19 +46,23 @@ class Outside:
     last: dict[ImageKey, np.ndarray] = field(default_factory=dict)
     counted: dict[ImageKey, Seen] = field(default_factory=dict)
 
-    def see(self, key: ImageKey, scene: Scene, now: Small, compared: bool) -> None:
+    def see(self, key: ImageKey, scene: Scene, now: Small, compared: bool) -> np.ndarray | None:
         """Measure ``key``'s new outside pixels; counted only when the grid point was ``compared`` (not
-        at its first capture, when there is no earlier one to tell what was outside from the start)."""
+        at its first capture, when there is no earlier one to tell what was outside from the start).
+
+        Returns where the layers' hulls lie in ``now`` as placed (for the comparison: change there is
+        the part growing), or None without a silhouette."""
         height, width = now.part.shape
         drawn = projected(scene, key, now.full, (width, height))
         if drawn is None:
-            return
+            return None
         rings = clear_rings(*drawn)
-        out = outside(now.part, cv2.bitwise_or(*drawn), rings)
+        out, (dx, dy) = fitted(now.part, cv2.bitwise_or(*drawn), rings)
         if compared:
             new = new_outside(out, self.last.get(key), tolerance_of(rings))
             self.counted[key] = Seen(cv2.countNonZero(new), new, now.full[0] / width)
         self.last[key] = out
+        return moved(drawn[0], dx, dy)
 
     def next_layer(self) -> None:
         self.counted = {}
