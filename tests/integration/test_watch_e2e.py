@@ -13,11 +13,15 @@ notifies). The same print without the fault completes with no problem raised.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import AgentProcess, Observer
 from job_page_browser import chromium, final_page
@@ -148,7 +152,7 @@ def test_spaghetti_at_layer_12_pauses_after_layer_15_and_the_print_resumes_to_th
 
 
 @pytest.mark.timeout(600)
-def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig):
+def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig, tmp_path):
     r = rig([])
     mark = r.observer.mark()
     r.octoprint.api("POST", "/api/printer/command", {"commands": SPEED})
@@ -168,6 +172,18 @@ def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig):
     assert len(list(folder.glob("layer_*_watch_*.json"))) == len(PLANNED)
     final_page(folder)
     assert "No problem raised" in (folder / "index.html").read_text()
+    # the camera's geometry checked against its own captures: the virtual camera's is exact
+    outlines = tmp_path / "outlines.json"
+    outlines.write_bytes(r.observer.wait_for(lambda m: m.topic == f"{BASE}/outlines" and bool(m.payload)).payload)
+    cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--calibrate", str(folder), "--outlines",
+           str(outlines)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    recorded, fitted = (float(a) for a in re.findall(r"agreement (\d\.\d+)", done.stdout))
+    assert recorded > 0.5 and fitted >= recorded, done.stdout
+    assert "recorded: offset [0, -55, 45], pitch 45, fov 90" in done.stdout, done.stdout
+    found = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", done.stdout.split("fitted:")[1].split("agreement")[0])]
+    assert np.abs(np.array(found) - [0, -55, 45, 45, 90]).max() <= 1.0, done.stdout  # it stays where it fits
 
 
 @pytest.mark.timeout(600)
