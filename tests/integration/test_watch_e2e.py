@@ -168,6 +168,7 @@ def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig, tm
     records = metadata(r, summary.job)
     assert all(i.geometry is not None and i.geometry.pitch == 45 for md in records.values() for i in md.images)
     assert [v.silhouette for v in sorted(judged, key=lambda v: v.layer)] == [0, 9, 9, 9]
+    assert all(v.agreement is not None and v.agreement > 0.5 for v in judged), [v.agreement for v in judged]
     folder = r.captures / PRINTER / summary.job
     assert len(list(folder.glob("layer_*_watch_*.json"))) == len(PLANNED)
     final_page(folder)

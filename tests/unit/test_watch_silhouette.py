@@ -197,3 +197,16 @@ def test_the_parts_edge_rising_inside_the_silhouette_is_growth():
         previous = z
     assert out[10][0].verdict == "shift", out[10][0]  # what the silhouette is for here
     assert out[10][1].verdict == "ok", out[10][1]
+
+
+def test_each_verdict_says_how_well_the_silhouette_overlaps_the_part(box, outlines):
+    """The overlap tells a camera geometry measured right from one 5 mm and 5 degrees off."""
+    right, wrong = Watcher(), Watcher()
+    off = {"bed": CameraModel((0.0, -50.0, 50.0), 40.0, 84.0)}
+    for layer, images, hint in holds(box, outlines, realism=UP):
+        good = right.judge(layer, images, hint)
+        assert hint.scene is not None
+        bad = wrong.judge(layer, images, GrowthHint(scene=Scene(hint.scene.outlines, hint.scene.heads, off)))
+        assert good.agreement is not None and bad.agreement is not None
+        assert good.agreement > 0.6 and bad.agreement < 0.35, (layer, good.agreement, bad.agreement)
+    assert Watcher().judge(5, images, GrowthHint()).agreement is None  # no scene, no silhouette

@@ -115,7 +115,8 @@ def test_the_published_verdict_names_flagged_images_by_file_and_says_the_action(
     assert (out.verdict, out.problem, out.action, out.layer, out.job) == ("spaghetti", True, "pause", 15, "job1")
     assert out.flagged == ["layer_0015_pos_01_20260101_000000.jpg"] and out.compared_with == [10]
     assert out.regions[0].image == out.flagged[0] and (out.regions[0].x, out.regions[0].height) == (3, 60)
-    assert out.reason == "strands" and out.elapsed_ms == 12.5
+    assert out.reason == "strands" and out.elapsed_ms == 12.5 and out.agreement is None
+    assert published(WatchConfig(), md, DetectorVerdict(15, "ok", 1.0, 0.1, agreement=0.42), names).agreement == 0.42
     low = published(WatchConfig(on_problem="pause", min_confidence=0.95), md, raw, names)
     assert (low.verdict, low.problem, low.action) == ("spaghetti", False, "none"), "below min_confidence: notify only"
 
@@ -323,3 +324,20 @@ def test_the_job_page_plots_scores_and_outlines_the_flagged_images(tmp_path: Pat
     assert 'class="plot plot-watch"' in html and "Problem at layer 15: spaghetti" in html
     assert html.count('<td class="flagged problem">') == 1 and 'data-verdict="spaghetti"' in html
     assert 'href="layer_0015_pos_01_20260101_000000.jpg"' in html.split('<td class="flagged problem">')[1][:200]
+
+
+@pytest.mark.parametrize(("overlaps", "warned"), [((0.18, 0.2, 0.7), True), ((0.8, 0.2, 0.7), False), ((None,), False)])
+def test_the_job_page_says_when_the_silhouette_lies_beside_the_part(
+    tmp_path: Path, overlaps: tuple, warned: bool
+) -> None:
+    """A camera geometry measured wrong shows as a poor overlap of part and silhouette in most layers."""
+    store = Store(tmp_path)
+    for n, agreement in zip((5, 10, 15), overlaps, strict=False):
+        md = metadata(layer=n)
+        write_layer(store, md)
+        verdict = WatchVerdict(printer="octo", job="job1", layer=n, verdict="ok", confidence=0.9, score=0.1,
+                               problem=False, action="none", elapsed_ms=10, metadata_path=md.metadata_path,
+                               agreement=agreement)  # fmt: skip
+        store.write(sidecar_path(md.metadata_path or ""), verdict.model_dump_json().encode())
+    html = render(read_job(tmp_path / "octo" / "job1"), {}, [], False, 1000.0)
+    assert ("watch-geometry" in html and "--calibrate" in html and "median 0.20" in html) == warned

@@ -14,6 +14,7 @@ from printmesh_coordinator.job_folder import Row
 from printmesh_coordinator.page_svg import _bar, _frame
 from printmesh_core.models.watch import WatchVerdict
 
+GEOMETRY_OFF = 0.4  # median overlap of part and silhouette below which the page says the geometry is off
 COLOURS = {"problem": "#d62728", "doubt": "#f2a23c", "ok": "#8da0b6"}
 
 
@@ -31,6 +32,7 @@ def score_plot(rows: Sequence[Row]) -> str:
         if w is None:
             continue
         tip = f"layer {row.layer}: {w.verdict}, confidence {w.confidence:.2f}, score {w.score:.3g}"
+        tip += f", silhouette overlap {w.agreement:.2f}" if w.agreement is not None else ""
         body.append(_bar(i, len(rows), 0, max(w.score, top * 0.004), top, COLOURS[level(w)], tip))
     labels = [str(r.layer) for r in rows]
     return _frame("Print watch: change score per layer", labels, top, "score", body, "plot plot-watch")
@@ -55,4 +57,17 @@ def section(rows: Sequence[Row]) -> str:
     )
     legend = "".join(f'<span><i style="background:{c}"></i>{escape(k)}</span>' for k, c in COLOURS.items())
     listed = f'<ul class="watch">{items}</ul>' if items else ""
-    return f'{head}{score_plot(rows)}<p class="legend">{legend}</p>{listed}'
+    return f'{head}{geometry_note(judged)}{score_plot(rows)}<p class="legend">{legend}</p>{listed}'
+
+
+def geometry_note(judged: Sequence[tuple[int, WatchVerdict]]) -> str:
+    """A warning when the G-code's silhouette lies beside the part in most layers: the camera's
+    geometry is off, and the watch's silhouette check sees less (or raises false problems)."""
+    values = sorted(w.agreement for _, w in judged if w.agreement is not None)
+    if not values or values[len(values) // 2] >= GEOMETRY_OFF:
+        return ""
+    median = values[len(values) // 2]
+    return (f'<p class="note watch-geometry">The G-code\'s silhouette overlaps the part poorly in these images '
+            f"(median {median:.2f}; a camera whose geometry is right gives about 0.6-0.85): the camera's geometry "
+            "(offset, pitch, fov) is probably off. <code>printmesh coordinator --calibrate</code> fits it to this "
+            "job's images (docs/watch.md).</p>")  # fmt: skip

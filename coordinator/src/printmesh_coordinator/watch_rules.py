@@ -109,4 +109,5 @@ def published(
         reason=verdict.reason[:500] or None,
         note=note,
         silhouette=verdict.silhouette,
+        agreement=verdict.agreement,
     )

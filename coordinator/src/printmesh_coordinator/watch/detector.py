@@ -118,7 +118,7 @@ class Watcher:
             finding = combine(comparisons)
             if finding.kind == "ok":
                 finding = silhouette_finding(self._outside.counted) or finding
-        checked = len(self._outside.counted)
+        checked, agreement = len(self._outside.counted), self._outside.agreement()
         self._outside.next_layer()
         self._refs.update(updates)
         self._layer = layer
@@ -134,4 +134,5 @@ class Watcher:
             elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
             reason=finding.reason,
             silhouette=checked,
+            agreement=agreement,
         )

@@ -30,7 +30,7 @@ from printmesh_coordinator.watch_scene import CameraModel, ImageKey, Outline, Sc
 
 __all__ = [
     "CameraModel", "ImageKey", "Rings", "Scene", "clear_rings", "expected", "fitted", "flags", "moved",
-    "new_outside", "outside", "projected",
+    "new_outside", "outside", "overlap", "projected",
 ]  # fmt: skip
 
 Point = tuple[float, float]
@@ -240,6 +240,13 @@ def fitted(part: np.ndarray, silhouette: np.ndarray, rings: Rings | None = None)
                 best = (count, out, (dx, dy))
     assert best is not None
     return best[1], best[2]
+
+
+def overlap(part: np.ndarray, silhouette: np.ndarray) -> float:
+    """Intersection over union of the part mask (cleaned as ``outside`` cleans it) and the silhouette."""
+    part = cv2.morphologyEx(part, cv2.MORPH_OPEN, _OPEN)
+    either = cv2.countNonZero(cv2.bitwise_or(part, silhouette))
+    return cv2.countNonZero(cv2.bitwise_and(part, silhouette)) / either if either else 0.0
 
 
 def new_outside(now: np.ndarray, before: np.ndarray | None, tolerance: int = TOLERANCE) -> np.ndarray:

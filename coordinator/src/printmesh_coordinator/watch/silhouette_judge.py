@@ -23,6 +23,7 @@ from printmesh_coordinator.watch.silhouette import (
     flags,
     moved,
     new_outside,
+    overlap,
     projected,
     tolerance_of,
 )
@@ -45,6 +46,7 @@ class Outside:
 
     last: dict[ImageKey, np.ndarray] = field(default_factory=dict)
     counted: dict[ImageKey, Seen] = field(default_factory=dict)
+    overlap: dict[ImageKey, float] = field(default_factory=dict)  # this layer's part/silhouette overlap
 
     def see(self, key: ImageKey, scene: Scene, now: Small, compared: bool) -> np.ndarray | None:
         """Measure ``key``'s new outside pixels; counted only when the grid point was ``compared`` (not
@@ -62,10 +64,17 @@ class Outside:
             new = new_outside(out, self.last.get(key), tolerance_of(rings))
             self.counted[key] = Seen(cv2.countNonZero(new), new, now.full[0] / width)
         self.last[key] = out
+        self.overlap[key] = overlap(now.part, moved(cv2.bitwise_or(*drawn), dx, dy))
         return moved(drawn[0], dx, dy)
+
+    def agreement(self) -> float | None:
+        """This layer's mean overlap of part and silhouette: far below the 0.6-0.85 of a camera whose
+        geometry is right, the geometry is off (``calibrate.py``)."""
+        return round(sum(self.overlap.values()) / len(self.overlap), 3) if self.overlap else None
 
     def next_layer(self) -> None:
         self.counted = {}
+        self.overlap = {}
 
 
 def silhouette_finding(counted: dict[ImageKey, Seen]) -> Finding | None:

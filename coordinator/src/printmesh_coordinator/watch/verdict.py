@@ -46,6 +46,9 @@ class Verdict(BaseModel):
     silhouette: int = Field(
         default=0, ge=0, description="Images checked against the G-code's silhouette (0: no outlines or geometry)."
     )
+    agreement: float | None = Field(
+        default=None, ge=0, le=1, description="Mean overlap of part and silhouette in this layer's images (None: none)."
+    )
 
     @property
     def problem(self) -> bool:

@@ -59,3 +59,11 @@ class WatchVerdict(Payload):
         description="Images also checked against the G-code's silhouette: the bridge's layer outlines projected"
         " with the camera's geometry (0: no outlines, no geometry, or the grid points' first capture).",
     )
+    agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Mean overlap (intersection over union) of the part and the G-code's silhouette in this layer's"
+        " images; null without a silhouette. A camera whose geometry is right gives about 0.6-0.85; far below"
+        " that the geometry is off: printmesh coordinator --calibrate (docs/watch.md).",
+    )
