@@ -25,10 +25,12 @@ from printmesh_camera.sources.render import VirtualRenderer
 from printmesh_camera.sources.toolpath import parse_file
 from printmesh_coordinator.watch.frames import decode, prepare
 from printmesh_coordinator.watch.silhouette import clear_rings, outside, projected
+from printmesh_coordinator.watch_rules import sidecar_path
 from printmesh_coordinator.watch_scene import CameraModel, Scene, outlines_of
 from printmesh_core.models.camera import CameraGeometry
 from printmesh_core.models.coordinator import XY, LayerCapture
 from printmesh_core.models.layers import LayerOutlines
+from printmesh_core.models.watch import WatchVerdict
 
 GRID = [(100.0 + (c - 1) * 30, 100.0 + (r - 1) * 30) for r in range(3) for c in range(3)]
 UP = {"noise": 9.0, "drift": 0.25, "drift_period": 90.0, "jitter": 3.0, "jpeg_quality": 60}
@@ -109,3 +111,17 @@ def test_calibrate_says_what_it_needs(tmp_path):
     assert bad.returncode == 2 and "outlines" in bad.stderr and "Field required" in bad.stderr
     alone = subprocess.run([*base, "--outlines", str(outlines)], capture_output=True, text=True, timeout=60)
     assert alone.returncode == 2 and "only goes with --calibrate" in alone.stderr
+
+
+def test_calibrate_leaves_out_the_layers_from_the_first_flagged_one(tmp_path):
+    """A failed print does not match its G-code: the layers from the watch's first problem on are not fitted."""
+    folder, outlines = rendered_job(tmp_path)
+    md = LayerCapture.model_validate_json(next(folder.glob("layer_0030_metadata_*.json")).read_bytes())
+    verdict = WatchVerdict(printer=md.printer, job=md.job, layer=30, verdict="spaghetti", confidence=0.9, score=3,
+                           problem=True, action="notify", elapsed_ms=10, metadata_path=md.metadata_path)  # fmt: skip
+    (folder / Path(sidecar_path(md.metadata_path or "")).name).write_text(verdict.model_dump_json())
+    cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--calibrate", str(folder),
+           "--outlines", str(outlines)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "camera bed: 18 images, layers before 30 (flagged)" in done.stdout, done.stdout

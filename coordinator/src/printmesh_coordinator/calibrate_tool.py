@@ -13,18 +13,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
 from printmesh_coordinator.job_folder import METADATA_GLOB, plain_files, read_job, safe_name
-from printmesh_coordinator.watch_scene import CameraModel, outlines_of
-from printmesh_core.models.coordinator import LayerCapture
+from printmesh_coordinator.watch_scene import CameraModel, Outline, outlines_of
+from printmesh_core.models.coordinator import CapturedImage, LayerCapture
 from printmesh_core.models.layers import LayerOutline, LayerOutlines
 
 if TYPE_CHECKING:
     from printmesh_coordinator.watch.calibrate import View
 
+T = TypeVar("T")
 MAX_VIEWS = 36  # images per camera, spread over the job's layers: about 10 s of fitting
 DEFAULT = CameraModel((0.0, -55.0, 45.0), 45.0, 90.0)  # the virtual head camera's, when the job recorded none
 
@@ -83,7 +84,7 @@ def calibrate(folder: Path, outlines: LayerOutlines) -> int:
     status = 0
     for camera, (start, camera_views) in sorted(views.items()):
         try:
-            result = fit(_spread(camera_views), start)
+            result = fit(camera_views, start)
         except ValueError as exc:
             print(f"camera {camera}: not fitted: {exc}")
             status = 1
@@ -103,40 +104,49 @@ def _describe(c: CameraModel) -> str:
     return f"offset [{', '.join(f'{v:g}' for v in c.offset)}], pitch {c.pitch:g}, fov {c.fov:g}"
 
 
-def _spread(views: Sequence[View]) -> list[View]:
-    """At most ``MAX_VIEWS``, evenly over the job (the views come in layer order)."""
-    if len(views) <= MAX_VIEWS:
-        return list(views)
-    step = len(views) / MAX_VIEWS
-    return [views[int(i * step)] for i in range(MAX_VIEWS)]
+def _spread(items: Sequence[T]) -> list[T]:
+    """At most ``MAX_VIEWS``, evenly over the job (the items come in layer order)."""
+    if len(items) <= MAX_VIEWS:
+        return list(items)
+    step = len(items) / MAX_VIEWS
+    return [items[int(i * step)] for i in range(MAX_VIEWS)]
 
 
 Views = dict[str, tuple[CameraModel, list["View"]]]
+Candidate = tuple[str, CapturedImage, tuple[Outline, ...]]  # file name, its record, the layers printed before it
 
 
-def _views(folder: Path, layers: Sequence[LayerOutline], before: int | None) -> Views:
-    """Per camera: the geometry its captures recorded (else ``DEFAULT``), and one view per image."""
-    from printmesh_coordinator.watch.calibrate import View
-    from printmesh_coordinator.watch.frames import decode, prepare
-
+def _candidates(folder: Path, layers: Sequence[LayerOutline], before: int | None) -> dict[str, list[Candidate]]:
+    """Per camera, in layer order: the images with printed layers before them, not yet read."""
     ordered = sorted(layers, key=lambda o: o.layer)
     converted = outlines_of(ordered)
     files = plain_files(folder)
-    out: Views = {}
     metas = []
     for file in sorted(folder.glob(METADATA_GLOB)):
         try:
             metas.append(LayerCapture.model_validate_json(file.read_bytes()))
         except (OSError, ValidationError) as exc:
             print(f"warning: skipping {file.name}: {exc}", file=sys.stderr)
+    out: dict[str, list[Candidate]] = {}
     for md in sorted(metas, key=lambda m: m.layer):
-        if before is not None and md.layer >= before:
-            continue
         printed = tuple(o for o, m in zip(converted, ordered, strict=True) if m.layer < md.layer)
+        if not printed or (before is not None and md.layer >= before):
+            continue
         for image in sorted(md.images, key=lambda i: (i.camera, i.index)):
             name = safe_name(folder, image.path, files)
-            if name is None or not printed:
-                continue
+            if name is not None:
+                out.setdefault(image.camera, []).append((name, image, printed))
+    return out
+
+
+def _views(folder: Path, layers: Sequence[LayerOutline], before: int | None) -> Views:
+    """Per camera: the geometry its captures recorded (else ``DEFAULT``), and up to ``MAX_VIEWS`` views."""
+    from printmesh_coordinator.watch.calibrate import View
+    from printmesh_coordinator.watch.frames import decode, prepare
+
+    out: Views = {}
+    for camera, candidates in _candidates(folder, layers, before).items():
+        for name, image, printed in _spread(candidates):
             try:
                 small, full = decode((folder / name).read_bytes())
             except (OSError, ValueError) as exc:
@@ -144,7 +154,6 @@ def _views(folder: Path, layers: Sequence[LayerOutline], before: int | None) -> 
                 continue
             g = image.geometry
             start = CameraModel((g.offset[0], g.offset[1], g.offset[2]), g.pitch, g.fov) if g else DEFAULT
-            entry = out.setdefault(image.camera, (start, []))
             head = (image.position.x, image.position.y, image.z)
-            entry[1].append(View(prepare(small, full).part, full, head, printed))
+            out.setdefault(camera, (start, []))[1].append(View(prepare(small, full).part, full, head, printed))
     return out
