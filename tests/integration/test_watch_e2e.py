@@ -29,6 +29,7 @@ from octoprint_harness import OctoPrint, start_octoprint
 from printing import printable
 
 from printmesh_core.models.coordinator import JobSummary, LayerCapture
+from printmesh_core.models.layers import LayerOutlines
 from printmesh_core.models.watch import WatchVerdict
 from printmesh_devkit.broker import LocalBroker
 
@@ -152,7 +153,7 @@ def test_spaghetti_at_layer_12_pauses_after_layer_15_and_the_print_resumes_to_th
 
 
 @pytest.mark.timeout(600)
-def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig, tmp_path):
+def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig):
     r = rig([])
     mark = r.observer.mark()
     r.octoprint.api("POST", "/api/printer/command", {"commands": SPEED})
@@ -173,11 +174,12 @@ def test_the_same_print_without_a_fault_completes_with_no_problem_raised(rig, tm
     assert len(list(folder.glob("layer_*_watch_*.json"))) == len(PLANNED)
     final_page(folder)
     assert "No problem raised" in (folder / "index.html").read_text()
-    # the camera's geometry checked against its own captures: the virtual camera's is exact
-    outlines = tmp_path / "outlines.json"
-    outlines.write_bytes(r.observer.wait_for(lambda m: m.topic == f"{BASE}/outlines" and bool(m.payload)).payload)
-    cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--calibrate", str(folder), "--outlines",
-           str(outlines)]  # fmt: skip
+    # the camera's geometry checked against its own captures (the virtual camera's is exact), from the
+    # job folder alone: the coordinator kept the bridge's outlines there
+    sent = LayerOutlines.model_validate_json(r.observer.on(f"{BASE}/outlines")[-1].payload)
+    kept = LayerOutlines.model_validate_json((folder / "outlines.json").read_bytes())
+    assert kept == sent and kept.path == summary.gcode_file and len(kept.outlines) == 20
+    cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--calibrate", str(folder)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     recorded, fitted = (float(a) for a in re.findall(r"agreement (\d\.\d+)", done.stdout))

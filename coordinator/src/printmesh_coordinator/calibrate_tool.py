@@ -1,8 +1,8 @@
-"""``printmesh coordinator --calibrate JOB_DIR --outlines FILE``: fit each head camera's geometry to a job.
+"""``printmesh coordinator --calibrate JOB_DIR [--outlines FILE]``: fit each head camera's geometry to a job.
 
 A real carriage camera's geometry is measured by hand, and the print watch's silhouette is only as
 good as it (``docs/watch.md``). This reads a finished job's captures and the file's outlines (the
-bridge's ``<printer>/printer/outlines``, saved with ``mosquitto_sub``), fits the geometry
+bridge's ``<printer>/printer/outlines``, which the coordinator keeps in the job folder), fits the geometry
 (``watch/calibrate.py``) and prints it as the camera agent's config wants it. Layers from the
 first one the watch flagged onwards are left out: a failed print does not match its G-code.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
-from printmesh_coordinator.job_folder import METADATA_GLOB, plain_files, read_job, safe_name
+from printmesh_coordinator.job_folder import METADATA_GLOB, OUTLINES_NAME, plain_files, read_job, safe_name
 from printmesh_coordinator.watch_scene import CameraModel, Outline, outlines_of
 from printmesh_core.models.coordinator import CapturedImage, LayerCapture
 from printmesh_core.models.layers import LayerOutline, LayerOutlines
@@ -36,14 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="JOB_DIR",
         help="Fit each head camera's geometry (offset, pitch, fov) to the captures of one clean job folder and "
-        "print it for the camera's config; needs --outlines.",
+        "print it for the camera's config.",
     )
     parser.add_argument(
         "--outlines",
         type=Path,
         metavar="FILE",
         help="With --calibrate: the job's file outlines, as the bridge publishes them on <printer>/printer/outlines "
-        "(mosquitto_sub -t '<root>/<printer>/printer/outlines' -C 1 > outlines.json while the file is selected).",
+        "(default: the job folder's outlines.json, kept there by the coordinator when the watch is on).",
     )
 
 
@@ -55,12 +55,15 @@ def run_tool(args: argparse.Namespace) -> int | None:
             print("printmesh coordinator: --outlines only goes with --calibrate", file=sys.stderr)
             return 2
         return None
-    if outlines_file is None:
-        print("printmesh coordinator: --calibrate needs --outlines FILE (see --help)", file=sys.stderr)
-        return 2
     if not folder.is_dir() or not any(folder.glob(METADATA_GLOB)):
         print(f"printmesh coordinator: --calibrate: {folder} is not a job folder (no {METADATA_GLOB})", file=sys.stderr)
         return 2
+    if outlines_file is None:
+        outlines_file = folder / OUTLINES_NAME
+        if not outlines_file.is_file():
+            print(f"printmesh coordinator: --calibrate: no {OUTLINES_NAME} in {folder} (the coordinator keeps the "
+                  "bridge's outlines there when the watch is on): give --outlines FILE", file=sys.stderr)  # fmt: skip
+            return 2
     try:
         outlines = LayerOutlines.model_validate_json(outlines_file.read_bytes())
     except (OSError, ValidationError) as exc:

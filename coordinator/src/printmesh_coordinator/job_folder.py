@@ -25,6 +25,7 @@ log = logging.getLogger("printmesh.coordinator.page")
 
 METADATA_GLOB = "layer_*_metadata_*.json"
 SUMMARY_NAME = "job_summary.json"
+OUTLINES_NAME = "outlines.json"  # the file's layer outlines as the bridge sent them: what --calibrate reads
 MODE = 0o644  # the page is meant to be served: readable by a web server's user (mkstemp makes 0600)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _PARSED: dict[Path, tuple[tuple[int, int], LayerCapture]] = {}  # metadata files seen, by (mtime, size)

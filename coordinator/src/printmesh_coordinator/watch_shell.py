@@ -15,9 +15,11 @@ published with ``action: notify``.
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Callable
 
 from printmesh_coordinator.config import PrinterConfig
+from printmesh_coordinator.job_folder import OUTLINES_NAME
 from printmesh_coordinator.link import Link
 from printmesh_coordinator.messages import Answer
 from printmesh_coordinator.storage import Storage
@@ -26,6 +28,7 @@ from printmesh_coordinator.watch_worker import WATCHERS_KEPT, Judged, Layer, Wat
 from printmesh_core import contract
 from printmesh_core.models.base import Payload
 from printmesh_core.models.coordinator import LayerCapture
+from printmesh_core.models.layers import LayerOutlines
 from printmesh_core.models.printer import PauseRequest
 from printmesh_core.models.watch import WatchVerdict
 from printmesh_core.topics import ComponentTopics
@@ -46,6 +49,7 @@ class WatchShell:
         self.session = session
         self.seq = 0
         self.last: dict[tuple[str, str], tuple[int, float | None]] = {}
+        self.outlined: dict[tuple[str, str], None] = {}  # jobs whose outlines were stored (bounded like ``last``)
         self.pauses: dict[str, tuple[str, WatchVerdict]] = {}  # request id -> printer, the verdict it acts on
         self.retry: dict[str, WatchVerdict] = {}  # printer -> a pause refused during a hold, sent after its release
         self.paused: dict[tuple[str, str], int] = {}  # (printer, job) -> the layer whose verdict paused it
@@ -81,7 +85,18 @@ class WatchShell:
         outlines = self.link.outlines.get(printer)
         if outlines is not None and outlines.path != md.gcode_file:
             outlines = None  # another file's (the retained message of the one printed before)
+        if outlines is not None and md.metadata_path and key not in self.outlined:
+            self._keep_outlines(key, md.metadata_path, outlines)
         self.worker.submit(Layer(printer, config, md, Growth(md.layer, md.z_height, prev_layer, prev_z), outlines))
+
+    def _keep_outlines(self, key: tuple[str, str], metadata_path: str, outlines: LayerOutlines) -> None:
+        """The job's outlines beside its captures, once: the folder then holds all ``--calibrate`` needs,
+        after the bridge has moved on to another file."""
+        self.outlined[key] = None
+        while len(self.outlined) > LAST_KEPT:
+            self.outlined.pop(next(iter(self.outlined)))
+        path = f"{posixpath.dirname(metadata_path)}/{OUTLINES_NAME}"
+        self.storage.write_aside(path, outlines.model_dump_json().encode(), f"{key[0]}: the job's outlines")
 
     # ------------------------------------------------------------------ the loop's inputs
     def consume(self, message: object) -> bool:
