@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
-from printmesh_coordinator.job_folder import METADATA_GLOB, OUTLINES_NAME, plain_files, read_job, safe_name
-from printmesh_coordinator.watch_scene import CameraModel, Outline, outlines_of
-from printmesh_core.models.coordinator import CapturedImage, LayerCapture
+from printmesh_coordinator.job_folder import (
+    METADATA_GLOB,
+    OUTLINES_NAME,
+    layer_metadata,
+    plain_files,
+    read_job,
+    safe_name,
+)
+from printmesh_coordinator.watch_scene import CameraModel, Outline, camera_model, outlines_of
+from printmesh_core.models.coordinator import CapturedImage
 from printmesh_core.models.layers import LayerOutline, LayerOutlines
 
 if TYPE_CHECKING:
@@ -127,7 +134,7 @@ def _candidates(folder: Path, layers: Sequence[LayerOutline], before: int | None
     metas = []
     for file in sorted(folder.glob(METADATA_GLOB)):
         try:
-            metas.append(LayerCapture.model_validate_json(file.read_bytes()))
+            metas.append(layer_metadata(file))  # parsed once: read_job has just read them
         except (OSError, ValidationError) as exc:
             print(f"warning: skipping {file.name}: {exc}", file=sys.stderr)
     out: dict[str, list[Candidate]] = {}
@@ -155,8 +162,7 @@ def _views(folder: Path, layers: Sequence[LayerOutline], before: int | None) -> 
             except (OSError, ValueError) as exc:
                 print(f"warning: skipping {name}: {exc}", file=sys.stderr)
                 continue
-            g = image.geometry
-            start = CameraModel((g.offset[0], g.offset[1], g.offset[2]), g.pitch, g.fov) if g else DEFAULT
+            start = camera_model(image.geometry) if image.geometry else DEFAULT
             head = (image.position.x, image.position.y, image.z)
             out.setdefault(camera, (start, []))[1].append(View(prepare(small, full).part, full, head, printed))
     return out

@@ -94,7 +94,7 @@ def file_tag(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("._") or "camera"
 
 
-def _metadata(file: Path) -> LayerCapture:
+def layer_metadata(file: Path) -> LayerCapture:
     """Parsed once per version of the file: the per-layer update re-reads every layer's metadata."""
     st = file.stat()
     key = (st.st_mtime_ns, st.st_size)
@@ -127,7 +127,7 @@ def read_job(folder: Path) -> JobFolder:
     for file in sorted(folder.glob(METADATA_GLOB)):
         verdict = _verdict(folder / file.name.replace("_metadata_", "_watch_", 1), files)
         try:
-            metas.append(_metadata(file))
+            metas.append(layer_metadata(file))
             if verdict is not None:
                 verdicts[id(metas[-1])] = verdict
         except (OSError, ValidationError) as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from printmesh_core.models.camera import CameraGeometry
 from printmesh_core.models.layers import LayerOutline
 
 ImageKey = tuple[str, int]  # (camera name, grid point index)
@@ -39,6 +40,11 @@ class Scene:
     outlines: tuple[Outline, ...]
     heads: Mapping[ImageKey, Vec3] = field(default_factory=dict)
     cameras: Mapping[str, CameraModel] = field(default_factory=dict)
+
+
+def camera_model(g: CameraGeometry) -> CameraModel:
+    """The detector's camera from the geometry a capture recorded."""
+    return CameraModel((g.offset[0], g.offset[1], g.offset[2]), g.pitch, g.fov)
 
 
 def outlines_of(layers: Sequence[LayerOutline]) -> tuple[Outline, ...]:

@@ -27,8 +27,7 @@ from typing import Any, Protocol
 from printmesh_coordinator.config import WatchConfig
 from printmesh_coordinator.watch_process import ProcessDetector
 from printmesh_coordinator.watch_rules import Growth, judgeable, published
-from printmesh_coordinator.watch_scene import CameraModel, Outline, Scene, outlines_of
-from printmesh_core.models.camera import CameraGeometry
+from printmesh_coordinator.watch_scene import Outline, Scene, camera_model, outlines_of
 from printmesh_core.models.coordinator import LayerCapture
 from printmesh_core.models.layers import LayerOutlines
 from printmesh_core.models.watch import WatchVerdict
@@ -232,10 +231,6 @@ def growth_hint(detector: Any, layer: Layer) -> Any:
 
 
 _OUTLINES: dict[int, tuple[LayerOutlines, tuple[Outline, ...]]] = {}  # id -> converted, the worker's thread only
-
-
-def camera_model(g: CameraGeometry) -> CameraModel:
-    return CameraModel((g.offset[0], g.offset[1], g.offset[2]), g.pitch, g.fov)
 
 
 def scene_of(layer: Layer) -> Scene | None:

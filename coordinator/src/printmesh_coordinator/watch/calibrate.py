@@ -19,14 +19,13 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from printmesh_coordinator.watch.silhouette import ImageKey, projected
+from printmesh_coordinator.watch.silhouette import ImageKey, cleaned, expected, iou
 from printmesh_coordinator.watch_scene import CameraModel, Outline, Scene, Vec3
 
 PITCH = (0.0, 89.0)  # the bounds of CameraGeometry
 FOV = (5.5, 149.5)
 ROUNDS = ((3.0, 4.0), (1.0, 2.0), (1.0, 1.0))  # per round: blur sigma (pixels), first step (mm or degrees)
 MIN_VIEWS = 3  # images with part in them below which nothing is fitted
-_OPEN = np.ones((2, 2), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,7 @@ class Fit:
 def _masks(view: View, camera: CameraModel) -> np.ndarray | None:
     height, width = view.part.shape
     key: ImageKey = ("camera", 0)
-    drawn = projected(Scene(view.printed, {key: view.head}, {"camera": camera}), key, view.full, (width, height))
-    return None if drawn is None else cv2.bitwise_or(*drawn)
+    return expected(Scene(view.printed, {key: view.head}, {"camera": camera}), key, view.full, (width, height))
 
 
 def agreement(views: Sequence[View], camera: CameraModel) -> float:
@@ -63,10 +61,8 @@ def agreement(views: Sequence[View], camera: CameraModel) -> float:
     total = 0.0
     for view in views:
         silhouette = _masks(view, camera)
-        if silhouette is None:
-            continue
-        either = cv2.countNonZero(cv2.bitwise_or(view.part, silhouette))
-        total += cv2.countNonZero(cv2.bitwise_and(view.part, silhouette)) / either if either else 0.0
+        if silhouette is not None:
+            total += iou(view.part, silhouette)  # the views' parts are cleaned already (``usable``)
     return total / len(views) if views else 0.0
 
 
@@ -87,7 +83,7 @@ def usable(views: Sequence[View]) -> list[View]:
     """The views with some part in them and some layers printed (cleaned like the silhouette check's)."""
     out = []
     for v in views:
-        part = cv2.morphologyEx(v.part, cv2.MORPH_OPEN, _OPEN)
+        part = cleaned(v.part)
         if v.printed and cv2.countNonZero(part) >= 30:
             out.append(replace(v, part=part))
     return out

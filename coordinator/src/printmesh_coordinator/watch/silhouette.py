@@ -29,8 +29,8 @@ import numpy as np
 from printmesh_coordinator.watch_scene import CameraModel, ImageKey, Outline, Scene
 
 __all__ = [
-    "CameraModel", "ImageKey", "Rings", "Scene", "clear_rings", "expected", "fitted", "flags", "moved",
-    "new_outside", "outside", "overlap", "projected",
+    "CameraModel", "ImageKey", "Rings", "Scene", "cleaned", "clear_rings", "expected", "fitted", "flags", "iou",
+    "moved", "new_outside", "outside", "overlap", "projected",
 ]  # fmt: skip
 
 Point = tuple[float, float]
@@ -188,6 +188,12 @@ def _ring(mask: np.ndarray, pin: Pinhole, path: np.ndarray, bottom: float, top: 
 _OPEN = np.ones((2, 2), np.uint8)
 
 
+def cleaned(part: np.ndarray) -> np.ndarray:
+    """The part mask as the silhouette's measures take it: specks of one pixel opened away."""
+    out: np.ndarray = cv2.morphologyEx(part, cv2.MORPH_OPEN, _OPEN)
+    return out
+
+
 def moved(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     if not dx and not dy:
         return mask
@@ -229,7 +235,7 @@ def fitted(part: np.ndarray, silhouette: np.ndarray, rings: Rings | None = None)
     """(``outside``'s pixels, the move it gave the silhouette)."""
     tolerance = tolerance_of(rings)
     reach = cv2.dilate(silhouette, np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8))
-    part = cv2.morphologyEx(part, cv2.MORPH_OPEN, _OPEN)
+    part = cleaned(part)
     cx, cy = placed(part, rings)
     best: tuple[int, np.ndarray, tuple[int, int]] | None = None
     for dy in range(cy - SEARCH, cy + SEARCH + 1):
@@ -243,10 +249,15 @@ def fitted(part: np.ndarray, silhouette: np.ndarray, rings: Rings | None = None)
 
 
 def overlap(part: np.ndarray, silhouette: np.ndarray) -> float:
-    """Intersection over union of the part mask (cleaned as ``outside`` cleans it) and the silhouette."""
-    part = cv2.morphologyEx(part, cv2.MORPH_OPEN, _OPEN)
-    either = cv2.countNonZero(cv2.bitwise_or(part, silhouette))
-    return cv2.countNonZero(cv2.bitwise_and(part, silhouette)) / either if either else 0.0
+    """``iou`` of the part mask, ``cleaned`` as ``outside`` takes it, and the silhouette."""
+    return iou(cleaned(part), silhouette)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two masks (0 when both are empty). ``cleaned`` is not idempotent (its
+    even kernel moves a mask by a pixel), so a mask already cleaned comes here directly."""
+    either = cv2.countNonZero(cv2.bitwise_or(a, b))
+    return cv2.countNonZero(cv2.bitwise_and(a, b)) / either if either else 0.0
 
 
 def new_outside(now: np.ndarray, before: np.ndarray | None, tolerance: int = TOLERANCE) -> np.ndarray:

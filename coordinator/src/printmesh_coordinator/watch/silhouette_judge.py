@@ -58,13 +58,13 @@ class Outside:
         drawn = projected(scene, key, now.full, (width, height))
         if drawn is None:
             return None
-        rings = clear_rings(*drawn)
-        out, (dx, dy) = fitted(now.part, cv2.bitwise_or(*drawn), rings)
+        rings, silhouette = clear_rings(*drawn), cv2.bitwise_or(*drawn)
+        out, (dx, dy) = fitted(now.part, silhouette, rings)
         if compared:
             new = new_outside(out, self.last.get(key), tolerance_of(rings))
             self.counted[key] = Seen(cv2.countNonZero(new), new, now.full[0] / width)
         self.last[key] = out
-        self.overlap[key] = overlap(now.part, moved(cv2.bitwise_or(*drawn), dx, dy))
+        self.overlap[key] = overlap(now.part, moved(silhouette, dx, dy))
         return moved(drawn[0], dx, dy)
 
     def agreement(self) -> float | None:
