@@ -9,6 +9,7 @@ bridge's own, from the same G-code. The fitted geometry must put the part back i
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -114,12 +115,16 @@ def test_calibrate_says_what_it_needs(tmp_path):
 
 
 def test_calibrate_leaves_out_the_layers_from_the_first_flagged_one(tmp_path):
-    """A failed print does not match its G-code: the layers from the watch's first problem on are not fitted."""
+    """A failed print does not match its G-code: the layers from the watch's first problem on are not fitted.
+    The outlines file, as a newer bridge sent it, carries fields this version does not know: they are ignored."""
     folder, outlines = rendered_job(tmp_path)
     md = LayerCapture.model_validate_json(next(folder.glob("layer_0030_metadata_*.json")).read_bytes())
     verdict = WatchVerdict(printer=md.printer, job=md.job, layer=30, verdict="spaghetti", confidence=0.9, score=3,
                            problem=True, action="notify", elapsed_ms=10, metadata_path=md.metadata_path)  # fmt: skip
     (folder / Path(sidecar_path(md.metadata_path or "")).name).write_text(verdict.model_dump_json())
+    newer = json.loads(outlines.read_text())  # a newer bridge's outlines: fields this coordinator does not know
+    newer["units"], newer["outlines"][0]["infill"] = "mm", 0.2
+    outlines.write_text(json.dumps(newer))
     cmd = [sys.executable, "-m", "printmesh_core.cli", "coordinator", "--calibrate", str(folder),
            "--outlines", str(outlines)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

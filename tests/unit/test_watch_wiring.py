@@ -4,6 +4,7 @@ tested by its own tests; here a tiny detector module stands in at the worker's i
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -318,6 +319,9 @@ def test_the_job_page_plots_scores_and_outlines_the_flagged_images(tmp_path: Pat
         store.write(sidecar_path(md.metadata_path or ""), verdict.model_dump_json().encode())
     store.write("octo/job1/layer_0020_metadata_20260101_000000.json", metadata(layer=20).model_dump_json().encode())
     store.write("octo/job1/layer_0020_watch_20260101_000000.json", b"{not json")  # unreadable: no verdict, no crash
+    newer = json.loads(store.root.joinpath(sidecar_path(metadata(layer=10).metadata_path or "")).read_text())
+    newer["future"] = {"field": 1}  # a newer coordinator sharing the folder: its sidecar is still read
+    store.write(sidecar_path(metadata(layer=10).metadata_path or ""), json.dumps(newer).encode())
     job = read_job(tmp_path / "octo" / "job1")
     assert [r.watch.verdict if r.watch else None for r in job.rows] == ["ok", "ok", "spaghetti", None]
     html = render(job, {}, [], False, 1000.0)

@@ -26,6 +26,8 @@ from printmesh_coordinator.job_folder import (
     safe_name,
 )
 from printmesh_coordinator.watch_scene import CameraModel, Outline, camera_model, outlines_of
+from printmesh_core import contract
+from printmesh_core.inbound import LAYERS_LIMIT
 from printmesh_core.models.coordinator import CapturedImage
 from printmesh_core.models.layers import LayerOutline, LayerOutlines
 
@@ -72,8 +74,8 @@ def run_tool(args: argparse.Namespace) -> int | None:
                   "bridge's outlines there when the watch is on): give --outlines FILE", file=sys.stderr)  # fmt: skip
             return 2
     try:
-        outlines = LayerOutlines.model_validate_json(outlines_file.read_bytes())
-    except (OSError, ValidationError) as exc:
+        outlines = contract.read(LayerOutlines, outlines_file.read_bytes(), LAYERS_LIMIT)  # as the bridge sent it
+    except (OSError, contract.Unreadable) as exc:
         print(f"printmesh coordinator: --outlines: {outlines_file}: {exc}", file=sys.stderr)
         return 2
     return calibrate(folder, outlines)

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import ValidationError
 
 from printmesh_coordinator.store import write_atomically
+from printmesh_core import contract
 from printmesh_core.models.coordinator import CaptureFailure, HoldTimings, JobSummary, LayerCapture
 from printmesh_core.models.watch import WatchVerdict
 
@@ -109,12 +110,14 @@ def layer_metadata(file: Path) -> LayerCapture:
 
 
 def _verdict(file: Path, files: set[str]) -> WatchVerdict | None:
-    """The layer's watch sidecar (``layer_0015_watch_<time>.json``), if it is there and readable."""
+    """The layer's watch sidecar (``layer_0015_watch_<time>.json``), if it is there and readable; read
+    like a message (``contract.read``): a newer coordinator sharing the folder may write fields this one
+    does not know (``agreement`` was one)."""
     if file.name not in files:
         return None
     try:
-        return WatchVerdict.model_validate_json(file.read_bytes())
-    except (OSError, ValidationError) as exc:
+        return contract.read(WatchVerdict, file.read_bytes())
+    except (OSError, contract.Unreadable) as exc:
         log.warning("page: skipping unreadable watch verdict %s: %s", file, exc)
         return None
 
