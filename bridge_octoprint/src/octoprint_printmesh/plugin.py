@@ -12,6 +12,7 @@ layer's first line leaves (``hold.driver.HoldDriver.at_layer``).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import octoprint.plugin
@@ -96,14 +97,17 @@ class PrintmeshPlugin(
             set_job_on_hold=lambda on: self._printer.set_job_on_hold(on),
             send=lambda lines: self._printer.commands(list(lines), tags=set(TAGS)),
         )
-        self._node = node = PrinterNode(settings, self._notify, job_commands(control, settings.allow_cancel), printer)
+        folder = Path(self.get_plugin_data_folder())
+        self._node = node = PrinterNode(
+            settings, self._notify, job_commands(control, settings.allow_cancel), printer, folder
+        )
         send = lambda message: self._plugin_manager.send_plugin_message(self._identifier, message)  # noqa: E731
         max_z = settings.safety.max_z or None
         self._dashboard = Dashboard(
             node.runtime, node.topics.root, node.me.node_id, send, URLS, settings.safety.margin, max_z
         )
         self._dashboard.start()  # subscribes before the node connects: restored on every connect
-        self._follower = LayerFollower(node.record_layer, node.holds.at_layer, node.tables)
+        self._follower = LayerFollower(node.record_layer, node.at_layer, node.tables)
         self.comm_hooks.attach(self._follower, node.holds, node.record_fan)
         self.replies.driver = node.holds
         self._node.snapshot = self._snapshot

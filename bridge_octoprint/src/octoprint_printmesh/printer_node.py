@@ -13,8 +13,10 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from octoprint_printmesh.entities import PrinterShape, printer_entities, printer_shape
@@ -23,6 +25,7 @@ from octoprint_printmesh.hold.commands import HoldCommands
 from octoprint_printmesh.hold.driver import Effects, HoldDriver
 from octoprint_printmesh.hold.link import HoldLink
 from octoprint_printmesh.layers import TableCache, scan_file, stamp_of
+from octoprint_printmesh.logic import layer_batch
 from octoprint_printmesh.logic.telemetry import TemperaturePolicy, event_payload, profile_payload, temperatures_payload
 from octoprint_printmesh.outline_scan import OutlineScanner
 from octoprint_printmesh.settings import BridgeSettings
@@ -67,6 +70,7 @@ class PrinterNode:
         notify: Notify,
         commands: list[Command] | None = None,
         printer: PrinterIO | None = None,
+        data_folder: Path | None = None,
     ) -> None:
         self.settings = settings
         self.notify = notify
@@ -106,7 +110,9 @@ class PrinterNode:
         self._firmware: str | None = None
         self._ticked = 0.0
         self.tables = TableCache()  # scanned at selection, read by the layer follower at the first line
-        self.outlines = OutlineScanner(lambda outlines: self._put(("outlines", outlines)))
+        folder = data_folder / "outlines" if data_folder is not None else None  # scanned in a child, kept on disk
+        self.outlines = OutlineScanner(lambda outlines: self._put(("outlines", outlines)), folder)
+        self._layers = layer_batch.LayerBatch(settings.publish.layer_interval)  # worker thread only
 
     def start(self) -> None:
         self.holds.start()
@@ -133,6 +139,13 @@ class PrinterNode:
 
     def record_layer(self, event: LayerEvent) -> None:
         self._put(("layer", event))
+
+    def at_layer(self, event: LayerEvent, line: str) -> bool:
+        """Comm thread: the hold's decision at a layer start; a hold sends the waiting layers at once."""
+        held = self.holds.at_layer(event, line)
+        if held:
+            self._put(("flush", None))
+        return held
 
     def request_scan(
         self,
@@ -226,22 +239,36 @@ class PrinterNode:
 
     def _run(self) -> None:
         while True:
+            wait, due = HOLD_TICK if self.holds.active else TICK, self._layers.due
+            if due is not None:
+                wait = min(wait, max(0.0, due - time.monotonic()))
             try:
-                item = self._queue.get(timeout=HOLD_TICK if self.holds.active else TICK)
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 item = ("tick", None)
             if item is None:
+                self._send_layers(*layer_batch.flush(self._layers, time.monotonic()))
                 return
             try:
                 self._handle(*item)
             except Exception as exc:  # counted in the status (failed) and logged at a bounded rate
                 self.runtime.health.fail(f"bridge worker, {item[0]}", f"bridge worker ({item[0]})", exc)
 
+    def _send_layers(self, batch: layer_batch.LayerBatch, layers: tuple[LayerEvent, ...]) -> None:
+        self._layers = batch
+        for event in layers:
+            contract.PRINTER_LAYER.publish(self.runtime, self.me, event)
+
     def _handle(self, kind: str, data: Any) -> None:
+        at = time.monotonic()
         if kind == "layer":
-            contract.PRINTER_LAYER.publish(self.runtime, self.me, data)
+            self._send_layers(*layer_batch.offer(self._layers, data, at))
             self.telemetry.layer(data, now())
-        elif kind == "fan":
+        elif kind == "tick":
+            self._send_layers(*layer_batch.due_flush(self._layers, at))
+        else:  # whatever this item sends goes after the layers that started before it
+            self._send_layers(*layer_batch.flush(self._layers, at))
+        if kind == "fan":
             self.telemetry.fan_line(*data)
         elif kind == "scan":
             self._scan(*data)
@@ -254,6 +281,7 @@ class PrinterNode:
             self._ticked = 0.0
         if now() - self._ticked >= TICK and self.snapshot is not None:
             self._ticked = now()
+            self._send_layers(*layer_batch.flush(self._layers, at))  # the telemetry's layer comes after them
             snap = self._with_firmware(self.snapshot())
             self.telemetry.tick(snap, self._ticked, on_hold=self.holds.active)
             self._sync_entities(snap, self._ticked)

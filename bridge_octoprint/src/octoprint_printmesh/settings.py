@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     # PositionUpdate answers every M114 (a hold's own); ZChange fires on every z-hop, twice per travel
     # on a z-hop profile, and printer/layer tells the layer exactly: both are noise on the event stream
     "events": {"enabled": True, "exclude": ["PositionUpdate", "ZChange"]},
-    "publish": {"temperature_threshold": 0.5, "temperature_interval": 30, "job_interval": 5},
+    "publish": {"temperature_threshold": 0.5, "temperature_interval": 30, "job_interval": 5, "layer_interval": 0.25},
     "commands": {
         "allow_hold": True,
         "allow_move": True,
@@ -78,6 +78,11 @@ class PublishConfig(Strict):
     temperature_threshold: float = Field(default=0.5, ge=0, le=50, description="°C change worth a message.")
     temperature_interval: float = Field(default=30, gt=0, le=3600, description="s: republish temperatures anyway.")
     job_interval: float = Field(default=5, gt=0, le=3600, description="s between job messages while printing.")
+    layer_interval: float = Field(
+        default=0.25, ge=0, le=5,
+        description="s: a layer starting sooner after the last printer/layer sent waits at most this long and goes "
+        "out with the others that waited (each its own message, in order); 0 sends each at once.",
+    )  # fmt: skip
 
 
 class Permissions(Strict):

@@ -19,6 +19,7 @@ $(function () {
         ["publish", "temperature_threshold"],
         ["publish", "temperature_interval"],
         ["publish", "job_interval"],
+        ["publish", "layer_interval"],
         ["safety", "margin"],
         ["safety", "max_z"],
         ["safety", "clearance"],
