@@ -12,6 +12,8 @@ arm made like tests/octoprint_harness.py's, and a real mosquitto (LocalBroker):
 * ``before``  printmesh from another source tree (``--before DIR``, e.g. a ``git archive`` of
               the base commit): its ``core/src`` and ``bridge_octoprint/src`` first on the
               server's PYTHONPATH. Before and after in the same run.
+* ``shipped`` printmesh with its own defaults: ``PositionUpdate`` (and ``ZChange``) left out of the
+              event stream, so it has no event latency, and the probe's M114s cost it nothing to send.
 * diagnostics: ``down`` (printmesh, broker down), ``nohooks`` (printmesh, its queuing hook
   taken out of the running comm), ``nozchange`` (ZChange and PositionUpdate excluded).
 
@@ -157,6 +159,7 @@ def variants(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "down": lambda: Variant("down", "printmesh, broker down", broker_up=False),
         "nohooks": lambda: Variant("nohooks", "printmesh, no queuing hook", unhook=["queuing"]),
+        "shipped": lambda: Variant("shipped", "printmesh, its defaults"),  # no PositionUpdate: no latency measured
         "nozchange": lambda: Variant(
             "nozchange", "printmesh, no ZChange events", settings={"events": {"exclude": ["PositionUpdate", "ZChange"]}}
         ),
