@@ -37,11 +37,18 @@ def settings(broker: LocalBroker, gap: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def subscribed(observer: Observer) -> None:
+    """Until the observer's subscription is live: its own message came back (printer/layer is not retained)."""
+    observer.publish("printmesh/sync/batch", b"x")
+    observer.wait_for(lambda m: m.topic == "printmesh/sync/batch", 5)
+
+
 @pytest.fixture
-def node(broker: LocalBroker) -> Iterator[PrinterNode]:
+def node(broker: LocalBroker, observer: Observer) -> Iterator[PrinterNode]:
     printer = PrinterNode(to_bridge_settings(settings(broker, GAP)), lambda message: None)
     printer.start()
     assert printer.runtime.wait_connected(5)
+    subscribed(observer)
     yield printer
     printer.stop()
 
@@ -104,6 +111,7 @@ def test_layers_waiting_when_the_plugin_stops_are_sent(broker: LocalBroker, obse
     printer = PrinterNode(to_bridge_settings(settings(broker, 5.0)), lambda message: None)
     printer.start()
     assert printer.runtime.wait_connected(5)
+    subscribed(observer)
     for n in (1, 2, 3):
         printer.record_layer(layer(n))
     wait_layers(observer, 1, 5)
