@@ -198,6 +198,7 @@ def test_the_dashboard_shows_the_whole_mesh_mid_print(mesh: Mesh, observer: Any,
         p.page.wait_for_selector("#printmesh-node-id", state="visible")
         assert p.page.input_value("#printmesh-node-id") == PRINTER
         assert p.page.input_value("#printmesh-mqtt-host") == "127.0.0.1"
+        assert p.page.input_value("#printmesh-layer-interval") == "0.25"  # publish.layer_interval's default
         p.page.evaluate("() => $('#settings_dialog').modal('hide')")
 
         p.open_tab(octoprint.url + "/")

@@ -7,6 +7,7 @@ the plugin's data folder for that version of the file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -116,3 +117,26 @@ def test_a_print_request_delivers_from_the_scanners_thread(gcode: Path, tmp_path
     finally:
         scanner.stop()
     assert got[0].outlines == expected(gcode)
+
+
+def test_a_kept_file_is_read_like_a_message_and_a_damaged_one_is_scanned_again(
+    gcode: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "outlines"
+    table = scan_file(str(gcode)).table
+    first = OutlineScanner(lambda o: None, folder).outlines("box.gcode", str(gcode), table, "marlin")
+    assert first is not None
+    (kept,) = folder.glob("*.json")
+    body = json.loads(kept.read_text())
+    body["newer_field"] = {"nested": [1, 2]}  # written by a newer plugin: ignored
+    body["outlines"][0]["newer"] = True
+    kept.write_text(json.dumps(body))
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("scanned again"))
+    again = OutlineScanner(lambda o: None, folder).outlines("box.gcode", str(gcode), table, "marlin")
+    assert again is not None and again.outlines == first.outlines
+    monkeypatch.setattr(subprocess, "Popen", real_popen)
+    kept.write_text(kept.read_text().replace('"z":', '"z":NaN,"old_z":', 1))  # a non-finite number: refused
+    rescanned = OutlineScanner(lambda o: None, folder).outlines("box.gcode", str(gcode), table, "marlin")
+    assert rescanned is not None and rescanned.outlines == first.outlines
+    assert "NaN" not in kept.read_text()

@@ -17,7 +17,22 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
+
+if TYPE_CHECKING:  # the child lowers its priority before it imports anything heavy
+    from octoprint_printmesh.gcode import Flavour
+    from printmesh_core.models.layers import LayerOutlines, LayerTable
+
+
+def outlines_of(disk_path: str, table: LayerTable, flavour: Flavour) -> LayerOutlines:
+    """The outlines of every layer of ``table``, read from the file: this process's work, or the caller's."""
+    from octoprint_printmesh.layers.outline import scan_outlines
+    from printmesh_core.models.layers import LayerOutlines
+
+    with open(disk_path, "rb") as source:
+        size = os.fstat(source.fileno()).st_size
+        layers = scan_outlines(source, table, flavour)
+    return LayerOutlines(path=table.path, file_size=size, outlines=layers)
 
 
 def main(argv: list[str]) -> int:
@@ -27,19 +42,15 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(OSError):
         os.nice(19)  # after OctoPrint's own threads, always
     from octoprint_printmesh.gcode import Flavour
-    from octoprint_printmesh.layers.outline import scan_outlines
-    from printmesh_core.models.layers import LayerOutlines, LayerTable
+    from printmesh_core import contract
 
     disk_path, flavour, out = argv
     if flavour not in get_args(Flavour):
         print(f"unknown flavour {flavour!r}: one of {', '.join(get_args(Flavour))}", file=sys.stderr)
         return 2
-    table = LayerTable.model_validate_json(sys.stdin.buffer.read())
-    with open(disk_path, "rb") as source:
-        size = os.fstat(source.fileno()).st_size
-        layers = scan_outlines(source, table, flavour)  # type: ignore[arg-type]  # checked above
+    table = contract.PRINTER_LAYERS.read(sys.stdin.buffer.read())  # screened, as any other process's message
     part = Path(out + ".part")
-    part.write_bytes(LayerOutlines(path=table.path, file_size=size, outlines=layers).to_json())
+    part.write_bytes(outlines_of(disk_path, table, flavour).to_json())  # type: ignore[arg-type]  # checked above
     os.replace(part, out)
     return 0
 

@@ -23,11 +23,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from octoprint_printmesh.gcode import Flavour
 from octoprint_printmesh.layers.cache import Stamp, stamp_of
-from octoprint_printmesh.layers.outline import scan_outlines
+from octoprint_printmesh.outline_process import outlines_of
+from printmesh_core import contract
 from printmesh_core.models.layers import LayerOutlines, LayerTable
 
 log = logging.getLogger("octoprint.plugins.printmesh.layers")
@@ -95,7 +94,8 @@ class OutlineScanner:
         if result is not None:
             self._kept.move_to_end(key)
         else:
-            result = self._read(key) or self._scan(key, table)
+            file = self._file(key)
+            result = (_read_file(file) if file is not None else None) or self._scan(disk_path, flavour, table, file)
             if result is None:
                 return None
             if stamp_of(disk_path) == stamp:  # not rewritten while it was read
@@ -110,18 +110,10 @@ class OutlineScanner:
         name = hashlib.sha1(repr((FORMAT, *key)).encode()).hexdigest()
         return self.folder / f"{name}.json"
 
-    def _read(self, key: tuple[str, Stamp, Flavour]) -> LayerOutlines | None:
-        """This version of the file's outlines from disk, if an earlier scan left them."""
-        file = self._file(key)
-        return _read_file(file) if file is not None else None
-
-    def _scan(self, key: tuple[str, Stamp, Flavour], table: LayerTable) -> LayerOutlines | None:
-        disk_path, stamp, flavour = key
-        file = self._file(key)
+    def _scan(self, disk_path: str, flavour: Flavour, table: LayerTable, file: Path | None) -> LayerOutlines | None:
+        """In a child writing ``file``; without a folder, on this thread."""
         if file is None:
-            with open(disk_path, "rb") as f:
-                layers = scan_outlines(f, table, flavour)
-            result: LayerOutlines | None = LayerOutlines(path=table.path, file_size=stamp.size, outlines=layers)
+            result: LayerOutlines | None = outlines_of(disk_path, table, flavour)
         else:
             result = self._scan_in_child(disk_path, flavour, table, file)
         if result is not None:
@@ -166,7 +158,8 @@ class OutlineScanner:
 
 
 def _read_file(file: Path) -> LayerOutlines | None:
+    """An earlier scan's outlines, read as another process's message; none yet, or damaged: scanned again."""
     try:
-        return LayerOutlines.model_validate_json(file.read_bytes())
-    except (OSError, ValidationError):  # none yet, or damaged: scanned again
+        return contract.PRINTER_OUTLINES.read(file.read_bytes())
+    except (OSError, contract.Unreadable):
         return None
